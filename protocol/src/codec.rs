@@ -1,0 +1,149 @@
+//! Newline-delimited framing for Stratum, as a `tokio-util` codec.
+//!
+//! Every decoded item is itself a `Result`: a malformed line (too long, not UTF-8, not JSON,
+//! not a message) is reported as an `Err` item and the stream goes on, because a pool must
+//! answer garbage with an error and keep the connection's accepted work. Only I/O errors end
+//! the stream. A line longer than the limit is never buffered whole: its bytes are dropped as
+//! they arrive until the next newline.
+
+use bytes::{Buf, BufMut, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::error::FrameError;
+use crate::jsonrpc::Message;
+
+/// The default maximum line length: far above any real Stratum line, far below a memory risk.
+pub const DEFAULT_MAX_LINE: usize = 16 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct StratumCodec {
+    max_line: usize,
+    /// Bytes already scanned for a newline in the current buffer.
+    scanned: usize,
+    /// Dropping the rest of an oversize line until its newline.
+    discarding: bool,
+}
+
+impl StratumCodec {
+    pub fn new() -> Self {
+        Self::with_max_line(DEFAULT_MAX_LINE)
+    }
+
+    pub fn with_max_line(max_line: usize) -> Self {
+        StratumCodec {
+            max_line,
+            scanned: 0,
+            discarding: false,
+        }
+    }
+
+    pub fn max_line(&self) -> usize {
+        self.max_line
+    }
+
+    fn decode_line(line: &[u8]) -> Result<Message, FrameError> {
+        let text = std::str::from_utf8(line).map_err(|_| FrameError::InvalidUtf8)?;
+        Message::from_json(text)
+    }
+}
+
+impl Default for StratumCodec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Decoder for StratumCodec {
+    type Item = Result<Message, FrameError>;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        loop {
+            let newline = buf[self.scanned..].iter().position(|b| *b == b'\n');
+            if self.discarding {
+                match newline {
+                    Some(i) => {
+                        buf.advance(self.scanned + i + 1);
+                        self.scanned = 0;
+                        self.discarding = false;
+                        continue;
+                    }
+                    None => {
+                        buf.clear();
+                        self.scanned = 0;
+                        return Ok(None);
+                    }
+                }
+            }
+            match newline {
+                Some(i) => {
+                    let end = self.scanned + i;
+                    self.scanned = 0;
+                    let line = buf.split_to(end + 1);
+                    let mut body = &line[..end];
+                    if body.last() == Some(&b'\r') {
+                        body = &body[..body.len() - 1];
+                    }
+                    if body.len() > self.max_line {
+                        return Ok(Some(Err(FrameError::LineTooLong { max: self.max_line })));
+                    }
+                    if body.iter().all(u8::is_ascii_whitespace) {
+                        continue; // blank keep-alive lines are not messages
+                    }
+                    return Ok(Some(Self::decode_line(body)));
+                }
+                None if buf.len() > self.max_line + 1 => {
+                    // Over the limit with no newline in sight: drop what we hold and skip the
+                    // rest of this line as it streams in.
+                    buf.clear();
+                    self.scanned = 0;
+                    self.discarding = true;
+                    return Ok(Some(Err(FrameError::LineTooLong { max: self.max_line })));
+                }
+                None => {
+                    self.scanned = buf.len();
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        match self.decode(buf)? {
+            Some(item) => Ok(Some(item)),
+            None if self.discarding || buf.iter().all(u8::is_ascii_whitespace) => {
+                buf.clear();
+                Ok(None)
+            }
+            None => {
+                // A final line without its newline.
+                let line = buf.split_to(buf.len());
+                self.scanned = 0;
+                let mut body = &line[..];
+                if body.last() == Some(&b'\r') {
+                    body = &body[..body.len() - 1];
+                }
+                Ok(Some(Self::decode_line(body)))
+            }
+        }
+    }
+}
+
+impl Encoder<&Message> for StratumCodec {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, msg: &Message, dst: &mut BytesMut) -> Result<(), Self::Error> {
+        let mut w = dst.writer();
+        serde_json::to_writer(&mut w, &msg.to_value())?;
+        w.into_inner().put_u8(b'\n');
+        Ok(())
+    }
+}
+
+impl Encoder<Message> for StratumCodec {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, msg: Message, dst: &mut BytesMut) -> Result<(), Self::Error> {
+        Encoder::<&Message>::encode(self, &msg, dst)
+    }
+}
