@@ -180,6 +180,29 @@ impl Target {
         }
     }
 
+    /// `self * numerator / denominator`, saturating at [`Target::MAX`]: the step of a
+    /// difficulty retarget (`old * actual_timespan / target_timespan`).
+    pub fn scaled(self, numerator: u64, denominator: u64) -> Target {
+        assert!(denominator > 0, "denominator must be positive");
+        match self.0.checked_mul_u64(numerator) {
+            Some(product) => Target(
+                product
+                    .checked_div(U256::from_u64(denominator))
+                    .expect("non-zero denominator"),
+            ),
+            // Divide first when the product would not fit; loses only low bits.
+            None => match self
+                .0
+                .checked_div(U256::from_u64(denominator))
+                .expect("non-zero denominator")
+                .checked_mul_u64(numerator)
+            {
+                Some(v) => Target(v),
+                None => Target::MAX,
+            },
+        }
+    }
+
     /// The pool difficulty this target stands for (`DIFFICULTY_1 / self`).
     pub fn difficulty(self) -> Difficulty {
         Difficulty(DIFF1.to_f64() / self.0.to_f64().max(1.0))

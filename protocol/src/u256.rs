@@ -146,6 +146,18 @@ impl U256 {
         Some(quot)
     }
 
+    /// `self * m`, or `None` on overflow.
+    pub(crate) fn checked_mul_u64(self, m: u64) -> Option<U256> {
+        let mut out = [0u64; 4];
+        let mut carry: u128 = 0;
+        for (i, slot) in out.iter_mut().enumerate() {
+            let v = self.0[i] as u128 * m as u128 + carry;
+            *slot = v as u64;
+            carry = v >> 64;
+        }
+        (carry == 0).then_some(U256(out))
+    }
+
     /// Approximate value as f64 (exact to 53 significant bits).
     pub(crate) fn to_f64(self) -> f64 {
         let mut acc = 0.0f64;

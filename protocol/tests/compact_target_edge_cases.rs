@@ -153,3 +153,15 @@ fn hashrate_from_share_difficulty_sum() {
     assert_eq!(h.to_string(), "4.29 GH/s");
     assert_eq!(Hashrate::from_shares(1.0, Duration::ZERO).0, 0.0);
 }
+
+#[test]
+fn retarget_scaling_matches_core_arithmetic() {
+    // Block 32256's retarget: 0x1d00ffff (Core pow_tests get_next_work: times 1261130161..1262152739) -> 0x1d00d86a.
+    let old = CompactTarget::from_consensus(0x1d00ffff)
+        .to_target()
+        .unwrap();
+    let new = old.scaled(1_262_152_739 - 1_261_130_161, 1_209_600);
+    assert_eq!(new.to_compact().to_consensus(), 0x1d00d86a);
+    assert_eq!(Target::MAX.scaled(4, 1), Target::MAX);
+    assert_eq!(old.scaled(1, 1), old);
+}

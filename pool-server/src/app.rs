@@ -1,0 +1,295 @@
+//! Wiring: build every part from the config, start the listeners, and own the shutdown path.
+//!
+//! Shutdown order matters for "no accepted share is lost": stop accepting, tell every miner
+//! to reconnect and end the sessions, let the block path finish, then flush the store (to the
+//! database, or the spool when it is away).
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bitcoin::{Address, ScriptBuf};
+use chrono::Utc;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::chain::coinbase::CoinbaseBuilder;
+use crate::chain::embedded::{ChainParams, EmbeddedChain};
+use crate::chain::retarget::RetargetParams;
+use crate::chain::TemplateSource;
+use crate::config::Config;
+use crate::http::{self, ApiState};
+use crate::jobs::{JobBuilder, JobFeed};
+use crate::metrics::Metrics;
+use crate::stats::Stats;
+use crate::store::{Backend, BlockRecord, Store, StoreEvent, StoreOptions};
+use crate::stratum::account::AccountPolicy;
+use crate::stratum::bans::BanList;
+use crate::stratum::extranonce::ExtranonceAllocator;
+use crate::stratum::server::{self, ConnectionLimits};
+use crate::stratum::session::SessionContext;
+use crate::stratum::vardiff::VardiffConfig;
+
+/// How long sessions get to say goodbye on shutdown.
+const SESSION_DRAIN: Duration = Duration::from_secs(10);
+
+/// A started pool.
+pub struct Running {
+    /// Bound Stratum addresses, in `--stratum` order (useful with port 0).
+    pub stratum: Vec<SocketAddr>,
+    pub http: SocketAddr,
+    pub store: Backend,
+    pub chain: Option<Arc<EmbeddedChain>>,
+    pub jobs: JobFeed,
+    pub metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    done: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Begin a graceful shutdown.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Wait until the pool has stopped (after [`Running::shutdown`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.done.await.context("pool task panicked")?
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown();
+        self.wait().await
+    }
+}
+
+pub fn payout_script(cfg: &Config) -> anyhow::Result<ScriptBuf> {
+    if let Some(addr) = &cfg.payout_address {
+        let a = Address::from_str(addr)
+            .with_context(|| format!("--payout-address {addr:?} is not an address"))?
+            .require_network(cfg.network)
+            .with_context(|| format!("--payout-address is not a {} address", cfg.network))?;
+        return Ok(a.script_pubkey());
+    }
+    if let Some(script) = &cfg.payout_script {
+        let bytes = hex::decode(script).context("--payout-script must be hex")?;
+        return Ok(ScriptBuf::from_bytes(bytes));
+    }
+    tracing::warn!(
+        "no --payout-address or --payout-script: the coinbase pays OP_TRUE (anyone can spend)"
+    );
+    Ok(ScriptBuf::from_bytes(vec![0x51]))
+}
+
+pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    let started = Instant::now();
+    let metrics = Arc::new(Metrics::new());
+    let store = Store::open(
+        StoreOptions {
+            url: &cfg.database_url,
+            spool_dir: &cfg.spool_dir,
+            batch: cfg.store_batch,
+            flush: cfg.store_flush,
+            queue: cfg.store_queue,
+            connect_patience: Duration::from_secs(30),
+        },
+        metrics.clone(),
+    )
+    .await?;
+    tracing::info!(backend = store.backend.kind(), "share store ready");
+
+    let payout = payout_script(&cfg)?;
+    let genesis_target = cfg.genesis_bits.to_target().expect("checked by the parser");
+    let regtest_limit = protocol::CompactTarget::from_consensus(0x207fffff)
+        .to_target()
+        .expect("valid");
+    let params = ChainParams {
+        genesis_bits: cfg.genesis_bits,
+        retarget: RetargetParams {
+            interval: cfg.retarget_interval,
+            block_time_secs: cfg.block_time.as_secs().max(1),
+            pow_limit: genesis_target.max(regtest_limit),
+        },
+        payout: payout.clone(),
+    };
+    let keep = (cfg.retarget_interval as i64 + 1).max(11) + 1;
+    let stored = store
+        .backend
+        .load_chain("embedded", keep)
+        .await?
+        .into_iter()
+        .map(|(h, raw)| {
+            bitcoin::consensus::deserialize(&raw)
+                .map(|b| (h, b))
+                .with_context(|| format!("stored block at height {h} does not decode"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (chain, genesis) = EmbeddedChain::open(params, stored)?;
+    if let Some(g) = genesis {
+        tracing::info!(hash = %g.block_hash(), bits = %cfg.genesis_bits, "new embedded chain");
+        store
+            .handle()
+            .record(StoreEvent::Block(BlockRecord {
+                hash: g.block_hash().to_string(),
+                height: 0,
+                prev_hash: g.header.prev_blockhash.to_string(),
+                chain: "embedded".into(),
+                worker: None,
+                network_difficulty: genesis_target.difficulty().as_f64(),
+                status: "accepted".into(),
+                detail: Some("genesis".into()),
+                raw: bitcoin::consensus::serialize(&g),
+                found_at: Utc::now(),
+            }))
+            .await;
+    } else {
+        let (h, hash) = chain.tip();
+        tracing::info!(height = h, tip = %hash, "embedded chain resumed");
+    }
+    let source: Arc<dyn TemplateSource> = chain.clone();
+
+    let shutdown = CancellationToken::new();
+    let coinbase = CoinbaseBuilder::new(
+        payout,
+        &cfg.pool_tag,
+        cfg.extranonce1_size as usize + cfg.extranonce2_size as usize,
+    );
+    let jobs =
+        JobBuilder::new(coinbase).spawn(source.templates(), cfg.job_refresh, shutdown.clone());
+    let (block_tx, block_rx) = mpsc::channel(64);
+    let block_path =
+        crate::blocks::spawn(source.clone(), store.handle(), metrics.clone(), block_rx);
+
+    let stats = Arc::new(Stats::new());
+    let bans = Arc::new(BanList::new(cfg.ban_duration));
+    let ctx = Arc::new(SessionContext {
+        extranonce2_size: cfg.extranonce2_size as usize,
+        version_mask: cfg.version_mask,
+        vardiff: VardiffConfig {
+            target_interval: cfg.vardiff_target,
+            retarget_window: cfg.vardiff_retarget,
+            variance: cfg.vardiff_variance,
+            min: cfg.vardiff_min,
+            max: cfg.vardiff_max,
+        },
+        idle_timeout: cfg.idle_timeout,
+        auth_timeout: cfg.auth_timeout,
+        ban_threshold: cfg.ban_threshold,
+        max_line: cfg.max_line,
+        accounts: AccountPolicy::new(cfg.network, &cfg.account_pattern)?,
+        jobs: jobs.clone(),
+        store: store.handle(),
+        stats: stats.clone(),
+        metrics: metrics.clone(),
+        bans: bans.clone(),
+        extranonces: ExtranonceAllocator::new(cfg.extranonce1_size as usize),
+        blocks: block_tx,
+        session_ids: AtomicU64::new(rand::random::<u32>() as u64),
+    });
+
+    let limits = ConnectionLimits::new(cfg.max_connections, cfg.max_connections_per_ip);
+    let tracker = TaskTracker::new();
+    let mut stratum_addrs = Vec::new();
+    for l in &cfg.stratum {
+        let listener = TcpListener::bind(l.addr)
+            .await
+            .with_context(|| format!("binding Stratum listener {}", l.addr))?;
+        let addr = listener.local_addr()?;
+        let diff = l.start_difficulty.unwrap_or(cfg.start_difficulty);
+        tracing::info!(addr = %addr, start_difficulty = %diff, "Stratum listening");
+        stratum_addrs.push(addr);
+        tokio::spawn(server::serve(
+            listener,
+            diff,
+            ctx.clone(),
+            limits.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+    }
+
+    let api = Arc::new(ApiState {
+        stats: stats.clone(),
+        store: store.backend.clone(),
+        metrics: metrics.clone(),
+        bans: bans.clone(),
+        jobs: jobs.clone(),
+        chain: Some(chain.clone()),
+        source: source.kind(),
+        api_token: cfg.api_token.clone(),
+        started,
+    });
+    let http_listener = TcpListener::bind(cfg.http)
+        .await
+        .with_context(|| format!("binding HTTP {}", cfg.http))?;
+    let http_addr = http_listener.local_addr()?;
+    tracing::info!(addr = %http_addr, "HTTP listening (API, dashboard, /metrics)");
+    let http_shutdown = shutdown.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(http_listener, http::router(api))
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+            .await
+    });
+
+    // Keep the derived gauges fresh between scrapes.
+    {
+        let (metrics, stats, jobs, bans, shutdown) = (
+            metrics.clone(),
+            stats.clone(),
+            jobs.clone(),
+            bans.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = t.tick() => metrics.refresh(&stats, &jobs, bans.len()),
+                }
+            }
+        });
+    }
+
+    let backend = store.backend.clone();
+    let done_shutdown = shutdown.clone();
+    let done = tokio::spawn(async move {
+        done_shutdown.cancelled().await;
+        tracing::info!("shutting down: telling miners to reconnect");
+        tracker.close();
+        if tokio::time::timeout(SESSION_DRAIN, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some sessions did not end in time");
+        }
+        drop(ctx);
+        if tokio::time::timeout(Duration::from_secs(10), block_path)
+            .await
+            .is_err()
+        {
+            tracing::warn!("block path did not finish in time");
+        }
+        store.close().await;
+        let _ = http_task.await;
+        tracing::info!("stopped");
+        Ok(())
+    });
+
+    Ok(Running {
+        stratum: stratum_addrs,
+        http: http_addr,
+        store: backend,
+        chain: Some(chain),
+        jobs,
+        metrics,
+        shutdown,
+        done,
+    })
+}

@@ -1,0 +1,381 @@
+//! Everything an operator can set: one clap flag each, each with an environment variable, and
+//! an optional TOML config file whose keys are the long flag names.
+//!
+//! Precedence is command line, then environment, then config file, then the default. The file
+//! is applied by exporting each of its keys as the flag's environment variable when that
+//! variable is unset, so the three sources cannot drift apart.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{CommandFactory, Parser};
+use protocol::{CompactTarget, Difficulty, VersionMask};
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "pool-server", version, about = "Stratum V1 mining pool")]
+pub struct Config {
+    /// TOML file whose keys are long flag names (`http = "0.0.0.0:8080"`); flags and
+    /// environment variables override it.
+    #[arg(long, env = "POOL_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Stratum listener, `ADDR` or `ADDR=START_DIFFICULTY`; repeat (or comma-separate) for
+    /// several ports with their own start difficulty.
+    #[arg(
+        long = "stratum",
+        env = "POOL_STRATUM",
+        value_delimiter = ',',
+        default_value = "0.0.0.0:3333"
+    )]
+    pub stratum: Vec<Listener>,
+
+    /// Start difficulty for listeners that do not name one.
+    #[arg(long, env = "POOL_START_DIFFICULTY", default_value = "0.01")]
+    pub start_difficulty: Difficulty,
+
+    /// HTTP address for the API, the dashboard and /metrics.
+    #[arg(long, env = "POOL_HTTP", default_value = "0.0.0.0:8080")]
+    pub http: SocketAddr,
+
+    /// Share store: `sqlite://FILE` (embedded default) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://pool.sqlite")]
+    pub database_url: String,
+
+    /// Directory of the append-only spool that holds shares while the database is away.
+    #[arg(long, env = "POOL_SPOOL_DIR", default_value = "spool")]
+    pub spool_dir: PathBuf,
+
+    /// Bitcoin network for payout and account address checks.
+    #[arg(long, env = "POOL_NETWORK", default_value = "regtest")]
+    pub network: bitcoin::Network,
+
+    /// Address the coinbase pays.
+    #[arg(long, env = "POOL_PAYOUT_ADDRESS")]
+    pub payout_address: Option<String>,
+
+    /// Raw output script (hex) the coinbase pays, instead of an address.
+    #[arg(long, env = "POOL_PAYOUT_SCRIPT", conflicts_with = "payout_address")]
+    pub payout_script: Option<String>,
+
+    /// Tag written into every coinbase scriptSig.
+    #[arg(long, env = "POOL_TAG", default_value = "/rust-pool/")]
+    pub pool_tag: String,
+
+    /// Accounts (the part of `account.rig` before the dot) that are not addresses of the network
+    /// must match this regular expression; empty means addresses only.
+    #[arg(
+        long,
+        env = "POOL_ACCOUNT_PATTERN",
+        default_value = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+    )]
+    pub account_pattern: String,
+
+    /// Embedded chain: nBits of the genesis block (hex); the default suits one laptop worker
+    /// finding a block about every 30 s.
+    #[arg(long, env = "POOL_GENESIS_BITS", default_value = "1d01fffe", value_parser = parse_compact)]
+    pub genesis_bits: CompactTarget,
+
+    /// Embedded chain: the block time difficulty retargeting aims at.
+    #[arg(long, env = "POOL_BLOCK_TIME", default_value = "30s", value_parser = parse_duration)]
+    pub block_time: Duration,
+
+    /// Embedded chain: retarget every N blocks (Bitcoin: 2016), clamped to x4 either way.
+    #[arg(long, env = "POOL_RETARGET_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub retarget_interval: u32,
+
+    /// Bytes of extranonce1 the pool assigns per connection.
+    #[arg(long, env = "POOL_EXTRANONCE1_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub extranonce1_size: u8,
+
+    /// Bytes of extranonce2 each miner rolls.
+    #[arg(long, env = "POOL_EXTRANONCE2_SIZE", default_value_t = 8, value_parser = clap::value_parser!(u8).range(2..=16))]
+    pub extranonce2_size: u8,
+
+    /// BIP 310 version-rolling mask the pool grants (hex).
+    #[arg(long, env = "POOL_VERSION_MASK", default_value = "1fffe000", value_parser = parse_mask)]
+    pub version_mask: VersionMask,
+
+    /// A fresh job (new ntime, same tip) every this often.
+    #[arg(long, env = "POOL_JOB_REFRESH", default_value = "30s", value_parser = parse_duration)]
+    pub job_refresh: Duration,
+
+    /// Vardiff: share interval each session is steered toward.
+    #[arg(long, env = "POOL_VARDIFF_TARGET", default_value = "10s", value_parser = parse_duration)]
+    pub vardiff_target: Duration,
+
+    /// Vardiff: how often a session's difficulty is reconsidered.
+    #[arg(long, env = "POOL_VARDIFF_RETARGET", default_value = "30s", value_parser = parse_duration)]
+    pub vardiff_retarget: Duration,
+
+    /// Vardiff: relative deviation from the target interval tolerated without a change.
+    #[arg(long, env = "POOL_VARDIFF_VARIANCE", default_value_t = 0.3)]
+    pub vardiff_variance: f64,
+
+    /// Vardiff: lowest difficulty.
+    #[arg(long, env = "POOL_VARDIFF_MIN", default_value = "0.001")]
+    pub vardiff_min: Difficulty,
+
+    /// Vardiff: highest difficulty.
+    #[arg(long, env = "POOL_VARDIFF_MAX", default_value = "1e15")]
+    pub vardiff_max: Difficulty,
+
+    /// Most concurrent Stratum connections.
+    #[arg(long, env = "POOL_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+
+    /// Most concurrent Stratum connections from one IP address.
+    #[arg(long, env = "POOL_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// Close a connection that sends nothing for this long.
+    #[arg(long, env = "POOL_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Close a connection that has not subscribed and authorized within this long.
+    #[arg(long, env = "POOL_AUTH_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub auth_timeout: Duration,
+
+    /// Longest Stratum line accepted, in bytes.
+    #[arg(long, env = "POOL_MAX_LINE", default_value_t = protocol::codec::DEFAULT_MAX_LINE)]
+    pub max_line: usize,
+
+    /// Malformed lines or invalid shares a session may send before it is dropped and its IP
+    /// banned. Counts decay: each accepted share forgives one.
+    #[arg(long, env = "POOL_BAN_THRESHOLD", default_value_t = 50)]
+    pub ban_threshold: u32,
+
+    /// How long a ban lasts.
+    #[arg(long, env = "POOL_BAN_DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub ban_duration: Duration,
+
+    /// Store: shares per database write.
+    #[arg(long, env = "POOL_STORE_BATCH", default_value_t = 2000)]
+    pub store_batch: usize,
+
+    /// Store: longest a share waits before its batch is written.
+    #[arg(long, env = "POOL_STORE_FLUSH", default_value = "250ms", value_parser = parse_duration)]
+    pub store_flush: Duration,
+
+    /// Store: shares queued between sessions and the writer (bounded memory).
+    #[arg(long, env = "POOL_STORE_QUEUE", default_value_t = 200_000)]
+    pub store_queue: usize,
+
+    /// Token required by endpoints that change state (mempool feed, bans). Those endpoints
+    /// are off when unset. Never logged.
+    #[arg(long, env = "POOL_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+
+    /// Log as JSON lines (for ELK or Loki) instead of human-readable text.
+    #[arg(long, env = "POOL_LOG_JSON")]
+    pub log_json: bool,
+
+    /// Log filter, e.g. `info` or `pool_server=debug`.
+    #[arg(long, env = "POOL_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// One Stratum listening address with its start difficulty.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Listener {
+    pub addr: SocketAddr,
+    pub start_difficulty: Option<Difficulty>,
+}
+
+impl FromStr for Listener {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, diff) = match s.split_once('=') {
+            Some((a, d)) => (a, Some(d.parse::<Difficulty>()?)),
+            None => (s, None),
+        };
+        let addr = addr
+            .trim()
+            .parse()
+            .map_err(|e| format!("listener {addr:?}: {e} (expected IP:PORT)"))?;
+        Ok(Listener {
+            addr,
+            start_difficulty: diff,
+        })
+    }
+}
+
+/// `500ms`, `30s`, `10m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((s, ""), |i| (&s[..i], &s[i..]));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (like 500ms, 30s, 10m, 1h)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "" | "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_u32_hex(s: &str) -> Result<u32, String> {
+    let t = s.trim().trim_start_matches("0x");
+    if t.is_empty() || t.len() > 8 {
+        return Err(format!("{s:?} is not a 32-bit hex value"));
+    }
+    u32::from_str_radix(t, 16).map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn parse_compact(s: &str) -> Result<CompactTarget, String> {
+    let c = CompactTarget::from_consensus(parse_u32_hex(s)?);
+    c.to_target().map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+fn parse_mask(s: &str) -> Result<VersionMask, String> {
+    parse_u32_hex(s).map(VersionMask)
+}
+
+impl Config {
+    /// Parse the command line, environment and (when named) the config file.
+    pub fn load() -> anyhow::Result<Config> {
+        let args: Vec<String> = std::env::args().collect();
+        Self::load_from(args)
+    }
+
+    pub fn load_from<I, T>(args: I) -> anyhow::Result<Config>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let first = Config::try_parse_from(&args)?;
+        if let Some(path) = &first.config {
+            apply_config_file(path)?;
+            let cfg = Config::try_parse_from(&args)?;
+            cfg.check()?;
+            return Ok(cfg);
+        }
+        first.check()?;
+        Ok(first)
+    }
+
+    /// Cross-field checks clap cannot express.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.vardiff_min > self.vardiff_max {
+            bail!("--vardiff-min must not exceed --vardiff-max");
+        }
+        if !(0.0..1.0).contains(&self.vardiff_variance) {
+            bail!("--vardiff-variance must be in [0, 1)");
+        }
+        if self.vardiff_target.is_zero() || self.block_time.is_zero() {
+            bail!("--vardiff-target and --block-time must be positive");
+        }
+        if self.store_batch == 0 || self.store_queue == 0 {
+            bail!("--store-batch and --store-queue must be positive");
+        }
+        if !self.account_pattern.is_empty() {
+            regex::Regex::new(&self.account_pattern).context("--account-pattern")?;
+        }
+        if self.pool_tag.len() > 40 {
+            bail!("--pool-tag must be at most 40 bytes (the coinbase scriptSig holds 100)");
+        }
+        if self.stratum.is_empty() {
+            bail!("at least one --stratum listener is required");
+        }
+        Ok(())
+    }
+}
+
+/// Export each key of the TOML file as its flag's environment variable, unless already set.
+fn apply_config_file(path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
+    let cmd = Config::command();
+    for (key, value) in table {
+        let long = key.replace('_', "-");
+        let Some(arg) = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long.as_str()))
+        else {
+            bail!("config file {}: unknown key {key:?}", path.display());
+        };
+        let env = arg
+            .get_env()
+            .and_then(|e| e.to_str())
+            .expect("every flag has an env var");
+        if std::env::var_os(env).is_some() {
+            continue;
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        // SAFETY: called once at start-up, before any other thread exists.
+        unsafe { std::env::set_var(env, text) };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_has_an_env_var() {
+        for arg in Config::command().get_arguments() {
+            if arg.get_id() == "help" || arg.get_id() == "version" {
+                continue;
+            }
+            assert!(arg.get_env().is_some(), "--{} has no env var", arg.get_id());
+        }
+    }
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("-3s").is_err());
+    }
+
+    #[test]
+    fn listeners_carry_their_own_start_difficulty() {
+        let l: Listener = "127.0.0.1:3334=512".parse().unwrap();
+        assert_eq!(l.start_difficulty.unwrap().as_f64(), 512.0);
+        assert!("nonsense".parse::<Listener>().is_err());
+        assert!("127.0.0.1:1=0".parse::<Listener>().is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flag_named() {
+        let err = Config::try_parse_from(["pool-server", "--genesis-bits", "04923456"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("genesis-bits") && err.contains("negative"),
+            "{err}"
+        );
+        let err = Config::try_parse_from(["pool-server", "--extranonce2-size", "1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("extranonce2-size"), "{err}");
+    }
+}

@@ -1,0 +1,152 @@
+//! Public read endpoints: pool, workers (with history), blocks, shares. JSON only.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::ApiState;
+use crate::stats::{HistoryPoint, WorkerSnapshot};
+use crate::store::WorkerRow;
+
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn db_error(e: anyhow::Error) -> Response {
+    tracing::warn!(error = %e, "API read failed");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the share database is unavailable",
+    )
+}
+
+pub async fn pool(State(s): State<Arc<ApiState>>) -> Response {
+    let (snap, history) = s.stats.pool(Utc::now());
+    let job = s.jobs.current();
+    let t = &job.template;
+    Json(json!({
+        "source": s.source,
+        "hashrate": snap.hashrate,
+        "accepted": snap.accepted,
+        "rejected": snap.rejected,
+        "workers": snap.workers,
+        "sessions": s.metrics.sessions.get(),
+        "height": t.height,
+        "prev_hash": t.prev_hash.to_string(),
+        "bits": t.bits.to_string(),
+        "network_difficulty": t.target.difficulty().as_f64(),
+        "template_age_secs": t.created.elapsed().as_secs_f64(),
+        "template_stale": s.metrics.template_stale.get() == 1,
+        "transactions": t.transactions.len(),
+        "blocks_found": s.metrics.blocks.with_label_values(&["accepted"]).get(),
+        "last_block_time": s.metrics.last_block_time.get(),
+        "uptime_secs": s.started.elapsed().as_secs(),
+        "store": {
+            "backend": s.store.kind(),
+            "up": s.metrics.store_up.get() == 1,
+            "spool_depth": s.metrics.spool_depth.get(),
+        },
+        "history": history,
+    }))
+    .into_response()
+}
+
+/// A worker as listed: live numbers from memory, all-time totals from the database.
+#[derive(Serialize)]
+pub struct WorkerView {
+    #[serde(flatten)]
+    pub live: WorkerSnapshot,
+    pub total: Option<WorkerRow>,
+}
+
+pub async fn workers(State(s): State<Arc<ApiState>>) -> Response {
+    let live = s.stats.workers(Utc::now());
+    let totals = match s.store.workers().await {
+        Ok(t) => t,
+        Err(e) => return db_error(e),
+    };
+    let mut by_name: BTreeMap<String, WorkerRow> =
+        totals.into_iter().map(|w| (w.name.clone(), w)).collect();
+    let mut out: Vec<WorkerView> = live
+        .into_iter()
+        .map(|l| {
+            let total = by_name.remove(&l.name);
+            WorkerView { live: l, total }
+        })
+        .collect();
+    // Workers known only from the database (not seen since start).
+    out.extend(by_name.into_values().map(|t| {
+        WorkerView {
+            live: WorkerSnapshot {
+                name: t.name.clone(),
+                hashrate: crate::stats::WINDOWS
+                    .iter()
+                    .map(|(n, _)| (*n, 0.0))
+                    .collect(),
+                accepted: 0,
+                rejected: 0,
+                rejected_by_reason: Default::default(),
+                difficulty: 0.0,
+                sessions: 0,
+                last_share: None,
+            },
+            total: Some(t),
+        }
+    }));
+    Json(out).into_response()
+}
+
+#[derive(Serialize)]
+struct WorkerDetail {
+    #[serde(flatten)]
+    live: WorkerSnapshot,
+    history: Vec<HistoryPoint>,
+}
+
+pub async fn worker(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
+    match s.stats.worker(&name, Utc::now()) {
+        Some((live, history)) => Json(WorkerDetail { live, history }).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no worker named {name:?}")),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    pub limit: Option<i64>,
+    pub worker: Option<String>,
+}
+
+fn limit(q: &ListQuery) -> Option<i64> {
+    Some(q.limit.unwrap_or(100)).filter(|l| (1..=1000).contains(l))
+}
+
+fn bad_limit() -> Response {
+    error(StatusCode::BAD_REQUEST, "limit must be between 1 and 1000")
+}
+
+pub async fn blocks(State(s): State<Arc<ApiState>>, Query(q): Query<ListQuery>) -> Response {
+    let Some(limit) = limit(&q) else {
+        return bad_limit();
+    };
+    match s.store.blocks(limit).await {
+        Ok(b) => Json(b).into_response(),
+        Err(e) => db_error(e),
+    }
+}
+
+pub async fn shares(State(s): State<Arc<ApiState>>, Query(q): Query<ListQuery>) -> Response {
+    let Some(limit) = limit(&q) else {
+        return bad_limit();
+    };
+    match s.store.shares(q.worker.as_deref(), limit).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => db_error(e),
+    }
+}

@@ -1,0 +1,236 @@
+//! Templates become jobs: one `Arc<Job>` per template or ntime refresh, published on a watch
+//! channel that every session follows.
+//!
+//! A job is the same for every session (extranonce1 is not in `mining.notify`), so its notify
+//! line is serialized once here and written as bytes to each connection. A job's
+//! `generation` counts chain tips: a share for a job of an older generation is stale.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bitcoin::{Block, BlockHash, Transaction, Witness};
+use bytes::Bytes;
+use protocol::{
+    assemble_coinbase, merkle_branch_for_coinbase, Extranonce1, Extranonce2, HexBytes, JobId,
+    Message, Notify, Ntime, PrevHash, ServerNotification,
+};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::coinbase::CoinbaseBuilder;
+use crate::chain::Template;
+
+#[derive(Debug)]
+pub struct Job {
+    pub id: JobId,
+    /// Chain tips seen so far when this job was made.
+    pub generation: u64,
+    pub template: Arc<Template>,
+    /// The notify parameters; `clean_jobs` is true for the first job of a new tip.
+    pub notify: Notify,
+    line_clean: Bytes,
+    line_update: Bytes,
+    pub created: Instant,
+}
+
+fn notify_line(notify: &Notify) -> Bytes {
+    let mut s = Message::Call(ServerNotification::Notify(notify.clone()).to_call()).to_json();
+    s.push('\n');
+    Bytes::from(s)
+}
+
+impl Job {
+    pub fn new(id: JobId, generation: u64, template: Arc<Template>, notify: Notify) -> Job {
+        let mut n = notify.clone();
+        n.clean_jobs = true;
+        let line_clean = notify_line(&n);
+        n.clean_jobs = false;
+        let line_update = notify_line(&n);
+        Job {
+            id,
+            generation,
+            template,
+            notify,
+            line_clean,
+            line_update,
+            created: Instant::now(),
+        }
+    }
+
+    /// The `mining.notify` line (with its newline), telling miners whether to drop old work.
+    pub fn notify_line(&self, clean: bool) -> Bytes {
+        if clean {
+            self.line_clean.clone()
+        } else {
+            self.line_update.clone()
+        }
+    }
+
+    /// The notify line for this job under another id (a session re-issuing it after a
+    /// difficulty change, so the new difficulty has a job of its own).
+    pub fn notify_line_as(&self, id: &JobId) -> Bytes {
+        let mut n = self.notify.clone();
+        n.job_id = id.clone();
+        n.clean_jobs = false;
+        notify_line(&n)
+    }
+
+    pub fn prev_hash(&self) -> BlockHash {
+        self.template.prev_hash
+    }
+
+    /// The full block for a share that met the network target.
+    pub fn assemble_block(
+        &self,
+        extranonce1: &Extranonce1,
+        extranonce2: &Extranonce2,
+        header: bitcoin::block::Header,
+    ) -> Block {
+        let raw = assemble_coinbase(
+            self.notify.coinb1.as_bytes(),
+            extranonce1,
+            extranonce2,
+            self.notify.coinb2.as_bytes(),
+        );
+        let mut coinbase: Transaction =
+            bitcoin::consensus::deserialize(&raw).expect("coinbase halves come from a valid tx");
+        if self.template.witness_commitment.is_some() {
+            coinbase.input[0].witness = Witness::from_slice(&[[0u8; 32]]);
+        }
+        let mut txdata = Vec::with_capacity(1 + self.template.transactions.len());
+        txdata.push(coinbase);
+        txdata.extend(self.template.transactions.iter().cloned());
+        Block { header, txdata }
+    }
+}
+
+/// What sessions hold to follow jobs.
+#[derive(Clone)]
+pub struct JobFeed {
+    rx: watch::Receiver<Arc<Job>>,
+    generation: Arc<AtomicU64>,
+}
+
+impl JobFeed {
+    pub fn current(&self) -> Arc<Job> {
+        self.rx.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Job>> {
+        self.rx.clone()
+    }
+
+    /// The generation of the current tip; older jobs are stale.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+/// Turns templates into jobs.
+pub struct JobBuilder {
+    coinbase: CoinbaseBuilder,
+    next_id: u64,
+    generation: Arc<AtomicU64>,
+    last_prev: Option<BlockHash>,
+    /// Merkle branch cached per template (templates are shared `Arc`s).
+    branch_for: Option<(usize, Arc<Vec<bitcoin::TxMerkleNode>>)>,
+}
+
+impl JobBuilder {
+    pub fn new(coinbase: CoinbaseBuilder) -> Self {
+        JobBuilder {
+            coinbase,
+            next_id: rand::random::<u16>() as u64,
+            generation: Arc::new(AtomicU64::new(0)),
+            last_prev: None,
+            branch_for: None,
+        }
+    }
+
+    pub fn build(&mut self, template: &Arc<Template>) -> Job {
+        let clean = self.last_prev != Some(template.prev_hash);
+        if clean {
+            self.last_prev = Some(template.prev_hash);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        let key = Arc::as_ptr(template) as usize;
+        let branch = match &self.branch_for {
+            Some((k, b)) if *k == key => b.clone(),
+            _ => {
+                let b = Arc::new(merkle_branch_for_coinbase(&template.txids));
+                self.branch_for = Some((key, b.clone()));
+                b
+            }
+        };
+        let parts = self.coinbase.build(
+            template.height,
+            template.coinbase_value,
+            template.witness_commitment.as_ref(),
+        );
+        self.next_id += 1;
+        let id = JobId::new(format!("{:x}", self.next_id));
+        let ntime = unix_now().max(template.cur_time).max(template.min_time);
+        let notify = Notify {
+            job_id: id.clone(),
+            prevhash: PrevHash::from_block_hash(template.prev_hash),
+            coinb1: HexBytes(parts.coinb1),
+            coinb2: HexBytes(parts.coinb2),
+            merkle_branch: branch.as_ref().clone(),
+            version: template.version,
+            nbits: template.bits,
+            ntime: Ntime(ntime),
+            clean_jobs: clean,
+        };
+        Job::new(
+            id,
+            self.generation.load(Ordering::Acquire),
+            template.clone(),
+            notify,
+        )
+    }
+
+    /// Build the first job and start following `templates`, refreshing ntime every `refresh`.
+    pub fn spawn(
+        mut self,
+        mut templates: watch::Receiver<Arc<Template>>,
+        refresh: Duration,
+        shutdown: CancellationToken,
+    ) -> JobFeed {
+        let first = Arc::new(self.build(&templates.borrow_and_update().clone()));
+        let (tx, rx) = watch::channel(first);
+        let feed = JobFeed {
+            rx,
+            generation: self.generation.clone(),
+        };
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    changed = templates.changed() => {
+                        if changed.is_err() { break; }
+                        let t = templates.borrow_and_update().clone();
+                        let job = self.build(&t);
+                        tracing::debug!(job = %job.id, height = t.height, clean = job.notify.clean_jobs, "new job");
+                        tx.send_replace(Arc::new(job));
+                        tick.reset();
+                    }
+                    _ = tick.tick() => {
+                        let t = templates.borrow().clone();
+                        tx.send_replace(Arc::new(self.build(&t)));
+                    }
+                }
+            }
+        });
+        feed
+    }
+}

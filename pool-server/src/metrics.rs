@@ -1,0 +1,305 @@
+//! Every Prometheus series the pool exports, registered in one place.
+//!
+//! Names are the contract with `monitoring/` (alert rules and dashboards are tested against a
+//! live `/metrics`), so they live together here rather than scattered through the code.
+
+use crate::jobs::JobFeed;
+use crate::stats::{Stats, WINDOWS};
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub shares: IntCounterVec,
+    pub worker_shares: IntCounterVec,
+    pub worker_hashrate: GaugeVec,
+    pub worker_difficulty: GaugeVec,
+    pub worker_last_share: GaugeVec,
+    pub worker_sessions: IntGaugeVec,
+    pub pool_hashrate: GaugeVec,
+    pub sessions: IntGauge,
+    pub connections: IntCounter,
+    pub disconnects: IntCounterVec,
+    pub blocks: IntCounterVec,
+    pub last_block_time: Gauge,
+    pub height: IntGauge,
+    pub network_difficulty: Gauge,
+    pub template_age: Gauge,
+    pub template_stale: IntGauge,
+    pub store_batch_seconds: Histogram,
+    pub store_written: IntCounter,
+    pub store_errors: IntCounter,
+    pub store_queue: IntGauge,
+    pub store_up: IntGauge,
+    pub spool_depth: IntGauge,
+    pub bans: IntCounter,
+    pub banned_ips: IntGauge,
+}
+
+macro_rules! register {
+    ($reg:expr, $m:expr) => {{
+        let m = $m;
+        $reg.register(Box::new(m.clone()))
+            .expect("metric names are unique");
+        m
+    }};
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let m = Metrics {
+            shares: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new("pool_shares_total", "Shares by result and reject reason"),
+                    &["result", "reason"]
+                )
+                .unwrap()
+            ),
+            worker_shares: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "pool_worker_shares_total",
+                        "Shares per worker by result and reason"
+                    ),
+                    &["worker", "result", "reason"]
+                )
+                .unwrap()
+            ),
+            worker_hashrate: register!(
+                r,
+                GaugeVec::new(
+                    Opts::new(
+                        "pool_worker_hashrate_hps",
+                        "Worker hashrate from accepted shares (H/s)"
+                    ),
+                    &["worker", "window"]
+                )
+                .unwrap()
+            ),
+            worker_difficulty: register!(
+                r,
+                GaugeVec::new(
+                    Opts::new(
+                        "pool_worker_difficulty",
+                        "Current share difficulty of the worker's latest session"
+                    ),
+                    &["worker"]
+                )
+                .unwrap()
+            ),
+            worker_last_share: register!(
+                r,
+                GaugeVec::new(
+                    Opts::new(
+                        "pool_worker_last_share_timestamp_seconds",
+                        "Unix time of the worker's last accepted share"
+                    ),
+                    &["worker"]
+                )
+                .unwrap()
+            ),
+            worker_sessions: register!(
+                r,
+                IntGaugeVec::new(
+                    Opts::new("pool_worker_sessions", "Connected sessions per worker"),
+                    &["worker"]
+                )
+                .unwrap()
+            ),
+            pool_hashrate: register!(
+                r,
+                GaugeVec::new(
+                    Opts::new(
+                        "pool_hashrate_hps",
+                        "Pool hashrate from accepted shares (H/s)"
+                    ),
+                    &["window"]
+                )
+                .unwrap()
+            ),
+            sessions: register!(
+                r,
+                IntGauge::new("pool_sessions", "Connected Stratum sessions").unwrap()
+            ),
+            connections: register!(
+                r,
+                IntCounter::new("pool_connections_total", "Stratum connections accepted").unwrap()
+            ),
+            disconnects: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "pool_disconnects_total",
+                        "Stratum connections closed, by cause"
+                    ),
+                    &["cause"]
+                )
+                .unwrap()
+            ),
+            blocks: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "pool_blocks_total",
+                        "Blocks found by shares, by what the chain said"
+                    ),
+                    &["status"]
+                )
+                .unwrap()
+            ),
+            last_block_time: register!(
+                r,
+                Gauge::new(
+                    "pool_last_block_timestamp_seconds",
+                    "Unix time of the last accepted block (pool start if none)"
+                )
+                .unwrap()
+            ),
+            height: register!(
+                r,
+                IntGauge::new("pool_chain_height", "Height of the block being mined").unwrap()
+            ),
+            network_difficulty: register!(
+                r,
+                Gauge::new(
+                    "pool_network_difficulty",
+                    "Difficulty of the block being mined"
+                )
+                .unwrap()
+            ),
+            template_age: register!(
+                r,
+                Gauge::new(
+                    "pool_template_age_seconds",
+                    "Seconds since the current template was made"
+                )
+                .unwrap()
+            ),
+            template_stale: register!(
+                r,
+                IntGauge::new(
+                    "pool_template_stale",
+                    "1 when the template source is unreachable and work is stale"
+                )
+                .unwrap()
+            ),
+            store_batch_seconds: register!(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "pool_store_batch_seconds",
+                        "Time to write one batch to the database"
+                    )
+                    .buckets(vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
+                    ])
+                )
+                .unwrap()
+            ),
+            store_written: register!(
+                r,
+                IntCounter::new(
+                    "pool_store_events_written_total",
+                    "Shares and blocks written to the database"
+                )
+                .unwrap()
+            ),
+            store_errors: register!(
+                r,
+                IntCounter::new(
+                    "pool_store_errors_total",
+                    "Failed database writes (their batches were spooled)"
+                )
+                .unwrap()
+            ),
+            store_queue: register!(
+                r,
+                IntGauge::new("pool_store_queue", "Events waiting for the share writer").unwrap()
+            ),
+            store_up: register!(
+                r,
+                IntGauge::new("pool_store_up", "1 when the last database write succeeded").unwrap()
+            ),
+            spool_depth: register!(
+                r,
+                IntGauge::new(
+                    "pool_store_spool_depth",
+                    "Events spooled to disk waiting for the database"
+                )
+                .unwrap()
+            ),
+            bans: register!(
+                r,
+                IntCounter::new("pool_bans_total", "IP bans issued").unwrap()
+            ),
+            banned_ips: register!(
+                r,
+                IntGauge::new("pool_banned_ips", "IP addresses currently banned").unwrap()
+            ),
+            registry: r,
+        };
+        m.store_up.set(1);
+        for reason in crate::share::Reject::LABELS {
+            m.shares.with_label_values(&["rejected", reason]);
+        }
+        m.shares.with_label_values(&["accepted", ""]);
+        for status in ["accepted", "duplicate", "rejected", "unknown"] {
+            m.blocks.with_label_values(&[status]);
+        }
+        m.last_block_time.set(chrono::Utc::now().timestamp() as f64);
+        m
+    }
+
+    /// Bring the derived gauges up to date (on every scrape and on a timer): hashrates from
+    /// the share windows, the template's height, difficulty and age. Workers gone for an hour
+    /// lose their series.
+    pub fn refresh(&self, stats: &Stats, jobs: &JobFeed, banned: usize) {
+        let now = chrono::Utc::now();
+        for gone in stats.prune(now) {
+            for (window, _) in WINDOWS {
+                let _ = self.worker_hashrate.remove_label_values(&[&gone, window]);
+            }
+            let _ = self.worker_difficulty.remove_label_values(&[&gone]);
+            let _ = self.worker_last_share.remove_label_values(&[&gone]);
+            let _ = self.worker_sessions.remove_label_values(&[&gone]);
+        }
+        for w in stats.workers(now) {
+            for (window, rate) in &w.hashrate {
+                self.worker_hashrate
+                    .with_label_values(&[w.name.as_str(), window])
+                    .set(*rate);
+            }
+        }
+        let (pool, _) = stats.pool(now);
+        for (window, rate) in &pool.hashrate {
+            self.pool_hashrate.with_label_values(&[window]).set(*rate);
+        }
+        let job = jobs.current();
+        self.height.set(job.template.height as i64);
+        self.network_difficulty
+            .set(job.template.target.difficulty().as_f64());
+        self.template_age
+            .set(job.template.created.elapsed().as_secs_f64());
+        self.banned_ips.set(banned as i64);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

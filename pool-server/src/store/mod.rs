@@ -1,0 +1,301 @@
+//! The share store: every share and block, kept in PostgreSQL or SQLite.
+//!
+//! Sessions never touch the database. They hand a [`StoreEvent`] to a [`StoreHandle`] (a
+//! bounded channel); the [`batcher`] writes batches off the hot path and, while the database
+//! is unreachable, appends them to an append-only [`spool`] file that is replayed when it
+//! returns (and at start-up). Rows carry a unique id and writes ignore ids already present, so
+//! a replayed batch can never count a share twice.
+
+pub mod batcher;
+pub mod postgres;
+pub mod spool;
+pub mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::metrics::Metrics;
+
+/// One share as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShareRecord {
+    pub id: Uuid,
+    pub worker: String,
+    pub session_id: i64,
+    pub job_id: String,
+    pub height: i64,
+    /// The difficulty the share was judged (and credited) at.
+    pub assigned_difficulty: f64,
+    /// The difficulty its hash achieved (0 when it was refused before hashing).
+    pub achieved_difficulty: f64,
+    pub accepted: bool,
+    pub reason: Option<String>,
+    pub block_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One found block as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockRecord {
+    pub hash: String,
+    pub height: i64,
+    pub prev_hash: String,
+    /// Which chain it belongs to (`embedded`, `node`).
+    pub chain: String,
+    pub worker: Option<String>,
+    pub network_difficulty: f64,
+    /// `accepted`, `duplicate`, `rejected` or `unknown`.
+    pub status: String,
+    pub detail: Option<String>,
+    #[serde(with = "hex::serde")]
+    pub raw: Vec<u8>,
+    pub found_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StoreEvent {
+    Share(ShareRecord),
+    Block(BlockRecord),
+}
+
+/// A worker's totals as the API shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerRow {
+    pub name: String,
+    pub account: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub accepted_shares: i64,
+    pub rejected_shares: i64,
+    pub accepted_difficulty: f64,
+}
+
+/// A block as the API shows it (without its raw bytes).
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockRow {
+    pub hash: String,
+    pub height: i64,
+    pub prev_hash: String,
+    pub chain: String,
+    pub worker: Option<String>,
+    pub network_difficulty: f64,
+    pub status: String,
+    pub detail: Option<String>,
+    pub found_at: DateTime<Utc>,
+}
+
+/// Either database, behind one set of methods.
+#[derive(Clone)]
+pub enum Backend {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl Backend {
+    /// Connect without retrying.
+    pub async fn connect(url: &str) -> anyhow::Result<Backend> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres(postgres::connect(url).await?))
+        } else if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite(sqlite::connect(url).await?))
+        } else {
+            anyhow::bail!(
+                "--database-url must start with postgres:// or sqlite: (got a URL of another kind)"
+            )
+        }
+    }
+
+    /// Connect, retrying for up to `patience` while the database comes up.
+    pub async fn connect_patiently(url: &str, patience: Duration) -> anyhow::Result<Backend> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match Backend::connect(url).await {
+                Ok(b) => match b.ping().await {
+                    Ok(()) => return Ok(b),
+                    Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                    Err(e) => tracing::warn!(error = %e, "database not ready; retrying"),
+                },
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "database not reachable; retrying"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Backend::Postgres(p) => sqlx::migrate!("../migrations/postgres").run(p).await?,
+            Backend::Sqlite(p) => sqlx::migrate!("../migrations/sqlite").run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        match self {
+            Backend::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ())?,
+            Backend::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ())?,
+        }
+        Ok(())
+    }
+
+    /// Write a batch in one transaction; ids already stored are skipped.
+    pub async fn write(&self, events: &[StoreEvent]) -> anyhow::Result<()> {
+        let shares: Vec<&ShareRecord> = events
+            .iter()
+            .filter_map(|e| match e {
+                StoreEvent::Share(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let blocks: Vec<&BlockRecord> = events
+            .iter()
+            .filter_map(|e| match e {
+                StoreEvent::Block(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        match self {
+            Backend::Postgres(p) => postgres::write(p, &shares, &blocks).await,
+            Backend::Sqlite(p) => sqlite::write(p, &shares, &blocks).await,
+        }
+    }
+
+    /// The last `limit` accepted blocks of `chain`, ascending by height, as raw bytes.
+    pub async fn load_chain(&self, chain: &str, limit: i64) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
+        let mut rows = match self {
+            Backend::Postgres(p) => postgres::load_chain(p, chain, limit).await?,
+            Backend::Sqlite(p) => sqlite::load_chain(p, chain, limit).await?,
+        };
+        rows.reverse();
+        Ok(rows.into_iter().map(|(h, raw)| (h as u64, raw)).collect())
+    }
+
+    pub async fn blocks(&self, limit: i64) -> anyhow::Result<Vec<BlockRow>> {
+        match self {
+            Backend::Postgres(p) => postgres::blocks(p, limit).await,
+            Backend::Sqlite(p) => sqlite::blocks(p, limit).await,
+        }
+    }
+
+    pub async fn shares(
+        &self,
+        worker: Option<&str>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<ShareRecord>> {
+        match self {
+            Backend::Postgres(p) => postgres::shares(p, worker, limit).await,
+            Backend::Sqlite(p) => sqlite::shares(p, worker, limit).await,
+        }
+    }
+
+    pub async fn workers(&self) -> anyhow::Result<Vec<WorkerRow>> {
+        match self {
+            Backend::Postgres(p) => postgres::workers(p).await,
+            Backend::Sqlite(p) => sqlite::workers(p).await,
+        }
+    }
+
+    /// (accepted, rejected) share counts.
+    pub async fn share_counts(&self) -> anyhow::Result<(i64, i64)> {
+        match self {
+            Backend::Postgres(p) => postgres::share_counts(p).await,
+            Backend::Sqlite(p) => sqlite::share_counts(p).await,
+        }
+    }
+}
+
+/// What sessions and the block path hold to record events. Cloning is cheap.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: mpsc::Sender<StoreEvent>,
+}
+
+impl StoreHandle {
+    /// Queue an event. Waits only when the queue is full (the writer is behind by a whole
+    /// queue), which bounds memory.
+    pub async fn record(&self, event: StoreEvent) {
+        if self.tx.send(event).await.is_err() {
+            tracing::error!("share store is closed; event dropped");
+        }
+    }
+
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+/// The store: its reader, its handle, and the writer task.
+pub struct Store {
+    pub backend: Backend,
+    handle: StoreHandle,
+    stop: CancellationToken,
+    writer: JoinHandle<()>,
+}
+
+pub struct StoreOptions<'a> {
+    pub url: &'a str,
+    pub spool_dir: &'a Path,
+    pub batch: usize,
+    pub flush: Duration,
+    pub queue: usize,
+    pub connect_patience: Duration,
+}
+
+impl Store {
+    /// Connect, migrate, replay any spool left by an earlier run, and start the writer.
+    pub async fn open(opts: StoreOptions<'_>, metrics: Arc<Metrics>) -> anyhow::Result<Store> {
+        let backend = Backend::connect_patiently(opts.url, opts.connect_patience)
+            .await
+            .context("connecting to the share database")?;
+        backend
+            .migrate()
+            .await
+            .context("migrating the share database")?;
+        let spool = spool::Spool::open(opts.spool_dir).context("opening the spool")?;
+        let (tx, rx) = mpsc::channel(opts.queue);
+        let stop = CancellationToken::new();
+        let mut writer =
+            batcher::Batcher::new(backend.clone(), spool, rx, opts.batch, opts.flush, metrics);
+        writer.replay().await;
+        if writer.spool_depth() > 0 {
+            anyhow::bail!("the spool could not be replayed into the database");
+        }
+        let writer = tokio::spawn(writer.run(stop.clone()));
+        Ok(Store {
+            backend,
+            handle: StoreHandle { tx },
+            stop,
+            writer,
+        })
+    }
+
+    pub fn handle(&self) -> StoreHandle {
+        self.handle.clone()
+    }
+
+    /// Write everything queued (to the database, or the spool) and stop the writer.
+    pub async fn close(self) {
+        self.stop.cancel();
+        drop(self.handle);
+        if let Err(e) = self.writer.await {
+            tracing::error!(error = %e, "share writer panicked");
+        }
+    }
+}

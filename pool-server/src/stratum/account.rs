@@ -1,0 +1,77 @@
+//! Who may mine: the account part of `account.rig` must be an address of the pool's network
+//! or match the operator's pattern.
+
+use std::str::FromStr;
+
+use bitcoin::{Address, Network};
+use protocol::WorkerName;
+use regex::Regex;
+
+pub struct AccountPolicy {
+    network: Network,
+    pattern: Option<Regex>,
+}
+
+/// Longest worker name accepted (it is stored and used as a metric label).
+pub const MAX_WORKER_NAME: usize = 128;
+
+impl AccountPolicy {
+    pub fn new(network: Network, pattern: &str) -> Result<Self, regex::Error> {
+        Ok(AccountPolicy {
+            network,
+            pattern: if pattern.is_empty() {
+                None
+            } else {
+                Some(Regex::new(pattern)?)
+            },
+        })
+    }
+
+    pub fn check(&self, worker: &WorkerName) -> Result<(), String> {
+        let name = worker.as_str();
+        if name.is_empty() || name.len() > MAX_WORKER_NAME {
+            return Err(format!("worker name must be 1 to {MAX_WORKER_NAME} bytes"));
+        }
+        if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("worker name must not contain spaces or control characters".into());
+        }
+        let account = worker.account();
+        let is_address = Address::from_str(account)
+            .ok()
+            .and_then(|a| a.require_network(self.network).ok())
+            .is_some();
+        if is_address || self.pattern.as_ref().is_some_and(|p| p.is_match(account)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "account {account:?} is neither a {} address nor an allowed account name",
+                self.network
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_of_the_network_or_the_pattern() {
+        let p = AccountPolicy::new(Network::Regtest, "").unwrap();
+        assert!(p
+            .check(&WorkerName::new(
+                "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080.rig1"
+            ))
+            .is_ok());
+        assert!(p
+            .check(&WorkerName::new(
+                "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
+            ))
+            .is_err());
+        assert!(p.check(&WorkerName::new("alice")).is_err());
+        let p = AccountPolicy::new(Network::Regtest, "^[a-z]+$").unwrap();
+        assert!(p.check(&WorkerName::new("alice.rig")).is_ok());
+        assert!(p.check(&WorkerName::new("Alice")).is_err());
+        assert!(p.check(&WorkerName::new("a b")).is_err());
+    }
+}

@@ -1,0 +1,623 @@
+//! One task per connection: the Stratum V1 state machine of a single miner.
+//!
+//! A session subscribes (gets its own extranonce1), authorizes one or more workers, may
+//! negotiate version rolling and suggest a difficulty, then receives jobs and submits shares.
+//! It reads lines and job updates in one `select!` loop and writes whole batches of replies, so
+//! there are no locks across awaits and no per-session writer task. Bad lines and invalid
+//! shares are answered in Stratum's terms; past the offense threshold the IP is banned.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::BlockHash;
+use chrono::Utc;
+use futures::StreamExt;
+use protocol::{
+    Call, ClientRequest, ConfigureResult, Difficulty, ErrorCode, Extranonce1, FrameError, Id,
+    JobId, Message, ParamsError, ServerNotification, StratumError, Submit, SubscribeResult, Target,
+    VersionMask, WorkerName,
+};
+use serde_json::{json, Map, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::account::AccountPolicy;
+use super::bans::BanList;
+use super::extranonce::{ExtranonceAllocator, Lease};
+use super::vardiff::{Vardiff, VardiffConfig};
+use crate::blocks::FoundBlock;
+use crate::jobs::{Job, JobFeed};
+use crate::metrics::Metrics;
+use crate::share::{validate, Dedup, IssuedJob, Reject, ShareContext};
+use crate::stats::Stats;
+use crate::store::{ShareRecord, StoreEvent, StoreHandle};
+
+/// Jobs a session remembers; shares for older ones are "job not found".
+const MAX_ISSUED: usize = 8;
+/// A write that takes longer than this means the miner stopped reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every session shares.
+pub struct SessionContext {
+    pub extranonce2_size: usize,
+    pub version_mask: VersionMask,
+    pub vardiff: VardiffConfig,
+    pub idle_timeout: Duration,
+    pub auth_timeout: Duration,
+    pub ban_threshold: u32,
+    pub max_line: usize,
+    pub accounts: AccountPolicy,
+    pub jobs: JobFeed,
+    pub store: StoreHandle,
+    pub stats: Arc<Stats>,
+    pub metrics: Arc<Metrics>,
+    pub bans: Arc<BanList>,
+    pub extranonces: Arc<ExtranonceAllocator>,
+    pub blocks: mpsc::Sender<FoundBlock>,
+    pub session_ids: AtomicU64,
+}
+
+struct Session {
+    ctx: Arc<SessionContext>,
+    id: u64,
+    peer: SocketAddr,
+    lease: Option<Lease>,
+    authorized: Vec<WorkerName>,
+    started: bool,
+    version_mask: Option<VersionMask>,
+    difficulty: Difficulty,
+    target: Target,
+    vardiff: Vardiff,
+    issued: VecDeque<IssuedJob>,
+    reissues: u32,
+    dedup: Dedup,
+    last_prev: Option<BlockHash>,
+    offenses: u32,
+    out: Vec<u8>,
+}
+
+fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+/// Run one connection to its end. Returns why it ended (a metrics label).
+pub async fn run(
+    ctx: Arc<SessionContext>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    start_difficulty: Difficulty,
+    shutdown: CancellationToken,
+) -> &'static str {
+    let id = ctx.session_ids.fetch_add(1, Ordering::Relaxed);
+    let now = Instant::now().into_std();
+    let vardiff = Vardiff::new(ctx.vardiff, now);
+    let difficulty = vardiff.clamp(start_difficulty);
+    let session = Session {
+        ctx,
+        id,
+        peer,
+        lease: None,
+        authorized: Vec::new(),
+        started: false,
+        version_mask: None,
+        difficulty,
+        target: difficulty.to_target(),
+        vardiff,
+        issued: VecDeque::with_capacity(MAX_ISSUED),
+        reissues: 0,
+        dedup: Dedup::default(),
+        last_prev: None,
+        offenses: 0,
+        out: Vec::new(),
+    };
+    let span = tracing::info_span!("session", session = id, peer = %peer);
+    session.run(stream, shutdown).instrument(span).await
+}
+
+impl Session {
+    async fn run(mut self, stream: TcpStream, shutdown: CancellationToken) -> &'static str {
+        let _ = stream.set_nodelay(true);
+        let (reader, mut writer) = stream.into_split();
+        let mut lines = FramedRead::with_capacity(
+            reader,
+            protocol::StratumCodec::with_max_line(self.ctx.max_line),
+            512,
+        );
+        let mut jobs = self.ctx.jobs.subscribe();
+        let opened = Instant::now();
+        let mut last_rx = opened;
+        let mut tick = tokio::time::interval(self.ctx.vardiff.retarget_window / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let cause = loop {
+            let deadline = if self.started {
+                last_rx + self.ctx.idle_timeout
+            } else {
+                (opened + self.ctx.auth_timeout).min(last_rx + self.ctx.idle_timeout)
+            };
+            let mut ended = None;
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let bye = ServerNotification::Reconnect { host: None, port: None, wait_secs: Some(5) };
+                    self.push(&Message::Call(bye.to_call()));
+                    ended = Some("shutdown");
+                }
+                item = lines.next() => match item {
+                    None => break "closed",
+                    Some(Err(_)) => break "io-error",
+                    Some(Ok(frame)) => {
+                        last_rx = Instant::now();
+                        match frame {
+                            Ok(msg) => self.on_message(msg).await,
+                            Err(e) => self.on_bad_line(e),
+                        }
+                    }
+                },
+                changed = jobs.changed(), if self.started => {
+                    if changed.is_err() {
+                        ended = Some("shutdown");
+                    } else {
+                        let job = jobs.borrow_and_update().clone();
+                        self.send_job(job);
+                    }
+                }
+                _ = tick.tick(), if self.started => {
+                    if let Some(d) = self.vardiff.on_tick(self.difficulty, Instant::now().into_std()) {
+                        self.change_difficulty(d);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    ended = Some(if self.started { "idle-timeout" } else { "auth-timeout" });
+                }
+            }
+            if ended.is_none() && self.offenses > self.ctx.ban_threshold {
+                self.ctx
+                    .bans
+                    .ban(self.peer.ip(), "too many malformed lines or invalid shares");
+                self.ctx.metrics.bans.inc();
+                self.ctx.metrics.banned_ips.set(self.ctx.bans.len() as i64);
+                tracing::warn!(offenses = self.offenses, "banning peer");
+                let msg =
+                    ServerNotification::ShowMessage("banned: too many invalid messages".into());
+                self.push(&Message::Call(msg.to_call()));
+                ended = Some("banned");
+            }
+            if !self.out.is_empty() {
+                match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&self.out)).await {
+                    Ok(Ok(())) => self.out.clear(),
+                    Ok(Err(_)) => break "io-error",
+                    Err(_) => break "write-timeout",
+                }
+                if self.out.capacity() > 64 * 1024 {
+                    self.out = Vec::new();
+                }
+            }
+            if let Some(cause) = ended {
+                break cause;
+            }
+        };
+        let _ = writer.shutdown().await;
+        if let Some(w) = self.authorized.first() {
+            self.ctx.stats.session_closed(w.as_str());
+            self.ctx
+                .metrics
+                .worker_sessions
+                .with_label_values(&[w.as_str()])
+                .dec();
+        }
+        tracing::debug!(cause, "session ended");
+        cause
+    }
+
+    fn push(&mut self, msg: &Message) {
+        serde_json::to_writer(&mut self.out, &msg.to_value()).expect("JSON to a Vec cannot fail");
+        self.out.push(b'\n');
+    }
+
+    fn reply(&mut self, id: Id, result: Result<Value, StratumError>) {
+        self.push(&Message::Response(protocol::Response {
+            id,
+            outcome: result,
+        }));
+    }
+
+    fn on_bad_line(&mut self, e: FrameError) {
+        self.offenses += 1;
+        tracing::debug!(error = %e, "malformed line");
+        self.reply(
+            Id::Null,
+            Err(StratumError::new(ErrorCode::Other, e.to_string())),
+        );
+    }
+
+    async fn on_message(&mut self, msg: Message) {
+        let call = match msg {
+            Message::Call(c) => c,
+            // Answers to calls we never make (client.get_version): nothing to do.
+            Message::Response(_) => return,
+        };
+        match ClientRequest::from_call(&call) {
+            Ok(req) => self.on_request(call.id, req).await,
+            Err(ParamsError::UnknownMethod(m)) => {
+                tracing::debug!(method = %m, "unknown method");
+                self.reply(
+                    call.id,
+                    Err(StratumError::new(
+                        ErrorCode::Other,
+                        format!("Unknown method {m:?}"),
+                    )),
+                );
+            }
+            Err(e) => {
+                self.offenses += 1;
+                if call.method == protocol::client::SUBMIT {
+                    self.record_malformed_submit(&call, &e).await;
+                }
+                self.reply(call.id, Err(e.to_stratum()));
+            }
+        }
+    }
+
+    async fn on_request(&mut self, id: Id, req: ClientRequest) {
+        match req {
+            ClientRequest::Subscribe { user_agent, .. } => {
+                if self.lease.is_none() {
+                    match self.ctx.extranonces.lease() {
+                        Some(l) => self.lease = Some(l),
+                        None => {
+                            self.reply(
+                                id,
+                                Err(StratumError::new(
+                                    ErrorCode::Other,
+                                    "No extranonce1 available",
+                                )),
+                            );
+                            return;
+                        }
+                    }
+                }
+                let sid = format!("{:016x}", self.id);
+                let result = SubscribeResult {
+                    subscriptions: vec![
+                        ("mining.set_difficulty".into(), sid.clone()),
+                        ("mining.notify".into(), sid),
+                    ],
+                    extranonce1: self.extranonce1().clone(),
+                    extranonce2_size: self.ctx.extranonce2_size,
+                };
+                tracing::debug!(agent = user_agent.as_deref().unwrap_or(""), "subscribed");
+                self.reply(id, Ok(result.to_value()));
+                self.maybe_start();
+            }
+            ClientRequest::Authorize { worker, password } => {
+                if let Err(why) = self.ctx.accounts.check(&worker) {
+                    tracing::info!(worker = %worker, reason = %why, "authorization refused");
+                    self.offenses += 1;
+                    self.reply(id, Err(StratumError::new(ErrorCode::Unauthorized, why)));
+                    return;
+                }
+                if !self.authorized.contains(&worker) {
+                    if self.authorized.is_empty() {
+                        self.ctx.stats.session_opened(worker.as_str());
+                        self.ctx
+                            .metrics
+                            .worker_sessions
+                            .with_label_values(&[worker.as_str()])
+                            .inc();
+                    }
+                    self.authorized.push(worker.clone());
+                }
+                if let Some(d) = password.as_deref().and_then(password_difficulty) {
+                    self.set_initial_or_change(d);
+                }
+                tracing::info!(worker = %worker, "authorized");
+                self.reply(id, Ok(json!(true)));
+                self.maybe_start();
+            }
+            ClientRequest::Configure(c) => {
+                let mut result = ConfigureResult {
+                    version_rolling: None,
+                    other: Map::new(),
+                };
+                match c.version_rolling_request() {
+                    Ok(Some(req)) => {
+                        let mask = VersionMask(self.ctx.version_mask.0 & req.mask.0);
+                        if mask.0 != 0 && mask.0.count_ones() >= req.min_bit_count {
+                            self.version_mask = Some(mask);
+                            result.version_rolling = Some(mask);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.reply(id, Err(e.to_stratum()));
+                        return;
+                    }
+                }
+                for ext in &c.extensions {
+                    if ext != "version-rolling" {
+                        result
+                            .other
+                            .insert(ext.clone(), json!(ext == "subscribe-extranonce"));
+                    }
+                }
+                self.reply(id, Ok(result.to_value()));
+            }
+            ClientRequest::SuggestDifficulty(d) => {
+                self.set_initial_or_change(d);
+                self.reply(id, Ok(json!(true)));
+            }
+            ClientRequest::ExtranonceSubscribe => {
+                // Our extranonce1 never changes mid-session; the subscription is harmless.
+                self.reply(id, Ok(json!(true)));
+            }
+            ClientRequest::Submit(submit) => self.on_submit(id, submit).await,
+        }
+    }
+
+    fn extranonce1(&self) -> &Extranonce1 {
+        self.lease.as_ref().expect("subscribed").extranonce1()
+    }
+
+    /// Mining begins once the miner is both subscribed and authorized.
+    fn maybe_start(&mut self) {
+        if self.started || self.lease.is_none() || self.authorized.is_empty() {
+            return;
+        }
+        self.started = true;
+        self.vardiff.reset(Instant::now().into_std());
+        self.push_difficulty();
+        let job = self.ctx.jobs.current();
+        self.send_job(job);
+    }
+
+    fn push_difficulty(&mut self) {
+        let d = self.difficulty;
+        self.push(&Message::Call(
+            ServerNotification::SetDifficulty(d).to_call(),
+        ));
+        if let Some(w) = self.authorized.first() {
+            self.ctx.stats.set_difficulty(w.as_str(), d.as_f64());
+            self.ctx
+                .metrics
+                .worker_difficulty
+                .with_label_values(&[w.as_str()])
+                .set(d.as_f64());
+        }
+    }
+
+    fn send_job(&mut self, job: Arc<Job>) {
+        let clean = job.notify.clean_jobs || self.last_prev != Some(job.prev_hash());
+        self.last_prev = Some(job.prev_hash());
+        self.issue(IssuedJob::new(job.id.clone(), job.clone(), self.difficulty));
+        self.out.extend_from_slice(&job.notify_line(clean));
+    }
+
+    fn issue(&mut self, issued: IssuedJob) {
+        if self.issued.len() == MAX_ISSUED {
+            self.issued.pop_front();
+        }
+        self.issued.push_back(issued);
+    }
+
+    /// A difficulty from the miner (suggest_difficulty, `d=` password): the start difficulty
+    /// before mining begins, a change afterwards.
+    fn set_initial_or_change(&mut self, d: Difficulty) {
+        let d = self.vardiff.clamp(d);
+        if self.started {
+            self.change_difficulty(d);
+        } else {
+            self.difficulty = d;
+            self.target = d.to_target();
+        }
+    }
+
+    /// Apply a new difficulty from the next job on: tell the miner, then re-issue the newest
+    /// job it has under a fresh id that carries the new difficulty.
+    fn change_difficulty(&mut self, d: Difficulty) {
+        if d == self.difficulty {
+            return;
+        }
+        tracing::debug!(from = %self.difficulty, to = %d, "difficulty change");
+        self.difficulty = d;
+        self.target = d.to_target();
+        self.vardiff.reset(Instant::now().into_std());
+        self.push_difficulty();
+        let Some(job) = self.issued.back().map(|j| j.job.clone()) else {
+            return;
+        };
+        self.reissues += 1;
+        let id = JobId::new(format!("{}.{}", job.id, self.reissues));
+        self.out.extend_from_slice(&job.notify_line_as(&id));
+        self.issue(IssuedJob::new(id, job, d));
+    }
+
+    async fn on_submit(&mut self, id: Id, submit: Submit) {
+        let verdict = if let Some(lease) = &self.lease {
+            if !self.authorized.contains(&submit.worker) {
+                Err(Reject::Unauthorized)
+            } else {
+                let issued = self.issued.iter().find(|j| j.id == submit.job_id);
+                let ctx = ShareContext {
+                    issued,
+                    current_generation: self.ctx.jobs.generation(),
+                    current_difficulty: self.difficulty,
+                    current_target: self.target,
+                    extranonce1: lease.extranonce1(),
+                    extranonce2_size: self.ctx.extranonce2_size,
+                    version_mask: self.version_mask,
+                    now: unix_now(),
+                };
+                validate(&ctx, &submit, &mut self.dedup)
+            }
+        } else {
+            Err(Reject::NotSubscribed)
+        };
+        let issued_job = self
+            .issued
+            .iter()
+            .find(|j| j.id == submit.job_id)
+            .map(|j| j.job.clone());
+        let height = issued_job.as_ref().map_or_else(
+            || self.ctx.jobs.current().template.height,
+            |j| j.template.height,
+        );
+        let worker = submit.worker.as_str();
+        let now = Utc::now();
+        match verdict {
+            Ok(acc) => {
+                self.reply(id, Ok(json!(true)));
+                self.offenses = self.offenses.saturating_sub(1);
+                self.ctx.stats.accepted(worker, acc.credited.as_f64(), now);
+                self.ctx
+                    .metrics
+                    .shares
+                    .with_label_values(&["accepted", ""])
+                    .inc();
+                self.ctx
+                    .metrics
+                    .worker_shares
+                    .with_label_values(&[worker, "accepted", ""])
+                    .inc();
+                self.ctx
+                    .metrics
+                    .worker_last_share
+                    .with_label_values(&[worker])
+                    .set(now.timestamp() as f64);
+                tracing::debug!(worker, job = %submit.job_id, result = "accepted", difficulty = acc.credited.as_f64(), "share");
+                if acc.is_block {
+                    let job = issued_job.expect("accepted shares name an issued job");
+                    tracing::info!(worker, job = %submit.job_id, block = %acc.hash, height, "share meets the network target");
+                    let found = FoundBlock {
+                        job,
+                        extranonce1: self.extranonce1().clone(),
+                        extranonce2: submit.extranonce2.clone(),
+                        header: acc.header,
+                        worker: submit.worker.clone(),
+                    };
+                    if self.ctx.blocks.send(found).await.is_err() {
+                        tracing::error!("block path is closed; block not submitted");
+                    }
+                }
+                self.ctx
+                    .store
+                    .record(StoreEvent::Share(ShareRecord {
+                        id: Uuid::new_v4(),
+                        worker: worker.to_owned(),
+                        session_id: self.id as i64,
+                        job_id: submit.job_id.to_string(),
+                        height: height as i64,
+                        assigned_difficulty: acc.credited.as_f64(),
+                        achieved_difficulty: acc.achieved.as_f64(),
+                        accepted: true,
+                        reason: None,
+                        block_hash: acc.is_block.then(|| acc.hash.to_string()),
+                        created_at: now,
+                    }))
+                    .await;
+                if let Some(d) = self
+                    .vardiff
+                    .on_share(self.difficulty, Instant::now().into_std())
+                {
+                    self.change_difficulty(d);
+                }
+            }
+            Err(reject) => {
+                if !matches!(reject, Reject::StaleJob | Reject::UnknownJob) {
+                    self.offenses += 1;
+                }
+                self.reply(id, Err(reject.to_stratum()));
+                self.record_reject(worker, &submit.job_id.to_string(), height, &reject)
+                    .await;
+            }
+        }
+    }
+
+    async fn record_reject(&mut self, worker: &str, job_id: &str, height: u64, reject: &Reject) {
+        let label = reject.label();
+        tracing::debug!(
+            worker,
+            job = job_id,
+            result = "rejected",
+            reason = label,
+            "share"
+        );
+        self.ctx.stats.rejected(worker, label);
+        self.ctx
+            .metrics
+            .shares
+            .with_label_values(&["rejected", label])
+            .inc();
+        self.ctx
+            .metrics
+            .worker_shares
+            .with_label_values(&[worker, "rejected", label])
+            .inc();
+        self.ctx
+            .store
+            .record(StoreEvent::Share(ShareRecord {
+                id: Uuid::new_v4(),
+                worker: worker.to_owned(),
+                session_id: self.id as i64,
+                job_id: job_id.to_owned(),
+                height: height as i64,
+                assigned_difficulty: self.difficulty.as_f64(),
+                achieved_difficulty: 0.0,
+                accepted: false,
+                reason: Some(label.to_owned()),
+                block_hash: None,
+                created_at: Utc::now(),
+            }))
+            .await;
+    }
+
+    /// A `mining.submit` whose parameters did not parse: recorded against the worker it
+    /// names, when it names one this session authorized.
+    async fn record_malformed_submit(&mut self, call: &Call, e: &ParamsError) {
+        let Some(worker) = call.params.first().and_then(Value::as_str) else {
+            return;
+        };
+        if !self.authorized.iter().any(|w| w.as_str() == worker) {
+            return;
+        }
+        let job = call
+            .params
+            .get(1)
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .unwrap_or_default();
+        let height = self.ctx.jobs.current().template.height;
+        self.record_reject(worker, &job, height, &Reject::Malformed(e.to_string()))
+            .await;
+    }
+}
+
+/// `d=NUM` in a password (`x,d=512` or `d=0.5`) is a requested difficulty.
+fn password_difficulty(password: &str) -> Option<Difficulty> {
+    password
+        .split([',', ';', ' '])
+        .find_map(|p| p.trim().strip_prefix("d="))
+        .and_then(|d| d.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_can_carry_a_difficulty() {
+        assert_eq!(password_difficulty("x,d=512").unwrap().as_f64(), 512.0);
+        assert_eq!(password_difficulty("d=0.5").unwrap().as_f64(), 0.5);
+        assert!(password_difficulty("x").is_none());
+        assert!(password_difficulty("d=-1").is_none());
+    }
+}
