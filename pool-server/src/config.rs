@@ -15,7 +15,12 @@ use clap::{CommandFactory, Parser};
 use protocol::{CompactTarget, Difficulty, VersionMask};
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "pool-server", version, about = "Stratum V1 mining pool")]
+#[command(
+    name = "pool-server",
+    version,
+    about = "Stratum V1 mining pool",
+    args_override_self = true
+)]
 pub struct Config {
     /// TOML file whose keys are long flag names (`http = "0.0.0.0:8080"`); flags and
     /// environment variables override it.

@@ -1,0 +1,143 @@
+//! With the database cut off mid-stream, every share the pool answered `true` still reaches
+//! the database: batches go to the spool while it is away and are replayed when it returns,
+//! and a pool restarted during the outage replays its spool at start.
+//!
+//! The outage is a TCP proxy between the pool and a real PostgreSQL that drops every
+//! connection and refuses new ones. `POOL_TEST_OUTAGE_SECS` lengthens it (default 3 s).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use pool_server::store::Backend;
+use serde_json::Value;
+
+fn outage() -> Duration {
+    Duration::from_secs(
+        std::env::var("POOL_TEST_OUTAGE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3),
+    )
+}
+
+async fn metric(pool: &TestPool, name: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", pool.http()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Submit valid shares for `for_how_long`; returns how many were answered `true`.
+async fn mine_for(c: &mut Client, counter: &mut u64, for_how_long: Duration) -> u64 {
+    let until = tokio::time::Instant::now() + for_how_long;
+    let mut ok = 0;
+    while tokio::time::Instant::now() < until {
+        *counter += 1;
+        let (r, _) = c.share(*counter).await;
+        if r == Ok(Value::Bool(true)) {
+            ok += 1;
+        }
+    }
+    ok
+}
+
+async fn accepted_in_db(url: &str) -> i64 {
+    let b = Backend::connect(url).await.unwrap();
+    b.share_counts().await.unwrap().0
+}
+
+async fn wait_accepted(url: &str, want: i64) -> i64 {
+    let mut got = 0;
+    for _ in 0..200 {
+        got = accepted_in_db(url).await;
+        if got == want {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_mid_stream_spools_then_replays_exactly() {
+    let db = PgTestDb::create().await;
+    let proxy = Proxy::start(db.target()).await;
+    let via = db.url_via(proxy.addr);
+    let pool = start_pool(&["--database-url", &via, "--store-flush", "100ms"]).await;
+    let mut c = Client::login(pool.stratum()).await;
+    let mut counter = 0;
+
+    let mut answered = mine_for(&mut c, &mut counter, Duration::from_secs(1)).await;
+    proxy.cut();
+    answered += mine_for(&mut c, &mut counter, outage()).await;
+    // While the database is away the pool still answers, and the spool grows.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        metric(&pool, "pool_store_spool_depth").await > 0.0,
+        "shares were spooled"
+    );
+    assert_eq!(metric(&pool, "pool_store_up").await, 0.0);
+    proxy.restore();
+    answered += mine_for(&mut c, &mut counter, Duration::from_secs(1)).await;
+
+    assert!(
+        answered > 10,
+        "the test mined too little to mean anything: {answered}"
+    );
+    assert_eq!(
+        wait_accepted(&db.url, answered as i64).await,
+        answered as i64
+    );
+    assert_eq!(metric(&pool, "pool_store_spool_depth").await, 0.0);
+    pool.stop().await;
+    assert_eq!(
+        accepted_in_db(&db.url).await,
+        answered as i64,
+        "no share counted twice"
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_during_outage_replays_the_spool_at_start() {
+    let db = PgTestDb::create().await;
+    let proxy = Proxy::start(db.target()).await;
+    let via = db.url_via(proxy.addr);
+    let pool = start_pool(&["--database-url", &via, "--store-flush", "100ms"]).await;
+    let mut c = Client::login(pool.stratum()).await;
+    let mut counter = 0;
+    let mut answered = mine_for(&mut c, &mut counter, Duration::from_millis(500)).await;
+    proxy.cut();
+    answered += mine_for(&mut c, &mut counter, Duration::from_secs(1)).await;
+    drop(c);
+    // Shutdown flushes into the spool: the database is still away.
+    let (dir, args) = pool.stop().await;
+    assert!(
+        dir.path()
+            .join("spool/shares.spool")
+            .metadata()
+            .unwrap()
+            .len()
+            > 0
+    );
+    proxy.restore();
+    let pool = start_pool_with(dir.clone(), args).await;
+    assert_eq!(accepted_in_db(&db.url).await, answered as i64);
+    assert_eq!(
+        dir.path()
+            .join("spool/shares.spool")
+            .metadata()
+            .unwrap()
+            .len(),
+        0
+    );
+    pool.stop().await;
+    db.drop_db().await;
+}
