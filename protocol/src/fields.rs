@@ -17,7 +17,7 @@ use crate::error::ParamsError;
 
 /// Decode hex of any even length (either case) into bytes.
 pub(crate) fn decode_hex(name: &'static str, s: &str) -> Result<Vec<u8>, ParamsError> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(ParamsError::Hex {
             name,
             reason: format!("odd number of hex characters ({})", s.len()),

@@ -21,7 +21,7 @@ impl RetargetParams {
 
     /// Whether the block at `height` starts a new difficulty period.
     pub fn is_retarget_height(&self, height: u64) -> bool {
-        height > 0 && height % self.interval as u64 == 0
+        height > 0 && height.is_multiple_of(self.interval as u64)
     }
 
     /// The bits for the block after a period that began at `first_time` and ended with a block

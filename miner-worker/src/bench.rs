@@ -1,0 +1,208 @@
+//! `--benchmark`: every kernel this CPU supports, offline, per thread and on all threads, next
+//! to a naive baseline, plus the SHA-NI issue limit that bounds any SHA-NI kernel.
+//!
+//! Figures are medians of several runs (the machine may be shared and noisy); the CPU model and
+//! flags are printed with them.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::search::{self, calibrate, Kernel, Precomputed};
+
+pub struct Options {
+    pub threads: usize,
+    pub each: Duration,
+    pub runs: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn sample_header() -> [u8; 80] {
+    let mut h = [0u8; 80];
+    for (i, b) in h.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31) ^ 0xa5;
+    }
+    h
+}
+
+/// Hashes per second of `kernel` on one thread for about `each`.
+fn kernel_rate(kernel: &dyn Kernel, each: Duration, offset: u64) -> f64 {
+    let pre = Precomputed::from_header(&sample_header());
+    let mut found = Vec::new();
+    let chunk = 1u64 << 16;
+    let t = Instant::now();
+    let mut start = offset;
+    while t.elapsed() < each {
+        kernel.search(&pre, start, start + chunk, 0, &mut found);
+        start += chunk;
+    }
+    (start - offset) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The naive baseline: the `sha2` crate hashing the full 80-byte header twice per nonce.
+pub fn naive_rate(each: Duration) -> f64 {
+    let mut h = sample_header();
+    let t = Instant::now();
+    let mut n: u32 = 0;
+    let mut sink = 0u8;
+    while t.elapsed() < each {
+        for _ in 0..4096 {
+            h[76..].copy_from_slice(&n.to_le_bytes());
+            let d = Sha256::digest(Sha256::digest(h));
+            sink ^= d[31];
+            n = n.wrapping_add(1);
+        }
+    }
+    std::hint::black_box(sink);
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn all_threads_rate(kernel: &'static dyn Kernel, threads: usize, each: Duration) -> f64 {
+    let handles: Vec<_> = (0..threads)
+        .map(|i| std::thread::spawn(move || kernel_rate(kernel, each, (i as u64) << 28)))
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+/// `sha256rnds2` executed per second by one thread running 8 independent chains: the most any
+/// SHA-NI kernel can issue. A SHA-256d nonce needs 64 of them (62 with our shortcuts).
+#[cfg(target_arch = "x86_64")]
+pub fn sha_ni_issue_rate(each: Duration) -> Option<f64> {
+    if !search::is_supported("sha-ni-x2") {
+        return None;
+    }
+    Some(unsafe { rnds2_chains(each, false) })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sha,sse2")]
+unsafe fn rnds2_chains(each: Duration, dirty_upper: bool) -> f64 {
+    use std::arch::x86_64::*;
+    if dirty_upper {
+        // Write a 256-bit register inside this function, so no call boundary lets the
+        // compiler insert a vzeroupper before the legacy-SSE loop.
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            std::arch::asm!("vpternlogd zmm15, zmm15, zmm15, 0xff", out("xmm15") _);
+        } else {
+            std::arch::asm!("vpcmpeqd ymm15, ymm15, ymm15", out("xmm15") _);
+        }
+    }
+    let mut a = [_mm_set1_epi32(1); 8];
+    let b = _mm_set1_epi32(7);
+    let k = _mm_set1_epi32(3);
+    let t = Instant::now();
+    let mut iters = 0u64;
+    while t.elapsed() < each {
+        for _ in 0..1024 {
+            for x in a.iter_mut() {
+                *x = _mm_sha256rnds2_epu32(*x, b, k);
+            }
+        }
+        iters += 1024;
+    }
+    std::hint::black_box(&a);
+    (iters * 8) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The same chains right after 256-bit code dirtied the upper register halves, without
+/// `vzeroupper`: shows the penalty legacy-SSE SHA instructions pay on some CPUs.
+#[cfg(target_arch = "x86_64")]
+pub fn sha_ni_dirty_upper_rate(each: Duration) -> Option<f64> {
+    if !search::is_supported("sha-ni-x2") || !std::arch::is_x86_feature_detected!("avx2") {
+        return None;
+    }
+    unsafe {
+        let r = rnds2_chains(each, true);
+        zero_upper();
+        Some(r)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn zero_upper() {
+    std::arch::x86_64::_mm256_zeroupper();
+}
+
+fn mhs(h: f64) -> String {
+    format!("{:.2}", h / 1e6)
+}
+
+/// Run the whole benchmark and print it.
+pub fn run(opts: &Options) {
+    println!("CPU: {}", search::cpu_description());
+    println!(
+        "each figure: median of {} runs of {:.1} s; all-threads with {} threads",
+        opts.runs,
+        opts.each.as_secs_f64(),
+        opts.threads
+    );
+    let chosen = calibrate::choose();
+    println!(
+        "{:<12} {:>14} {:>18} {:>10}",
+        "kernel", "MH/s/thread", "MH/s all threads", "vs naive"
+    );
+    let naive = median((0..opts.runs).map(|_| naive_rate(opts.each)).collect());
+    for k in search::supported() {
+        let one = median(
+            (0..opts.runs)
+                .map(|r| kernel_rate(k, opts.each, (r as u64) << 30))
+                .collect(),
+        );
+        let all = median(
+            (0..opts.runs)
+                .map(|_| all_threads_rate(k, opts.threads, opts.each))
+                .collect(),
+        );
+        let mark = if k.name() == chosen.kernel.name() {
+            "  <- chosen"
+        } else {
+            ""
+        };
+        println!(
+            "{:<12} {:>14} {:>18} {:>9.1}x{}",
+            k.name(),
+            mhs(one),
+            mhs(all),
+            one / naive,
+            mark
+        );
+    }
+    println!(
+        "{:<12} {:>14} {:>18} {:>10}",
+        "naive",
+        mhs(naive),
+        "-",
+        "1.0x"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if let Some(rate) = sha_ni_issue_rate(opts.each) {
+        let rate = median(
+            std::iter::once(rate)
+                .chain((1..opts.runs).filter_map(|_| sha_ni_issue_rate(opts.each)))
+                .collect(),
+        );
+        println!(
+            "SHA-NI issue limit: {:.0} M sha256rnds2/s per thread = {} MH/s at 64 per nonce ({} MH/s at the 62 our kernel issues)",
+            rate / 1e6,
+            mhs(rate / 64.0),
+            mhs(rate / 62.0)
+        );
+        if let Some(dirty) = sha_ni_dirty_upper_rate(opts.each) {
+            println!(
+                "  same chains with dirty upper register halves (no vzeroupper): {:.0} M/s ({:.1}x slower)",
+                dirty / 1e6,
+                rate / dirty
+            );
+        }
+    }
+    println!(
+        "chosen at start by calibration: {} ({} MH/s/thread measured)",
+        chosen.kernel.name(),
+        mhs(chosen.hashes_per_sec)
+    );
+}
