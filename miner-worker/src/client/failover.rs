@@ -1,0 +1,130 @@
+//! Pools in failover order: connect to the first that answers, back off with jitter between
+//! attempts, follow `client.reconnect`, and go back to the primary when it returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+use super::session::{self, Outcome, SessionConfig};
+use crate::config::PoolUrl;
+use crate::miner::FoundShare;
+use crate::status::Status;
+use crate::work::WorkBoard;
+
+/// Exponential backoff: 250 ms doubling up to `max`, each wait jittered by +-50 %.
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(max: Duration) -> Self {
+        Backoff {
+            next: Duration::from_millis(250),
+            max,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.next = Duration::from_millis(250);
+    }
+
+    pub fn next_wait(&mut self) -> Duration {
+        let base = self.next.min(self.max);
+        self.next = (self.next * 2).min(self.max);
+        base.mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+    }
+}
+
+pub struct FailoverConfig {
+    pub pools: Vec<PoolUrl>,
+    pub retry_max: Duration,
+    pub failback_interval: Duration,
+    pub session: SessionConfig,
+}
+
+/// Run until shutdown.
+pub async fn run(
+    cfg: FailoverConfig,
+    board: Arc<WorkBoard>,
+    status: Arc<Status>,
+    mut shares: UnboundedReceiver<FoundShare>,
+    shutdown: CancellationToken,
+) {
+    let mut index = 0usize;
+    let mut backoff = Backoff::new(cfg.retry_max);
+    let mut redirect: Option<PoolUrl> = None;
+    let mut connection = 0u64;
+    loop {
+        let pool = redirect.clone().unwrap_or_else(|| cfg.pools[index].clone());
+        connection += 1;
+        let failback = (index > 0 || redirect.is_some())
+            .then(|| (cfg.pools[0].clone(), cfg.failback_interval));
+        let outcome = session::run(
+            &pool,
+            &cfg.session,
+            connection,
+            failback,
+            session::Plumbing {
+                board: &board,
+                status: &status,
+                shares: &mut shares,
+                shutdown: &shutdown,
+            },
+        )
+        .await;
+        board.clear();
+        status
+            .connected
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let wait = match outcome {
+            Outcome::Shutdown => return,
+            Outcome::Failback => {
+                index = 0;
+                redirect = None;
+                backoff.reset();
+                Duration::ZERO
+            }
+            Outcome::Reconnect { to, wait } => {
+                tracing::info!(to = ?to.as_ref().map(|p| p.to_string()), wait_secs = wait.as_secs(), "pool asked us to reconnect");
+                redirect = to;
+                backoff.reset();
+                wait
+            }
+            Outcome::Lost { reason, mined } => {
+                tracing::warn!(pool = %pool, reason, "connection lost");
+                redirect = None;
+                if mined {
+                    // A working session ended: retry the same pool first.
+                    backoff.reset();
+                } else {
+                    index = (index + 1) % cfg.pools.len();
+                }
+                backoff.next_wait()
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_jitter() {
+        let mut b = Backoff::new(Duration::from_secs(4));
+        let waits: Vec<f64> = (0..8).map(|_| b.next_wait().as_secs_f64()).collect();
+        assert!(waits[0] >= 0.125 && waits[0] <= 0.375);
+        assert!(waits.iter().all(|w| *w <= 6.0));
+        assert!(waits[7] >= 2.0, "reaches the cap: {waits:?}");
+        b.reset();
+        assert!(b.next_wait() <= Duration::from_millis(375));
+    }
+}

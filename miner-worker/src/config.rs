@@ -1,0 +1,226 @@
+//! The worker's flags, each with an environment variable (`MINER_POOL`, `WALLET_ADDRESS`,
+//! `CPU_THREADS` among them), for running the same binary on many machines from one
+//! environment file.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Parser;
+use protocol::Difficulty;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "miner-worker",
+    version,
+    about = "Stratum V1 SHA-256d CPU miner",
+    args_override_self = true
+)]
+pub struct Config {
+    /// Pool URL (`stratum+tcp://host:port`); repeat or comma-separate for failover, in order of
+    /// preference. The first is the primary the worker returns to.
+    #[arg(
+        short = 'o',
+        long = "url",
+        env = "MINER_POOL",
+        value_delimiter = ',',
+        required_unless_present = "benchmark"
+    )]
+    pub pools: Vec<PoolUrl>,
+
+    /// Login, usually `payout-address.rig` (or `account.rig`).
+    #[arg(short = 'u', long = "user", env = "WALLET_ADDRESS", default_value = "")]
+    pub user: String,
+
+    /// Rig name appended as `.rig` when the login has none.
+    #[arg(long = "rig", env = "MINER_RIG")]
+    pub rig: Option<String>,
+
+    /// Password; pools often read `d=DIFF` from it.
+    #[arg(
+        short = 'p',
+        long = "pass",
+        env = "MINER_PASSWORD",
+        default_value = "x",
+        hide_env_values = true
+    )]
+    pub password: String,
+
+    /// Mining threads (default: every core).
+    #[arg(short = 't', long, env = "CPU_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Search kernel: `auto` (fastest by measurement at start) or a name from --benchmark.
+    #[arg(long, env = "MINER_KERNEL", default_value = "auto")]
+    pub kernel: String,
+
+    /// Benchmark every kernel offline and exit.
+    #[arg(long, env = "MINER_BENCHMARK")]
+    pub benchmark: bool,
+
+    /// Seconds per benchmark run (each figure is the median of five).
+    #[arg(long, env = "MINER_BENCH_SECS", default_value_t = 1.0)]
+    pub bench_secs: f64,
+
+    /// Ask the pool for this start difficulty (`mining.suggest_difficulty`).
+    #[arg(long, env = "MINER_SUGGEST_DIFFICULTY")]
+    pub suggest_difficulty: Option<Difficulty>,
+
+    /// Do not ask for BIP 310 version rolling.
+    #[arg(long, env = "MINER_NO_VERSION_ROLLING")]
+    pub no_version_rolling: bool,
+
+    /// Send `mining.extranonce.subscribe` (pools may then change extranonce1 mid-session).
+    #[arg(long, env = "MINER_EXTRANONCE_SUBSCRIBE")]
+    pub extranonce_subscribe: bool,
+
+    /// Connect and response timeout.
+    #[arg(long, env = "MINER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Longest wait between reconnection attempts (backoff doubles up to this, with jitter).
+    #[arg(long, env = "MINER_RETRY_MAX", default_value = "8s", value_parser = parse_duration)]
+    pub retry_max: Duration,
+
+    /// While on a backup pool, try the primary again this often.
+    #[arg(long, env = "MINER_FAILBACK_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub failback_interval: Duration,
+
+    /// Reconnect when the pool sends nothing for this long.
+    #[arg(long, env = "MINER_IDLE_TIMEOUT", default_value = "180s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Print a status line this often.
+    #[arg(long, env = "MINER_STATUS_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub status_interval: Duration,
+
+    /// Serve Prometheus metrics on this address (off by default).
+    #[arg(long, env = "MINER_METRICS")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Log as JSON lines.
+    #[arg(long, env = "MINER_LOG_JSON")]
+    pub log_json: bool,
+
+    /// Log filter.
+    #[arg(long, env = "MINER_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// The login sent in `mining.authorize`.
+    pub fn login(&self) -> String {
+        match &self.rig {
+            Some(rig) if !self.user.contains('.') => format!("{}.{rig}", self.user),
+            _ => self.user.clone(),
+        }
+    }
+
+    pub fn thread_count(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+}
+
+/// `stratum+tcp://host:port` (or plain `host:port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUrl {
+    pub host: String,
+    pub port: u16,
+}
+
+impl FromStr for PoolUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let rest = s.trim();
+        let rest = match rest.split_once("://") {
+            Some(("stratum+tcp" | "stratum" | "tcp", r)) => r,
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "{s:?}: unsupported scheme {scheme:?} (use stratum+tcp://)"
+                ))
+            }
+            None => rest,
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{s:?}: expected stratum+tcp://host:port"))?;
+        let port = port
+            .parse()
+            .map_err(|_| format!("{s:?}: bad port {port:?}"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("{s:?}: empty host"));
+        }
+        Ok(PoolUrl {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for PoolUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stratum+tcp://{}:{}", self.host, self.port)
+    }
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((s, ""), |i| (&s[..i], &s[i..]));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "" | "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn pool_urls_parse() {
+        assert_eq!(
+            "stratum+tcp://pool.example:3333"
+                .parse::<PoolUrl>()
+                .unwrap(),
+            PoolUrl {
+                host: "pool.example".into(),
+                port: 3333
+            }
+        );
+        assert_eq!("127.0.0.1:1".parse::<PoolUrl>().unwrap().port, 1);
+        assert!("http://x:1".parse::<PoolUrl>().is_err());
+        assert!("stratum+tcp://x".parse::<PoolUrl>().is_err());
+    }
+
+    #[test]
+    fn every_flag_has_an_env_var() {
+        for arg in Config::command().get_arguments() {
+            if arg.get_id() == "help" || arg.get_id() == "version" {
+                continue;
+            }
+            assert!(arg.get_env().is_some(), "--{} has no env var", arg.get_id());
+        }
+    }
+
+    #[test]
+    fn login_appends_the_rig() {
+        let c = Config::try_parse_from(["m", "-o", "h:1", "-u", "addr", "--rig", "r7"]).unwrap();
+        assert_eq!(c.login(), "addr.r7");
+        let c = Config::try_parse_from(["m", "-o", "h:1", "-u", "addr.x", "--rig", "r7"]).unwrap();
+        assert_eq!(c.login(), "addr.x");
+    }
+}

@@ -1,0 +1,402 @@
+//! The Stratum client against a scripted peer over TCP: clean jobs stop stale work within
+//! milliseconds, set_extranonce switches the coinbase, client.reconnect is followed, a dead
+//! primary fails over to the backup and the worker returns when the primary is back, and a
+//! pool that never answers is left after the response timeout.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use miner_worker::app;
+use miner_worker::config::Config;
+use protocol::bitcoin::hashes::Hash;
+use protocol::{
+    header_hash, Call, ClientRequest, CompactTarget, ConfigureResult, Difficulty, Extranonce1,
+    HexBytes, JobId, Message, Notify, Ntime, PrevHash, ServerNotification, Submit, SubscribeResult,
+    Version,
+};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Peer {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+impl Peer {
+    async fn accept(l: &TcpListener, within: Duration) -> Peer {
+        let (s, _) = tokio::time::timeout(within, l.accept())
+            .await
+            .expect("the worker connects in time")
+            .unwrap();
+        Peer::from(s)
+    }
+
+    fn from(s: TcpStream) -> Peer {
+        let (r, w) = s.into_split();
+        Peer {
+            reader: BufReader::new(r),
+            writer: w,
+        }
+    }
+
+    async fn call(&mut self, within: Duration) -> Option<Call> {
+        let mut line = String::new();
+        match tokio::time::timeout(within, self.reader.read_line(&mut line)).await {
+            Ok(Ok(n)) if n > 0 => match Message::from_json(line.trim()).unwrap() {
+                Message::Call(c) => Some(c),
+                Message::Response(_) => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Whether the other side closes the connection within `within` (lines still in flight
+    /// are read and dropped).
+    async fn closed(&mut self, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        let mut line = String::new();
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            line.clear();
+            match tokio::time::timeout(left, self.reader.read_line(&mut line)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    async fn send(&mut self, m: Message) {
+        let mut s = m.to_json();
+        s.push('\n');
+        self.writer.write_all(s.as_bytes()).await.unwrap();
+    }
+
+    async fn notify(&mut self, n: ServerNotification) {
+        self.send(Message::Call(n.to_call())).await;
+    }
+
+    /// Answer configure/subscribe/authorize until both subscribe and authorize are done.
+    async fn handshake(&mut self, en1: &[u8], rolling: bool) {
+        let (mut sub, mut auth) = (false, false);
+        while !(sub && auth) {
+            let c = self
+                .call(Duration::from_secs(10))
+                .await
+                .expect("handshake call");
+            let reply = match ClientRequest::from_call(&c).unwrap() {
+                ClientRequest::Configure(_) => ConfigureResult {
+                    version_rolling: rolling.then_some(protocol::VersionMask::BIP320),
+                    other: Default::default(),
+                }
+                .to_value(),
+                ClientRequest::Subscribe { .. } => {
+                    sub = true;
+                    SubscribeResult {
+                        subscriptions: vec![("mining.notify".into(), "1".into())],
+                        extranonce1: Extranonce1(en1.to_vec()),
+                        extranonce2_size: 4,
+                    }
+                    .to_value()
+                }
+                ClientRequest::Authorize { .. } => {
+                    auth = true;
+                    json!(true)
+                }
+                _ => json!(true),
+            };
+            self.send(Message::ok(c.id, reply)).await;
+        }
+    }
+
+    /// The next submit (answering it `true`), skipping other calls.
+    async fn submit(&mut self, within: Duration) -> Option<Submit> {
+        let until = Instant::now() + within;
+        loop {
+            let left = until.checked_duration_since(Instant::now())?;
+            let c = self.call(left).await?;
+            if let Ok(ClientRequest::Submit(s)) = ClientRequest::from_call(&c) {
+                self.send(Message::ok(c.id, json!(true))).await;
+                return Some(s);
+            }
+            self.send(Message::ok(c.id, json!(true))).await;
+        }
+    }
+}
+
+fn job(id: &str, clean: bool) -> Notify {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    Notify {
+        job_id: JobId::new(id),
+        prevhash: PrevHash::from_block_hash(protocol::bitcoin::BlockHash::from_byte_array(
+            [id.as_bytes()[0]; 32],
+        )),
+        coinb1: HexBytes(hex::decode("01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20").unwrap()),
+        coinb2: HexBytes(hex::decode("0c2f736372697074656420706565722fffffffff0100f2052a01000000015100000000").unwrap()),
+        merkle_branch: vec![],
+        version: Version(0x2000_0000),
+        nbits: CompactTarget::from_consensus(0x1d00ffff),
+        ntime: Ntime(now),
+        clean_jobs: clean,
+    }
+}
+
+fn valid(job: &Notify, en1: &[u8], s: &Submit, diff: f64) -> bool {
+    let version = match s.version_bits {
+        Some(b) => job.version.rolled(b, protocol::VersionMask::BIP320),
+        None => job.version,
+    };
+    let h = job.header(
+        &Extranonce1(en1.to_vec()),
+        &s.extranonce2,
+        s.ntime,
+        s.nonce,
+        version,
+    );
+    Difficulty::new(diff)
+        .unwrap()
+        .to_target()
+        .is_met_by(&header_hash(&h))
+}
+
+fn worker(pools: &[String], extra: &[&str]) -> Config {
+    let mut args = vec![
+        "miner-worker".to_string(),
+        "-u".into(),
+        "tester.rig".into(),
+        "-t".into(),
+        "1".into(),
+        "--log".into(),
+        "warn".into(),
+    ];
+    for p in pools {
+        args.push("-o".into());
+        args.push(p.clone());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Config::try_parse_from(args).unwrap()
+}
+
+const DIFF: f64 = 0.0005;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_jobs_stop_stale_work_within_milliseconds() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let w = app::start(&worker(
+        &[format!("stratum+tcp://{}", l.local_addr().unwrap())],
+        &[],
+    ))
+    .await
+    .unwrap();
+    let mut p = Peer::accept(&l, Duration::from_secs(10)).await;
+    let en1 = [1, 2, 3, 4];
+    p.handshake(&en1, true).await;
+    p.notify(ServerNotification::SetDifficulty(
+        Difficulty::new(DIFF).unwrap(),
+    ))
+    .await;
+    let a = job("a", true);
+    p.notify(ServerNotification::Notify(a.clone())).await;
+    let s = p
+        .submit(Duration::from_secs(20))
+        .await
+        .expect("a share for job a");
+    assert_eq!(s.job_id, a.job_id);
+    assert!(valid(&a, &en1, &s, DIFF), "the share is real");
+
+    let b = job("b", true);
+    p.notify(ServerNotification::Notify(b.clone())).await;
+    let switched = Instant::now();
+    let mut late_a = 0;
+    let mut b_shares = 0;
+    while switched.elapsed() < Duration::from_secs(3) {
+        let Some(s) = p.submit(Duration::from_millis(500)).await else {
+            continue;
+        };
+        if s.job_id == a.job_id {
+            if switched.elapsed() > Duration::from_millis(100) {
+                late_a += 1;
+            }
+        } else {
+            assert!(valid(&b, &en1, &s, DIFF));
+            b_shares += 1;
+        }
+    }
+    assert_eq!(
+        late_a, 0,
+        "shares for the old job more than 100 ms after clean_jobs"
+    );
+    assert!(b_shares > 0, "mining the new job");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_extranonce_switches_the_coinbase() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let w = app::start(&worker(
+        &[format!("stratum+tcp://{}", l.local_addr().unwrap())],
+        &["--extranonce-subscribe", "--no-version-rolling"],
+    ))
+    .await
+    .unwrap();
+    let mut p = Peer::accept(&l, Duration::from_secs(10)).await;
+    p.handshake(&[9, 9, 9, 9], false).await;
+    p.notify(ServerNotification::SetDifficulty(
+        Difficulty::new(DIFF).unwrap(),
+    ))
+    .await;
+    let a = job("a", true);
+    p.notify(ServerNotification::Notify(a.clone())).await;
+    let s = p.submit(Duration::from_secs(20)).await.unwrap();
+    assert!(valid(&a, &[9, 9, 9, 9], &s, DIFF));
+    assert_eq!(s.version_bits, None, "no rolling when not asked");
+
+    let new_en1 = [0xaa, 0xbb, 0xcc];
+    p.notify(ServerNotification::SetExtranonce {
+        extranonce1: Extranonce1(new_en1.to_vec()),
+        extranonce2_size: 5,
+    })
+    .await;
+    let changed = Instant::now();
+    let mut with_new = 0;
+    while changed.elapsed() < Duration::from_secs(3) {
+        let Some(s) = p.submit(Duration::from_millis(500)).await else {
+            continue;
+        };
+        if changed.elapsed() > Duration::from_millis(100) {
+            assert_eq!(s.extranonce2.len(), 5, "the new extranonce2 size");
+            assert!(
+                valid(&a, &new_en1, &s, DIFF),
+                "shares use the new extranonce1"
+            );
+            with_new += 1;
+        }
+    }
+    assert!(with_new > 0);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_reconnect_is_followed_to_the_named_host() {
+    let first = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let second = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let w = app::start(&worker(
+        &[format!("stratum+tcp://{}", first.local_addr().unwrap())],
+        &[],
+    ))
+    .await
+    .unwrap();
+    let mut p = Peer::accept(&first, Duration::from_secs(10)).await;
+    p.handshake(&[1, 1, 1, 1], true).await;
+    p.notify(ServerNotification::Reconnect {
+        host: Some("127.0.0.1".into()),
+        port: Some(second.local_addr().unwrap().port()),
+        wait_secs: Some(0),
+    })
+    .await;
+    let mut q = Peer::accept(&second, Duration::from_secs(5)).await;
+    q.handshake(&[2, 2, 2, 2], true).await;
+    q.notify(ServerNotification::SetDifficulty(
+        Difficulty::new(DIFF).unwrap(),
+    ))
+    .await;
+    let j = job("r", true);
+    q.notify(ServerNotification::Notify(j.clone())).await;
+    let s = q.submit(Duration::from_secs(20)).await.unwrap();
+    assert!(valid(&j, &[2, 2, 2, 2], &s, DIFF));
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_primary_fails_over_and_the_worker_returns_when_it_is_back() {
+    // A port with nobody listening: the primary is down.
+    let primary_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let backup = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let w = app::start(&worker(
+        &[
+            format!("stratum+tcp://{primary_addr}"),
+            format!("stratum+tcp://{}", backup.local_addr().unwrap()),
+        ],
+        &["--retry-max", "300ms", "--failback-interval", "1s"],
+    ))
+    .await
+    .unwrap();
+    let mut b = Peer::accept(&backup, Duration::from_secs(10)).await;
+    b.handshake(&[3, 3, 3, 3], true).await;
+    b.notify(ServerNotification::SetDifficulty(
+        Difficulty::new(DIFF).unwrap(),
+    ))
+    .await;
+    b.notify(ServerNotification::Notify(job("b", true))).await;
+    assert!(
+        b.submit(Duration::from_secs(20)).await.is_some(),
+        "mining on the backup"
+    );
+
+    // The primary comes back: the worker returns to it and leaves the backup.
+    let primary = TcpListener::bind(primary_addr).await.unwrap();
+    let back = Instant::now();
+    let mut p = loop {
+        let (s, _) = tokio::time::timeout(Duration::from_secs(10), primary.accept())
+            .await
+            .expect("returns to the primary")
+            .unwrap();
+        // The failback probe connects and drops; the real session sends a call.
+        let mut peer = Peer::from(s);
+        if let Some(c) = peer.call(Duration::from_secs(2)).await {
+            peer.send(Message::ok(
+                c.id.clone(),
+                if c.method == "mining.configure" {
+                    json!({"version-rolling": false})
+                } else {
+                    json!(true)
+                },
+            ))
+            .await;
+            break peer;
+        }
+    };
+    assert!(
+        back.elapsed() < Duration::from_secs(5),
+        "failback within the interval"
+    );
+    p.handshake(&[4, 4, 4, 4], false).await;
+    assert!(
+        b.closed(Duration::from_secs(2)).await,
+        "the backup connection is closed"
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_that_never_answers_is_left_after_the_timeout() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let w = app::start(&worker(
+        &[format!("stratum+tcp://{}", l.local_addr().unwrap())],
+        &["--timeout", "1s", "--retry-max", "200ms"],
+    ))
+    .await
+    .unwrap();
+    let mut silent = Peer::accept(&l, Duration::from_secs(5)).await;
+    let t = Instant::now();
+    while silent.call(Duration::from_millis(100)).await.is_some() {}
+    // A second connection arrives once the subscribe went unanswered for the timeout.
+    let _again = Peer::accept(&l, Duration::from_secs(6)).await;
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "not before the timeout"
+    );
+    assert!(
+        silent.closed(Duration::from_secs(1)).await,
+        "the silent pool was left"
+    );
+    w.stop().await;
+}
