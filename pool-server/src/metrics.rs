@@ -28,6 +28,7 @@ pub struct Metrics {
     pub network_difficulty: Gauge,
     pub template_age: Gauge,
     pub template_stale: IntGauge,
+    pub job_age: Gauge,
     pub store_batch_seconds: Histogram,
     pub store_written: IntCounter,
     pub store_errors: IntCounter,
@@ -188,6 +189,14 @@ impl Metrics {
                 )
                 .unwrap()
             ),
+            job_age: register!(
+                r,
+                Gauge::new(
+                    "pool_job_age_seconds",
+                    "Seconds since the current job was made (jobs refresh every --job-refresh)"
+                )
+                .unwrap()
+            ),
             store_batch_seconds: register!(
                 r,
                 Histogram::with_opts(
@@ -285,6 +294,7 @@ impl Metrics {
             .set(job.template.target.difficulty().as_f64());
         self.template_age
             .set(job.template.created.elapsed().as_secs_f64());
+        self.job_age.set(job.created.elapsed().as_secs_f64());
         self.banned_ips.set(banned as i64);
     }
 
