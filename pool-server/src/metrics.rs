@@ -257,6 +257,20 @@ impl Metrics {
             m.shares.with_label_values(&["rejected", reason]);
         }
         m.shares.with_label_values(&["accepted", ""]);
+        for cause in [
+            "closed",
+            "io-error",
+            "write-timeout",
+            "idle-timeout",
+            "auth-timeout",
+            "shutdown",
+            "banned",
+            "banned-ip",
+            "max-connections",
+            "max-connections-per-ip",
+        ] {
+            m.disconnects.with_label_values(&[cause]);
+        }
         for status in ["accepted", "duplicate", "rejected", "unknown"] {
             m.blocks.with_label_values(&[status]);
         }
