@@ -218,7 +218,7 @@ impl Stats {
         let w = g.workers.get(name)?;
         Some((
             Self::snapshot_of(name, w, now.timestamp()),
-            history(&w.series),
+            history(&w.series, now.timestamp()),
         ))
     }
 
@@ -231,7 +231,7 @@ impl Stats {
                 rejected: g.pool_rejected,
                 workers: g.workers.values().filter(|w| w.sessions > 0).count(),
             },
-            history(&g.pool),
+            history(&g.pool, now.timestamp()),
         )
     }
 
@@ -252,10 +252,13 @@ impl Stats {
     }
 }
 
-fn history(series: &Series) -> Vec<HistoryPoint> {
+/// Per-minute points of complete minutes (the current, partial minute would read low).
+fn history(series: &Series, now: i64) -> Vec<HistoryPoint> {
+    let this_minute = now - now.rem_euclid(60);
     series
         .history
         .iter()
+        .filter(|(m, _)| *m < this_minute)
         .filter_map(|(m, d)| {
             Some(HistoryPoint {
                 time: DateTime::from_timestamp(*m, 0)?,
@@ -278,6 +281,10 @@ mod tests {
         }
         let now = t0 + chrono::Duration::seconds(599);
         let w = &s.workers(now)[0];
+        // Minute 10 has just begun: nine complete minutes of history so far.
+        let (_, partial) = s.worker("a.rig", now).unwrap();
+        assert_eq!(partial.len(), 9);
+        let now = t0 + chrono::Duration::seconds(600);
         let five = w.hashrate["5m"];
         assert!((five / 4_294_967_296.0 - 1.0).abs() < 0.02, "{five}");
         let one = w.hashrate["1m"];

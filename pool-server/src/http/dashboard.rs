@@ -11,6 +11,13 @@ pub async fn page() -> impl IntoResponse {
     )
 }
 
+pub async fn style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../assets/dashboard.css"),
+    )
+}
+
 pub async fn script() -> impl IntoResponse {
     (
         [(

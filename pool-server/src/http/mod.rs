@@ -38,6 +38,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/", get(dashboard::page))
         .route("/dashboard.js", get(dashboard::script))
+        .route("/dashboard.css", get(dashboard::style))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/api/pool", get(api::pool))

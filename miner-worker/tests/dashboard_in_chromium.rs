@@ -1,0 +1,213 @@
+//! The built-in dashboard in real headless Chromium (Debian's `chromium`): with two workers
+//! mining it renders per-worker hashrate (a screenshot is saved), and once they stop the
+//! numbers on the page equal the API's.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use regex::Regex;
+use serde_json::Value;
+
+fn chromium(args: &[String]) -> Vec<u8> {
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--virtual-time-budget=8000",
+            "--window-size=1280,1000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .expect("chromium must be installed (scripts/prepare/monitoring-tools)");
+    assert!(out.status.success(), "chromium failed");
+    out.stdout
+}
+
+async fn start_worker(pool: std::net::SocketAddr, login: &str) -> miner_worker::app::Running {
+    miner_worker::app::start(
+        &miner_worker::config::Config::try_parse_from([
+            "miner-worker",
+            "-o",
+            &format!("stratum+tcp://{pool}"),
+            "-u",
+            login,
+            "-t",
+            "1",
+            "--log",
+            "warn",
+        ])
+        .unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+fn attr(dom: &str, id: &str) -> f64 {
+    let re = Regex::new(&format!(r#"id="{id}" data-value="([^"]*)""#)).unwrap();
+    re.captures(dom)
+        .unwrap_or_else(|| panic!("#{id} not on the page"))[1]
+        .parse()
+        .unwrap_or_else(|_| panic!("#{id} has no number"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_what_the_api_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let block_bits = protocol::Difficulty::new(0.01)
+        .unwrap()
+        .to_target()
+        .to_compact()
+        .to_string();
+    let pool = pool_server::app::start(
+        pool_server::config::Config::try_parse_from([
+            "pool-server",
+            "--stratum",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--database-url",
+            &format!("sqlite://{d}/p.sqlite"),
+            "--spool-dir",
+            &format!("{d}/spool"),
+            "--start-difficulty",
+            "0.001",
+            "--genesis-bits",
+            &block_bits,
+            "--log",
+            "warn",
+        ])
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}/", pool.http);
+    let w1 = start_worker(pool.stratum[0], "alice.rig1").await;
+    let w2 = start_worker(pool.stratum[0], "bob.rig7").await;
+    let t = Instant::now();
+    while w1
+        .status
+        .accepted
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 3
+        || w2
+            .status
+            .accepted
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < 3
+    {
+        assert!(t.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // While both mine: a screenshot, and a page that lists both with a hashrate.
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let (u, s) = (url.clone(), shot.clone());
+    tokio::task::spawn_blocking(move || chromium(&[format!("--screenshot={}", s.display()), u]))
+        .await
+        .unwrap();
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(png.len() > 20_000, "a rendered page, not a blank one");
+    eprintln!("dashboard screenshot: {}", shot.display());
+    let u = url.clone();
+    let live = tokio::task::spawn_blocking(move || {
+        String::from_utf8(chromium(&["--dump-dom".into(), u])).unwrap()
+    })
+    .await
+    .unwrap();
+    for w in ["alice.rig1", "bob.rig7"] {
+        let row = Regex::new(&format!(r#"data-worker="{w}">(.*?)</tr>"#)).unwrap();
+        let r = &row
+            .captures(&live)
+            .unwrap_or_else(|| panic!("{w} not listed"))[1];
+        let rate: f64 = Regex::new(r#"data-value="([0-9.e+]+)" data-window="5m""#)
+            .unwrap()
+            .captures(r)
+            .unwrap()[1]
+            .parse()
+            .unwrap();
+        assert!(rate > 0.0, "{w} shows a hashrate");
+    }
+
+    // Frozen numbers: stop mining, then page and API must agree.
+    w1.stop().await;
+    w2.stop().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Hashrate of stopped workers keeps falling as time passes: the page's value must lie
+    // between the API's just before and just after the page loaded.
+    let pool_api = format!("http://{}/api/pool", pool.http);
+    let before: Value = reqwest::get(&pool_api).await.unwrap().json().await.unwrap();
+    let u = url.clone();
+    let dom = tokio::task::spawn_blocking(move || {
+        String::from_utf8(chromium(&["--dump-dom".into(), u])).unwrap()
+    })
+    .await
+    .unwrap();
+    let api: Value = reqwest::get(format!("http://{}/api/pool", pool.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        dom.contains(r#"data-loaded="true""#),
+        "the page loaded its data"
+    );
+    assert_eq!(
+        attr(&dom, "pool-accepted"),
+        api["accepted"].as_f64().unwrap()
+    );
+    assert_eq!(
+        attr(&dom, "pool-rejected"),
+        api["rejected"].as_f64().unwrap()
+    );
+    assert_eq!(attr(&dom, "pool-height"), api["height"].as_f64().unwrap());
+    assert_eq!(
+        attr(&dom, "pool-blocks"),
+        api["blocks_found"].as_f64().unwrap()
+    );
+    let h_page = attr(&dom, "pool-hashrate-1h");
+    let (h0, h1) = (
+        before["hashrate"]["1h"].as_f64().unwrap(),
+        api["hashrate"]["1h"].as_f64().unwrap(),
+    );
+    assert!(
+        h_page <= h0.max(h1) * 1.001 && h_page >= h0.min(h1) * 0.999,
+        "1 h hashrate on the page {h_page} outside the API's {h1}..{h0}"
+    );
+    let workers: Value = reqwest::get(format!("http://{}/api/workers", pool.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for w in workers.as_array().unwrap() {
+        let name = w["name"].as_str().unwrap();
+        let row = Regex::new(&format!(r#"data-worker="{name}">(.*?)</tr>"#)).unwrap();
+        let r = row.captures(&dom).unwrap()[1].to_owned();
+        let accepted: f64 = Regex::new(r#"class="num accepted" data-value="(\d+)""#)
+            .unwrap()
+            .captures(&r)
+            .unwrap()[1]
+            .parse()
+            .unwrap();
+        assert_eq!(
+            accepted,
+            w["accepted"].as_f64().unwrap(),
+            "{name} accepted shares"
+        );
+    }
+    pool.stop().await.unwrap();
+}
