@@ -127,17 +127,13 @@ async fn dashboard_shows_what_the_api_says() {
     })
     .await
     .unwrap();
+    let five_minutes = Regex::new(r#"data-value="([0-9.e+]+)" data-window="5m""#).unwrap();
     for w in ["alice.rig1", "bob.rig7"] {
         let row = Regex::new(&format!(r#"data-worker="{w}">(.*?)</tr>"#)).unwrap();
         let r = &row
             .captures(&live)
             .unwrap_or_else(|| panic!("{w} not listed"))[1];
-        let rate: f64 = Regex::new(r#"data-value="([0-9.e+]+)" data-window="5m""#)
-            .unwrap()
-            .captures(r)
-            .unwrap()[1]
-            .parse()
-            .unwrap();
+        let rate: f64 = five_minutes.captures(r).unwrap()[1].parse().unwrap();
         assert!(rate > 0.0, "{w} shows a hashrate");
     }
 
@@ -193,16 +189,12 @@ async fn dashboard_shows_what_the_api_says() {
         .json()
         .await
         .unwrap();
+    let accepted_cell = Regex::new(r#"class="num accepted" data-value="(\d+)""#).unwrap();
     for w in workers.as_array().unwrap() {
         let name = w["name"].as_str().unwrap();
         let row = Regex::new(&format!(r#"data-worker="{name}">(.*?)</tr>"#)).unwrap();
         let r = row.captures(&dom).unwrap()[1].to_owned();
-        let accepted: f64 = Regex::new(r#"class="num accepted" data-value="(\d+)""#)
-            .unwrap()
-            .captures(&r)
-            .unwrap()[1]
-            .parse()
-            .unwrap();
+        let accepted: f64 = accepted_cell.captures(&r).unwrap()[1].parse().unwrap();
         assert_eq!(
             accepted,
             w["accepted"].as_f64().unwrap(),
