@@ -141,18 +141,26 @@ pub fn run(opts: &Options) {
         opts.each.as_secs_f64(),
         opts.threads
     );
+    let started = Instant::now();
     let chosen = calibrate::choose();
+    let calibration = started.elapsed();
     println!(
         "{:<12} {:>14} {:>18} {:>10}",
         "kernel", "MH/s/thread", "MH/s all threads", "vs naive"
     );
     let naive = median((0..opts.runs).map(|_| naive_rate(opts.each)).collect());
+    let mut fastest: Option<&str> = None;
+    let mut fastest_rate = 0.0;
     for k in search::supported() {
         let one = median(
             (0..opts.runs)
                 .map(|r| kernel_rate(k, opts.each, (r as u64) << 30))
                 .collect(),
         );
+        if one > fastest_rate {
+            fastest_rate = one;
+            fastest = Some(k.name());
+        }
         let all = median(
             (0..opts.runs)
                 .map(|_| all_threads_rate(k, opts.threads, opts.each))
@@ -201,8 +209,16 @@ pub fn run(opts: &Options) {
         }
     }
     println!(
-        "chosen at start by calibration: {} ({} MH/s/thread measured)",
+        "chosen at start by calibration ({:.2} s): {} ({} MH/s/thread measured)",
+        calibration.as_secs_f64(),
         chosen.kernel.name(),
         mhs(chosen.hashes_per_sec)
     );
+    if let Some(best) = fastest {
+        if best != chosen.kernel.name() {
+            println!(
+                "note: the fastest median above is {best}; the two are within this machine's noise"
+            );
+        }
+    }
 }

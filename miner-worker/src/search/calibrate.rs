@@ -19,53 +19,64 @@ impl std::fmt::Debug for dyn Kernel {
     }
 }
 
-/// Rate of `kernel` on one thread: the best of `rounds` runs of about `each`.
-pub fn measure(kernel: &dyn Kernel, each: Duration, rounds: usize) -> f64 {
+/// Rate of `kernel` on one thread over about `each`, starting at a distinct nonce offset.
+pub fn measure_once(kernel: &dyn Kernel, each: Duration, offset: u64) -> f64 {
     let mut header = [0u8; 80];
     for (i, b) in header.iter_mut().enumerate() {
         *b = i as u8 ^ 0x5a;
     }
     let pre = Precomputed::from_header(&header);
     let mut found = Vec::new();
-    // Size one call so it takes a fraction of `each`.
-    let mut chunk: u64 = 4096;
+    // Size one call so a measurement is several calls long.
+    let probe: u64 = 4096;
     let warm = Instant::now();
-    kernel.search(&pre, 0, chunk, 0, &mut found);
-    let per = warm.elapsed().as_secs_f64() / chunk as f64;
-    if per > 0.0 {
-        chunk = ((each.as_secs_f64() / 8.0 / per) as u64).clamp(1024, 1 << 24);
+    kernel.search(&pre, offset, offset + probe, 0, &mut found);
+    let per = warm.elapsed().as_secs_f64() / probe as f64;
+    let chunk = if per > 0.0 {
+        ((each.as_secs_f64() / 8.0 / per) as u64).clamp(1024, 1 << 24)
+    } else {
+        1 << 16
+    };
+    let t = Instant::now();
+    let mut start = offset + probe;
+    while t.elapsed() < each {
+        kernel.search(&pre, start, start + chunk, 0, &mut found);
+        start += chunk;
     }
-    let mut best = 0.0f64;
-    for r in 0..rounds {
-        let t = Instant::now();
-        let mut done = 0u64;
-        let mut start = (r as u64) << 24;
-        while t.elapsed() < each {
-            kernel.search(&pre, start, start + chunk, 0, &mut found);
-            start += chunk;
-            done += chunk;
-        }
-        best = best.max(done as f64 / t.elapsed().as_secs_f64());
-    }
-    best
+    (start - offset - probe) as f64 / t.elapsed().as_secs_f64()
 }
 
-/// Measure every kernel in `kernels` and return them fastest first.
+/// Measure every kernel `rounds` times, round-robin (so drift in clock speed or in other load
+/// hits every kernel alike), and rank them by their median rate, fastest first.
 pub fn rank(kernels: &[&'static dyn Kernel], each: Duration, rounds: usize) -> Vec<Measurement> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); kernels.len()];
+    for r in 0..rounds {
+        for (i, k) in kernels.iter().enumerate() {
+            samples[i].push(measure_once(
+                *k,
+                each,
+                ((r * kernels.len() + i) as u64) << 26,
+            ));
+        }
+    }
     let mut v: Vec<Measurement> = kernels
         .iter()
-        .map(|k| Measurement {
-            kernel: *k,
-            hashes_per_sec: measure(*k, each, rounds),
+        .zip(samples)
+        .map(|(k, mut s)| {
+            s.sort_by(f64::total_cmp);
+            Measurement {
+                kernel: *k,
+                hashes_per_sec: s[s.len() / 2],
+            }
         })
         .collect();
     v.sort_by(|a, b| b.hashes_per_sec.total_cmp(&a.hashes_per_sec));
     v
 }
 
-/// The fastest supported kernel, measured briefly (well under a second in total).
+/// The fastest supported kernel, measured briefly (under half a second in total).
 pub fn choose() -> Measurement {
     let kernels = super::supported();
-    let each = Duration::from_millis((400 / kernels.len().max(1) as u64 / 2).max(10));
-    rank(&kernels, each, 2).remove(0)
+    let each = Duration::from_millis((150 / kernels.len().max(1) as u64).max(10));
+    rank(&kernels, each, 3).remove(0)
 }

@@ -47,6 +47,7 @@ pub fn all() -> Vec<&'static dyn Kernel> {
         v.push(&sha_ni::ShaNi::<2>);
         v.push(&sha_ni::ShaNi::<3>);
         v.push(&sha_ni::ShaNi::<4>);
+        v.push(&sha_ni::ShaNi::<6>);
         v.push(&avx2::Avx2);
         v.push(&avx2::Avx2x2);
     }

@@ -81,11 +81,17 @@ unsafe fn four_rounds<const N: usize>(
     two_rounds(abef, cdgh, &wk);
 }
 
-/// Next message group from the previous four.
+/// Next message group from the previous four: `msg2(msg1(m0, m1) + alignr(m3, m2), m3)`.
+/// Callers pass precomputed `msg1` / `alignr` terms where their inputs are constant padding.
 #[inline(always)]
-unsafe fn next_group(m0: __m128i, m1: __m128i, m2: __m128i, m3: __m128i) -> __m128i {
-    let t = _mm_add_epi32(_mm_sha256msg1_epu32(m0, m1), _mm_alignr_epi8(m3, m2, 4));
-    _mm_sha256msg2_epu32(t, m3)
+unsafe fn next_group_from(
+    msg1: Option<__m128i>,
+    align: Option<__m128i>,
+    m: [__m128i; 4],
+) -> __m128i {
+    let a = msg1.unwrap_or_else(|| _mm_sha256msg1_epu32(m[0], m[1]));
+    let b = align.unwrap_or_else(|| _mm_alignr_epi8(m[3], m[2], 4));
+    _mm_sha256msg2_epu32(_mm_add_epi32(a, b), m[3])
 }
 
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
@@ -116,6 +122,12 @@ unsafe fn search_n<const N: usize>(
     let (iv_abef, iv_cdgh) = pack(&SHA256_IV);
     let h2_pad2 = _mm_set_epi32(0, 0, 0, 0x8000_0000u32 as i32);
     let h2_pad3 = _mm_set_epi32(256, 0, 0, 0);
+    // Message-schedule terms whose inputs are all padding: the same for every nonce.
+    let first_align4 = _mm_alignr_epi8(pad3, zero, 4);
+    let first_msg1_5 = _mm_sha256msg1_epu32(pad1, zero);
+    let first_msg1_6 = _mm_sha256msg1_epu32(zero, pad3);
+    let second_align4 = _mm_alignr_epi8(h2_pad3, h2_pad2, 4);
+    let second_msg1_6 = _mm_sha256msg1_epu32(h2_pad2, h2_pad3);
 
     let mut base = start;
     while base < end {
@@ -149,8 +161,18 @@ unsafe fn search_n<const N: usize>(
         }
         // Rounds 16..63.
         for g in 4..16 {
+            let msg1 = match g {
+                5 => Some(first_msg1_5),
+                6 => Some(first_msg1_6),
+                _ => None,
+            };
+            let align = (g == 4).then_some(first_align4);
             for i in 0..N {
-                m[g][i] = next_group(m[g - 4][i], m[g - 3][i], m[g - 2][i], m[g - 1][i]);
+                m[g][i] = next_group_from(
+                    msg1,
+                    align,
+                    [m[g - 4][i], m[g - 3][i], m[g - 2][i], m[g - 1][i]],
+                );
             }
             let mg = m[g];
             four_rounds(&mut abef, &mut cdgh, &mg, 4 * g);
@@ -177,8 +199,14 @@ unsafe fn search_n<const N: usize>(
             four_rounds(&mut abef, &mut cdgh, &mg, 4 * g);
         }
         for g in 4..15 {
+            let msg1 = (g == 6).then_some(second_msg1_6);
+            let align = (g == 4).then_some(second_align4);
             for i in 0..N {
-                m2[g][i] = next_group(m2[g - 4][i], m2[g - 3][i], m2[g - 2][i], m2[g - 1][i]);
+                m2[g][i] = next_group_from(
+                    msg1,
+                    align,
+                    [m2[g - 4][i], m2[g - 3][i], m2[g - 2][i], m2[g - 1][i]],
+                );
             }
             let mg = m2[g];
             four_rounds(&mut abef, &mut cdgh, &mg, 4 * g);
@@ -186,7 +214,7 @@ unsafe fn search_n<const N: usize>(
         // Group 15: only rounds 60 and 61 are needed.
         let mut wk = [zero; N];
         for i in 0..N {
-            let m15 = next_group(m2[11][i], m2[12][i], m2[13][i], m2[14][i]);
+            let m15 = next_group_from(None, None, [m2[11][i], m2[12][i], m2[13][i], m2[14][i]]);
             wk[i] = _mm_add_epi32(m15, kv(60));
         }
         two_rounds(&mut abef, &mut cdgh, &wk);
@@ -212,6 +240,7 @@ impl<const N: usize> Kernel for ShaNi<N> {
             2 => "sha-ni-x2",
             3 => "sha-ni-x3",
             4 => "sha-ni-x4",
+            6 => "sha-ni-x6",
             _ => "sha-ni-xn",
         }
     }
