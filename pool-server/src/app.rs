@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::chain::coinbase::CoinbaseBuilder;
 use crate::chain::embedded::{ChainParams, EmbeddedChain};
+use crate::chain::node_rpc::{NodeConfig, NodeSource};
 use crate::chain::retarget::RetargetParams;
 use crate::chain::TemplateSource;
 use crate::config::Config;
@@ -105,56 +106,33 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     tracing::info!(backend = store.backend.kind(), "share store ready");
 
     let payout = payout_script(&cfg)?;
-    let genesis_target = cfg.genesis_bits.to_target().expect("checked by the parser");
-    let regtest_limit = protocol::CompactTarget::from_consensus(0x207fffff)
-        .to_target()
-        .expect("valid");
-    let params = ChainParams {
-        genesis_bits: cfg.genesis_bits,
-        retarget: RetargetParams {
-            interval: cfg.retarget_interval,
-            block_time_secs: cfg.block_time.as_secs().max(1),
-            pow_limit: genesis_target.max(regtest_limit),
-        },
-        payout: payout.clone(),
-    };
-    let keep = (cfg.retarget_interval as i64 + 1).max(11) + 1;
-    let stored = store
-        .backend
-        .load_chain("embedded", keep)
-        .await?
-        .into_iter()
-        .map(|(h, raw)| {
-            bitcoin::consensus::deserialize(&raw)
-                .map(|b| (h, b))
-                .with_context(|| format!("stored block at height {h} does not decode"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let (chain, genesis) = EmbeddedChain::open(params, stored)?;
-    if let Some(g) = genesis {
-        tracing::info!(hash = %g.block_hash(), bits = %cfg.genesis_bits, "new embedded chain");
-        store
-            .handle()
-            .record(StoreEvent::Block(BlockRecord {
-                hash: g.block_hash().to_string(),
-                height: 0,
-                prev_hash: g.header.prev_blockhash.to_string(),
-                chain: "embedded".into(),
-                worker: None,
-                network_difficulty: genesis_target.difficulty().as_f64(),
-                status: "accepted".into(),
-                detail: Some("genesis".into()),
-                raw: bitcoin::consensus::serialize(&g),
-                found_at: Utc::now(),
-            }))
-            .await;
-    } else {
-        let (h, hash) = chain.tip();
-        tracing::info!(height = h, tip = %hash, "embedded chain resumed");
-    }
-    let source: Arc<dyn TemplateSource> = chain.clone();
-
     let shutdown = CancellationToken::new();
+    let (source, chain): (Arc<dyn TemplateSource>, Option<Arc<EmbeddedChain>>) =
+        match &cfg.node_rpc_url {
+            Some(url) => {
+                let node = NodeSource::start(
+                    NodeConfig {
+                        url: url.clone(),
+                        user: cfg.node_rpc_user.clone(),
+                        password: cfg.node_rpc_password.clone(),
+                        cookie_file: cfg.node_rpc_cookie.clone(),
+                        poll: cfg.node_poll,
+                        refresh: cfg.node_template_refresh,
+                        max_age: cfg.node_template_max_age,
+                    },
+                    metrics.clone(),
+                    shutdown.clone(),
+                    Duration::from_secs(30),
+                )
+                .await?;
+                (node, None)
+            }
+            None => {
+                let chain = open_embedded_chain(&cfg, &store, payout.clone()).await?;
+                (chain.clone(), Some(chain))
+            }
+        };
+
     let coinbase = CoinbaseBuilder::new(
         payout,
         &cfg.pool_tag,
@@ -220,7 +198,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         metrics: metrics.clone(),
         bans: bans.clone(),
         jobs: jobs.clone(),
-        chain: Some(chain.clone()),
+        chain: chain.clone(),
         source: source.kind(),
         api_token: cfg.api_token.clone(),
         started,
@@ -286,10 +264,66 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         stratum: stratum_addrs,
         http: http_addr,
         store: backend,
-        chain: Some(chain),
+        chain,
         jobs,
         metrics,
         shutdown,
         done,
     })
+}
+
+/// Resume the embedded chain from the store, or start a new one and record its genesis.
+async fn open_embedded_chain(
+    cfg: &Config,
+    store: &Store,
+    payout: ScriptBuf,
+) -> anyhow::Result<Arc<EmbeddedChain>> {
+    let genesis_target = cfg.genesis_bits.to_target().expect("checked by the parser");
+    let regtest_limit = protocol::CompactTarget::from_consensus(0x207fffff)
+        .to_target()
+        .expect("valid");
+    let params = ChainParams {
+        genesis_bits: cfg.genesis_bits,
+        retarget: RetargetParams {
+            interval: cfg.retarget_interval,
+            block_time_secs: cfg.block_time.as_secs().max(1),
+            pow_limit: genesis_target.max(regtest_limit),
+        },
+        payout,
+    };
+    let keep = (cfg.retarget_interval as i64 + 1).max(11) + 1;
+    let stored = store
+        .backend
+        .load_chain("embedded", keep)
+        .await?
+        .into_iter()
+        .map(|(h, raw)| {
+            bitcoin::consensus::deserialize(&raw)
+                .map(|b| (h, b))
+                .with_context(|| format!("stored block at height {h} does not decode"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (chain, genesis) = EmbeddedChain::open(params, stored)?;
+    if let Some(g) = genesis {
+        tracing::info!(hash = %g.block_hash(), bits = %cfg.genesis_bits, "new embedded chain");
+        store
+            .handle()
+            .record(StoreEvent::Block(BlockRecord {
+                hash: g.block_hash().to_string(),
+                height: 0,
+                prev_hash: g.header.prev_blockhash.to_string(),
+                chain: "embedded".into(),
+                worker: None,
+                network_difficulty: genesis_target.difficulty().as_f64(),
+                status: "accepted".into(),
+                detail: Some("genesis".into()),
+                raw: bitcoin::consensus::serialize(&g),
+                found_at: Utc::now(),
+            }))
+            .await;
+    } else {
+        let (h, hash) = chain.tip();
+        tracing::info!(height = h, tip = %hash, "embedded chain resumed");
+    }
+    Ok(chain)
 }

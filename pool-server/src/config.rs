@@ -78,6 +78,36 @@ pub struct Config {
     )]
     pub account_pattern: String,
 
+    /// JSON-RPC URL of a Bitcoin-compatible node (`http://127.0.0.1:8332`). When set, work
+    /// comes from its `getblocktemplate` and found blocks go to its `submitblock`, instead of
+    /// the embedded chain.
+    #[arg(long, env = "POOL_NODE_RPC_URL")]
+    pub node_rpc_url: Option<String>,
+
+    /// Node RPC user (with --node-rpc-password).
+    #[arg(long, env = "POOL_NODE_RPC_USER")]
+    pub node_rpc_user: Option<String>,
+
+    /// Node RPC password. Never logged.
+    #[arg(long, env = "POOL_NODE_RPC_PASSWORD", hide_env_values = true)]
+    pub node_rpc_password: Option<String>,
+
+    /// The node's cookie file (`.cookie` in its data directory), instead of user and password.
+    #[arg(long, env = "POOL_NODE_RPC_COOKIE")]
+    pub node_rpc_cookie: Option<PathBuf>,
+
+    /// Best-block poll interval when the node does not offer long polling.
+    #[arg(long, env = "POOL_NODE_POLL", default_value = "500ms", value_parser = parse_duration)]
+    pub node_poll: Duration,
+
+    /// Fetch a fresh template (new transactions) at least this often.
+    #[arg(long, env = "POOL_NODE_TEMPLATE_REFRESH", default_value = "30s", value_parser = parse_duration)]
+    pub node_template_refresh: Duration,
+
+    /// While the node is unreachable, serve the last template for this long, then mark it stale.
+    #[arg(long, env = "POOL_NODE_TEMPLATE_MAX_AGE", default_value = "120s", value_parser = parse_duration)]
+    pub node_template_max_age: Duration,
+
     /// Embedded chain: nBits of the genesis block (hex); the default suits one laptop worker
     /// finding a block about every 30 s.
     #[arg(long, env = "POOL_GENESIS_BITS", default_value = "1d01fffe", value_parser = parse_compact)]
@@ -290,6 +320,12 @@ impl Config {
         }
         if self.pool_tag.len() > 40 {
             bail!("--pool-tag must be at most 40 bytes (the coinbase scriptSig holds 100)");
+        }
+        if self.node_rpc_url.is_some()
+            && self.node_rpc_cookie.is_none()
+            && (self.node_rpc_user.is_none() != self.node_rpc_password.is_none())
+        {
+            bail!("--node-rpc-user and --node-rpc-password go together (or use --node-rpc-cookie)");
         }
         if self.stratum.is_empty() {
             bail!("at least one --stratum listener is required");

@@ -6,6 +6,7 @@
 
 pub mod coinbase;
 pub mod embedded;
+pub mod node_rpc;
 pub mod retarget;
 
 use std::sync::Arc;

@@ -1,0 +1,377 @@
+//! A Bitcoin-compatible node as the template source: `getblocktemplate` for work,
+//! `submitblock` for found blocks, long polling (`longpollid`) for new tips with a short
+//! `getbestblockhash` poll as the fallback, and a full template refresh on an interval so new
+//! transactions reach miners.
+//!
+//! While the node is unreachable the last template keeps being served; once it is older than
+//! `max_age` it is marked stale (`pool_template_stale`, `/api/pool`) and the source retries
+//! with backoff.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bitcoin::{Amount, Block, BlockHash, ScriptBuf, Transaction, Txid};
+use futures::future::BoxFuture;
+use protocol::{CompactTarget, Version};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::{BlockVerdict, Template, TemplateSource};
+use crate::metrics::Metrics;
+
+/// How to reach the node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub url: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub cookie_file: Option<PathBuf>,
+    /// How often to ask for the best block when long polling is not available.
+    pub poll: Duration,
+    /// Full template refresh (new transactions) interval.
+    pub refresh: Duration,
+    /// A template older than this while the node is away is stale.
+    pub max_age: Duration,
+}
+
+/// Errors talking to the node.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("node unreachable: {0}")]
+    Transport(String),
+    #[error("node error {code}: {message}")]
+    Node { code: i64, message: String },
+    #[error("unexpected answer from the node: {0}")]
+    Shape(String),
+}
+
+/// JSON-RPC 1.0 over HTTP with basic auth (user/password or the node's cookie file).
+#[derive(Clone)]
+pub struct RpcClient {
+    http: reqwest::Client,
+    cfg: NodeConfig,
+}
+
+impl RpcClient {
+    pub fn new(cfg: NodeConfig) -> Self {
+        RpcClient {
+            http: reqwest::Client::new(),
+            cfg,
+        }
+    }
+
+    fn auth(&self) -> Result<Option<String>, RpcError> {
+        let pair = match (&self.cfg.user, &self.cfg.password, &self.cfg.cookie_file) {
+            (Some(u), Some(p), _) => format!("{u}:{p}"),
+            (_, _, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|e| RpcError::Transport(format!("cookie file {}: {e}", f.display())))?
+                .trim()
+                .to_owned(),
+            _ => return Ok(None),
+        };
+        Ok(Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )))
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, RpcError> {
+        let mut req = self
+            .http
+            .post(&self.cfg.url)
+            .timeout(timeout)
+            .json(&json!({"jsonrpc": "1.0", "id": "pool", "method": method, "params": params}));
+        if let Some(a) = self.auth()? {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| RpcError::Transport(e.without_url().to_string()))?;
+        let status = resp.status();
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| RpcError::Transport(format!("HTTP {status}: {}", e.without_url())))?;
+        if let Some(err) = body.get("error").filter(|e| !e.is_null()) {
+            return Err(RpcError::Node {
+                code: err["code"].as_i64().unwrap_or(0),
+                message: err["message"].as_str().unwrap_or("").to_owned(),
+            });
+        }
+        Ok(body.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    pub async fn getblocktemplate(
+        &self,
+        longpollid: Option<&str>,
+        timeout: Duration,
+    ) -> Result<BlockTemplate, RpcError> {
+        let mut req = json!({"rules": ["segwit"]});
+        if let Some(id) = longpollid {
+            req["longpollid"] = json!(id);
+        }
+        let v = self.call("getblocktemplate", json!([req]), timeout).await?;
+        serde_json::from_value(v).map_err(|e| RpcError::Shape(format!("getblocktemplate: {e}")))
+    }
+
+    pub async fn best_block_hash(&self) -> Result<String, RpcError> {
+        let v = self
+            .call("getbestblockhash", json!([]), Duration::from_secs(5))
+            .await?;
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| RpcError::Shape("getbestblockhash".into()))
+    }
+
+    /// `submitblock`: null means accepted; otherwise the node's reason.
+    pub async fn submit_block(&self, block: &Block) -> Result<Option<String>, RpcError> {
+        let hex = bitcoin::consensus::encode::serialize_hex(block);
+        let v = self
+            .call("submitblock", json!([hex]), Duration::from_secs(30))
+            .await?;
+        Ok(v.as_str().map(str::to_owned))
+    }
+}
+
+/// The parts of a `getblocktemplate` answer the pool uses (Core and its forks agree on these).
+#[derive(Debug, Clone, Deserialize)]
+pub struct BlockTemplate {
+    pub version: u32,
+    pub previousblockhash: String,
+    pub transactions: Vec<TemplateTx>,
+    pub coinbasevalue: u64,
+    pub longpollid: Option<String>,
+    pub mintime: u32,
+    pub curtime: u32,
+    pub bits: String,
+    pub height: u64,
+    pub default_witness_commitment: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TemplateTx {
+    pub data: String,
+    pub txid: Option<String>,
+}
+
+impl BlockTemplate {
+    /// Into the pool's template, checking what the node sent.
+    pub fn to_template(&self) -> Result<Template, RpcError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| RpcError::Shape(format!("{what}: {e}"));
+        let prev = BlockHash::from_str(&self.previousblockhash)
+            .map_err(|e| bad("previousblockhash", &e))?;
+        let bits = u32::from_str_radix(&self.bits, 16).map_err(|e| bad("bits", &e))?;
+        let bits = CompactTarget::from_consensus(bits);
+        let target = bits.to_target().map_err(|e| bad("bits", &e))?;
+        let mut txs = Vec::with_capacity(self.transactions.len());
+        let mut txids = Vec::with_capacity(self.transactions.len());
+        for t in &self.transactions {
+            let raw = hex::decode(&t.data).map_err(|e| bad("transaction data", &e))?;
+            let tx: Transaction =
+                bitcoin::consensus::deserialize(&raw).map_err(|e| bad("transaction", &e))?;
+            let txid = tx.compute_txid();
+            if let Some(given) = &t.txid {
+                if Txid::from_str(given).ok() != Some(txid) {
+                    return Err(RpcError::Shape(format!(
+                        "transaction {given} hashes to {txid}"
+                    )));
+                }
+            }
+            txids.push(txid);
+            txs.push(tx);
+        }
+        let witness_commitment = match &self.default_witness_commitment {
+            Some(h) => Some(ScriptBuf::from_bytes(
+                hex::decode(h).map_err(|e| bad("default_witness_commitment", &e))?,
+            )),
+            None => None,
+        };
+        Ok(Template {
+            height: self.height,
+            prev_hash: prev,
+            version: Version(self.version),
+            bits,
+            target,
+            min_time: self.mintime,
+            cur_time: self.curtime.max(self.mintime),
+            coinbase_value: Amount::from_sat(self.coinbasevalue),
+            transactions: Arc::new(txs),
+            txids: Arc::new(txids),
+            witness_commitment,
+            created: Instant::now(),
+        })
+    }
+}
+
+/// The node as a [`TemplateSource`].
+pub struct NodeSource {
+    rpc: RpcClient,
+    tx: watch::Sender<Arc<Template>>,
+    stale: AtomicBool,
+    refresh_now: Notify,
+    metrics: Arc<Metrics>,
+}
+
+impl NodeSource {
+    /// Fetch the first template (retrying for `patience`) and start following the node.
+    pub async fn start(
+        cfg: NodeConfig,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+        patience: Duration,
+    ) -> anyhow::Result<Arc<NodeSource>> {
+        let rpc = RpcClient::new(cfg.clone());
+        let deadline = Instant::now() + patience;
+        let first = loop {
+            match rpc
+                .getblocktemplate(None, Duration::from_secs(10))
+                .await
+                .and_then(|t| t.to_template().map(|x| (t, x)))
+            {
+                Ok(t) => break t,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "waiting for the node");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => anyhow::bail!("node at --node-rpc-url: {e}"),
+            }
+        };
+        tracing::info!(height = first.1.height, prev = %first.1.prev_hash, longpoll = first.0.longpollid.is_some(), "node template source ready");
+        let (tx, _) = watch::channel(Arc::new(first.1));
+        let src = Arc::new(NodeSource {
+            rpc,
+            tx,
+            stale: AtomicBool::new(false),
+            refresh_now: Notify::new(),
+            metrics,
+        });
+        tokio::spawn(src.clone().follow(cfg, first.0.longpollid, shutdown));
+        Ok(src)
+    }
+
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
+    }
+
+    fn publish(&self, t: Template) {
+        let current = self.tx.borrow().clone();
+        let new_tip = current.prev_hash != t.prev_hash;
+        if new_tip {
+            tracing::info!(height = t.height, prev = %t.prev_hash, "new tip from the node");
+        }
+        self.tx.send_replace(Arc::new(t));
+        self.set_stale(false);
+    }
+
+    fn set_stale(&self, stale: bool) {
+        if self.stale.swap(stale, Ordering::Relaxed) != stale {
+            if stale {
+                tracing::warn!("node unreachable and the template is old: work is stale");
+            } else {
+                tracing::info!("node reachable again");
+            }
+        }
+        self.metrics.template_stale.set(stale as i64);
+    }
+
+    /// Keep templates current: long poll when the node offers it, else poll the best block;
+    /// refresh transactions on an interval; back off while the node is away.
+    async fn follow(
+        self: Arc<Self>,
+        cfg: NodeConfig,
+        mut longpollid: Option<String>,
+        shutdown: CancellationToken,
+    ) {
+        let mut backoff = Duration::from_millis(250);
+        let mut last_refresh = Instant::now();
+        let mut best = self.tx.borrow().prev_hash.to_string();
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let result = if let Some(id) = longpollid.clone() {
+                // Returns when the tip or the transactions change, or after the refresh period.
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = self.refresh_now.notified() => self.rpc.getblocktemplate(None, Duration::from_secs(10)).await,
+                    r = self.rpc.getblocktemplate(Some(&id), cfg.refresh + Duration::from_secs(30)) => r,
+                    _ = tokio::time::sleep(cfg.refresh) => self.rpc.getblocktemplate(None, Duration::from_secs(10)).await,
+                }
+            } else {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = self.refresh_now.notified() => {}
+                    _ = tokio::time::sleep(cfg.poll) => {}
+                }
+                match self.rpc.best_block_hash().await {
+                    Ok(h) if h == best && last_refresh.elapsed() < cfg.refresh => continue,
+                    Ok(h) => {
+                        best = h;
+                        self.rpc
+                            .getblocktemplate(None, Duration::from_secs(10))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match result.and_then(|t| t.to_template().map(|x| (t, x))) {
+                Ok((raw, t)) => {
+                    backoff = Duration::from_millis(250);
+                    last_refresh = Instant::now();
+                    best = t.prev_hash.to_string();
+                    longpollid = raw.longpollid;
+                    self.publish(t);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "node request failed");
+                    if self.tx.borrow().created.elapsed() > cfg.max_age {
+                        self.set_stale(true);
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}
+
+impl TemplateSource for NodeSource {
+    fn templates(&self) -> watch::Receiver<Arc<Template>> {
+        self.tx.subscribe()
+    }
+
+    fn submit_block(&self, block: Block) -> BoxFuture<'_, BlockVerdict> {
+        Box::pin(async move {
+            let verdict = match self.rpc.submit_block(&block).await {
+                Ok(None) => BlockVerdict::Accepted,
+                Ok(Some(s)) if s == "duplicate" => BlockVerdict::Duplicate,
+                Ok(Some(s)) if s == "inconclusive" => BlockVerdict::Unknown(s),
+                Ok(Some(reason)) => BlockVerdict::Rejected(reason),
+                Err(RpcError::Node { message, .. }) => BlockVerdict::Rejected(message),
+                Err(e) => BlockVerdict::Unknown(e.to_string()),
+            };
+            // A new tip (ours) or a refusal: either way, fetch fresh work now.
+            self.refresh_now.notify_one();
+            verdict
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "node"
+    }
+}
