@@ -1,0 +1,428 @@
+//! `pool-loadgen`: many simulated miners on loopback against a running pool-server.
+//!
+//! Each connection subscribes, authorizes as `load.N`, then submits shares at its slice of
+//! `--rate`, pipelined (it does not wait for answers), with `--invalid` of them resent
+//! duplicates. Run the pool with a share difficulty so low that every hash meets it
+//! (`--start-difficulty 1e-12 --vardiff-min 1e-12 --vardiff-max 1e-12`): shares then cost the
+//! generator nothing and the pool everything. Reports accepted shares/s end to end (until the
+//! database holds them all), submit-to-answer latency, the time for a new tip to reach every
+//! connection, pool RSS per connection and pool CPU per 1,000 shares (from /proc when
+//! `--pool-pid` is given).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use parking_lot::Mutex;
+use protocol::{
+    ClientRequest, Extranonce1, Extranonce2, Id, Message, Nonce, Notify, ServerNotification,
+    Submit, SubscribeResult, WorkerName,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "pool-loadgen", about = "Load generator for pool-server")]
+struct Args {
+    /// Stratum address of the pool.
+    #[arg(long, env = "LOADGEN_STRATUM", default_value = "127.0.0.1:3333")]
+    stratum: String,
+    /// HTTP base URL of the pool (to count stored shares).
+    #[arg(long, env = "LOADGEN_HTTP", default_value = "http://127.0.0.1:8080")]
+    http: String,
+    /// Simulated miners.
+    #[arg(long, env = "LOADGEN_CONNECTIONS", default_value_t = 1000)]
+    connections: usize,
+    /// Shares per second across all connections.
+    #[arg(long, env = "LOADGEN_RATE", default_value_t = 10_000.0)]
+    rate: f64,
+    /// Seconds of submitting.
+    #[arg(long, env = "LOADGEN_SECONDS", default_value_t = 20.0)]
+    seconds: f64,
+    /// Fraction of submits that are duplicates (rejected with 22).
+    #[arg(long, env = "LOADGEN_INVALID", default_value_t = 0.02)]
+    invalid: f64,
+    /// Pool process id, for RSS and CPU figures.
+    #[arg(long, env = "LOADGEN_POOL_PID")]
+    pool_pid: Option<u32>,
+    /// After the load, mine one block and time its notify reaching every connection.
+    #[arg(long, env = "LOADGEN_TIP")]
+    tip: bool,
+}
+
+#[derive(Default)]
+struct Totals {
+    sent: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    latencies_us: Mutex<Vec<u32>>,
+    tip_us: Mutex<Vec<u64>>,
+}
+
+/// (RSS KiB, CPU seconds) of a process.
+fn proc_stat(pid: u32) -> Option<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some((rss_kb, ticks as f64 / hz))
+}
+
+fn raise_fd_limit() {
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+fn pct(v: &mut [u32], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+}
+
+struct Conn {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    en1: Extranonce1,
+    en2_size: usize,
+    job: Option<Notify>,
+    line: String,
+}
+
+impl Conn {
+    async fn open(addr: &str, name: &str) -> anyhow::Result<Conn> {
+        let s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        let (r, w) = s.into_split();
+        let mut c = Conn {
+            reader: BufReader::with_capacity(2048, r),
+            writer: w,
+            en1: Extranonce1(vec![]),
+            en2_size: 0,
+            job: None,
+            line: String::new(),
+        };
+        let sub = ClientRequest::Subscribe {
+            user_agent: Some("pool-loadgen".into()),
+            resume: None,
+        };
+        let auth = ClientRequest::Authorize {
+            worker: WorkerName::new(name),
+            password: None,
+        };
+        let mut out = Message::Call(sub.to_call(Id::number(1))).to_json();
+        out.push('\n');
+        out.push_str(&Message::Call(auth.to_call(Id::number(2))).to_json());
+        out.push('\n');
+        c.writer.write_all(out.as_bytes()).await?;
+        while c.job.is_none() {
+            match c.next().await? {
+                Message::Response(r) if r.id == Id::number(1) => {
+                    let v = r.outcome.map_err(|e| anyhow::anyhow!("subscribe: {e}"))?;
+                    let s = SubscribeResult::from_value(&v)?;
+                    c.en1 = s.extranonce1;
+                    c.en2_size = s.extranonce2_size;
+                }
+                Message::Call(call) => {
+                    if let Ok(ServerNotification::Notify(n)) = ServerNotification::from_call(&call)
+                    {
+                        c.job = Some(n);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    async fn next(&mut self) -> anyhow::Result<Message> {
+        self.line.clear();
+        if self.reader.read_line(&mut self.line).await? == 0 {
+            anyhow::bail!("pool closed the connection");
+        }
+        Ok(Message::from_json(self.line.trim_end())?)
+    }
+
+    fn record_tip(&self, n: &Notify, tip_from: &Mutex<Option<Instant>>, totals: &Totals) {
+        if n.clean_jobs {
+            if let Some(t0) = *tip_from.lock() {
+                totals.tip_us.lock().push(t0.elapsed().as_micros() as u64);
+            }
+        }
+    }
+}
+
+struct Shared {
+    args: Args,
+    totals: Totals,
+    tip_from: Mutex<Option<Instant>>,
+}
+
+async fn run_conn(mut c: Conn, i: usize, sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let per_conn = sh.args.rate / sh.args.connections as f64;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_conn.max(0.001)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sent_at: HashMap<u64, Instant> = HashMap::new();
+    let mut next_id = 10u64;
+    let mut counter = 0u64;
+    let mut last: Option<Submit> = None;
+    let mut lat = Vec::new();
+    let mut submitting = true;
+    let worker = WorkerName::new(format!("load.{i}"));
+    loop {
+        tokio::select! {
+            _ = stop.changed(), if submitting => {
+                submitting = false;
+                if sent_at.is_empty() { break; }
+            }
+            _ = tick.tick(), if submitting => {
+                let Some(job) = c.job.clone() else { continue };
+                let dup = last.is_some() && rand::random::<f64>() < sh.args.invalid;
+                let s = match (&last, dup) {
+                    (Some(l), true) => l.clone(),
+                    _ => {
+                        counter += 1;
+                        Submit {
+                            worker: worker.clone(),
+                            job_id: job.job_id.clone(),
+                            extranonce2: Extranonce2::from_counter(counter >> 32, c.en2_size),
+                            ntime: job.ntime,
+                            nonce: Nonce(counter as u32),
+                            version_bits: None,
+                        }
+                    }
+                };
+                last = Some(s.clone());
+                let id = next_id;
+                next_id += 1;
+                let mut line = Message::Call(ClientRequest::Submit(s).to_call(Id::number(id))).to_json();
+                line.push('\n');
+                if c.writer.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+                sent_at.insert(id, Instant::now());
+                sh.totals.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            m = c.next() => {
+                let Ok(m) = m else { break };
+                match m {
+                    Message::Response(r) => {
+                        if let Some(t) = r.id.as_u64().and_then(|id| sent_at.remove(&id)) {
+                            lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                            if r.outcome == Ok(serde_json::Value::Bool(true)) {
+                                sh.totals.accepted.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                sh.totals.rejected.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        if !submitting && sent_at.is_empty() {
+                            break;
+                        }
+                    }
+                    Message::Call(call) => {
+                        if let Ok(ServerNotification::Notify(n)) = ServerNotification::from_call(&call) {
+                            c.record_tip(&n, &sh.tip_from, &sh.totals);
+                            c.job = Some(n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    sh.totals.latencies_us.lock().extend(lat);
+    // Stay connected, idle, for the new-tip measurement.
+    if sh.args.tip {
+        while let Ok(m) = c.next().await {
+            if let Message::Call(call) = m {
+                if let Ok(ServerNotification::Notify(n)) = ServerNotification::from_call(&call) {
+                    c.record_tip(&n, &sh.tip_from, &sh.totals);
+                }
+            }
+        }
+    }
+}
+
+async fn stored_accepted(http: &str) -> Option<i64> {
+    let v: serde_json::Value = reqwest::get(format!("{http}/api/workers"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some(
+        v.as_array()?
+            .iter()
+            .filter(|w| w["name"].as_str().is_some_and(|n| n.starts_with("load.")))
+            .filter_map(|w| w["total"]["accepted_shares"].as_i64())
+            .sum(),
+    )
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    raise_fd_limit();
+    let sh = Arc::new(Shared {
+        args: args.clone(),
+        totals: Totals::default(),
+        tip_from: Mutex::new(None),
+    });
+    let before = args.pool_pid.and_then(proc_stat);
+    let stored_before = stored_accepted(&args.http).await.unwrap_or(0);
+    println!("connecting {} miners to {}", args.connections, args.stratum);
+    let t = Instant::now();
+    let sem = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut opening = Vec::new();
+    for i in 0..args.connections {
+        let (addr, sem) = (args.stratum.clone(), sem.clone());
+        opening.push(tokio::spawn(async move {
+            let _p = sem.acquire().await;
+            Conn::open(&addr, &format!("load.{i}")).await
+        }));
+    }
+    let mut conns = Vec::with_capacity(args.connections);
+    for (i, o) in opening.into_iter().enumerate() {
+        conns.push(o.await?.with_context(|| format!("connection {i}"))?);
+    }
+    println!("all connected in {:.2} s", t.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let connected = args.pool_pid.and_then(proc_stat);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for (i, c) in conns.into_iter().enumerate() {
+        tasks.push(tokio::spawn(run_conn(c, i, sh.clone(), stop_rx.clone())));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+    stop_tx.send_replace(true);
+    let submit_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let accepted = sh.totals.accepted.load(Ordering::Relaxed);
+    let mut caught_up = None;
+    for _ in 0..600 {
+        if let Some(n) = stored_accepted(&args.http).await {
+            if n - stored_before >= accepted as i64 {
+                caught_up = Some(started.elapsed().as_secs_f64());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = args.pool_pid.and_then(proc_stat);
+    let rejected = sh.totals.rejected.load(Ordering::Relaxed);
+    let mut lat = sh.totals.latencies_us.lock().clone();
+    println!(
+        "submitted {} shares in {submit_secs:.1} s: {accepted} accepted, {rejected} rejected",
+        sh.totals.sent.load(Ordering::Relaxed)
+    );
+    println!(
+        "accepted shares/s answered: {:.0}",
+        accepted as f64 / submit_secs
+    );
+    match caught_up {
+        Some(s) => println!(
+            "accepted shares/s end to end (all in the database {:.1} s after the start): {:.0}",
+            s,
+            accepted as f64 / s
+        ),
+        None => println!("the database did not catch up within 60 s"),
+    }
+    println!(
+        "submit-to-answer latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        pct(&mut lat, 1.0)
+    );
+    if let (Some((rss0, _)), Some((rss1, _))) = (before, connected) {
+        println!(
+            "pool RSS: {rss0} KiB before, {rss1} KiB with {} connections: {:.1} KiB per connection",
+            args.connections,
+            (rss1 as f64 - rss0 as f64) / args.connections as f64
+        );
+    }
+    if let (Some((_, cpu0)), Some((_, cpu1))) = (connected, after) {
+        println!(
+            "pool CPU: {:.2} s for {accepted} accepted shares: {:.3} CPU-s per 1,000 shares",
+            cpu1 - cpu0,
+            (cpu1 - cpu0) / (accepted as f64 / 1000.0)
+        );
+    }
+    if args.tip {
+        tip(&sh).await?;
+    }
+    drop(tasks);
+    Ok(())
+}
+
+/// Mine a block on the current job from a connection of our own, then time its notify.
+async fn tip(sh: &Shared) -> anyhow::Result<()> {
+    let mut c = Conn::open(&sh.args.stratum, "load.tip").await?;
+    let job = c.job.clone().expect("a job");
+    let target = job.nbits.to_target()?;
+    let en2 = Extranonce2::from_counter(u64::MAX >> 8, c.en2_size);
+    let mut header = job.header(&c.en1, &en2, job.ntime, Nonce(0), job.version);
+    let started = Instant::now();
+    while !target.is_met_by(&protocol::header_hash(&header)) {
+        header.nonce += 1;
+    }
+    println!(
+        "mined a block in {:.1} s; submitting",
+        started.elapsed().as_secs_f64()
+    );
+    sh.totals.tip_us.lock().clear();
+    let s = Submit {
+        worker: WorkerName::new("load.tip"),
+        job_id: job.job_id.clone(),
+        extranonce2: en2,
+        ntime: job.ntime,
+        nonce: Nonce(header.nonce),
+        version_bits: None,
+    };
+    let mut line = Message::Call(ClientRequest::Submit(s).to_call(Id::number(99))).to_json();
+    line.push('\n');
+    *sh.tip_from.lock() = Some(Instant::now());
+    c.writer.write_all(line.as_bytes()).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sh.totals.tip_us.lock().len() < sh.args.connections && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut v: Vec<u32> = sh
+        .totals
+        .tip_us
+        .lock()
+        .iter()
+        .map(|x| (*x).min(u32::MAX as u64) as u32)
+        .collect();
+    println!(
+        "new tip reached {} of {} connections: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (from the submit)",
+        v.len(),
+        sh.args.connections,
+        pct(&mut v, 0.5),
+        pct(&mut v, 0.99),
+        pct(&mut v, 1.0)
+    );
+    Ok(())
+}
