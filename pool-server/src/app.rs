@@ -119,6 +119,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                         poll: cfg.node_poll,
                         refresh: cfg.node_template_refresh,
                         max_age: cfg.node_template_max_age,
+                        zmq: cfg.node_zmq.clone(),
+                        longpoll: !cfg.node_no_longpoll,
                     },
                     metrics.clone(),
                     shutdown.clone(),

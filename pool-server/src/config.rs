@@ -96,6 +96,15 @@ pub struct Config {
     #[arg(long, env = "POOL_NODE_RPC_COOKIE")]
     pub node_rpc_cookie: Option<PathBuf>,
 
+    /// The node's ZMQ `hashblock` publisher (`tcp://127.0.0.1:28332`, the node's
+    /// `-zmqpubhashblock`): new tips arrive the moment the node has them.
+    #[arg(long, env = "POOL_NODE_ZMQ")]
+    pub node_zmq: Option<String>,
+
+    /// Do not use the node's long polling (rely on ZMQ and polling).
+    #[arg(long, env = "POOL_NODE_NO_LONGPOLL")]
+    pub node_no_longpoll: bool,
+
     /// Best-block poll interval when the node does not offer long polling.
     #[arg(long, env = "POOL_NODE_POLL", default_value = "500ms", value_parser = parse_duration)]
     pub node_poll: Duration,

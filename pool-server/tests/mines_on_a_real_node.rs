@@ -47,6 +47,17 @@ struct Node {
 
 impl Node {
     fn start(bin: &PathBuf, datadir: PathBuf, p2p: u16, rpc: u16, connect: Option<u16>) -> Node {
+        Node::start_with(bin, datadir, p2p, rpc, connect, &[])
+    }
+
+    fn start_with(
+        bin: &PathBuf,
+        datadir: PathBuf,
+        p2p: u16,
+        rpc: u16,
+        connect: Option<u16>,
+        extra: &[String],
+    ) -> Node {
         std::fs::create_dir_all(&datadir).unwrap();
         let mut cmd = Command::new(bin);
         cmd.args([
@@ -69,6 +80,7 @@ impl Node {
         if let Some(c) = connect {
             cmd.arg(format!("-connect=127.0.0.1:{c}"));
         }
+        cmd.args(extra);
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -252,6 +264,8 @@ async fn twenty_blocks_through_stratum_are_accepted_by_the_node() {
         poll: Duration::from_millis(500),
         refresh: Duration::from_secs(30),
         max_age: Duration::from_secs(120),
+        zmq: None,
+        longpoll: true,
     };
     let source = NodeSource::start(
         cfg.clone(),
@@ -310,5 +324,79 @@ async fn twenty_blocks_through_stratum_are_accepted_by_the_node() {
         || async { pool.get("/api/pool").await["template_stale"] == false },
     )
     .await;
+    pool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zmq_hashblock_brings_new_tips_without_polling() {
+    let Some(bin) = bitcoind() else {
+        eprintln!("SKIPPED: no regtest node; run scripts/prepare/regtest-node (scripts/test does)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, r1, p2, r2, z) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let zmq = format!("tcp://127.0.0.1:{z}");
+    let n1 = Node::start_with(
+        &bin,
+        dir.path().join("n1"),
+        p1,
+        r1,
+        None,
+        &[format!("-zmqpubhashblock={zmq}")],
+    );
+    let n2 = Node::start(&bin, dir.path().join("n2"), p2, r2, Some(p1));
+    n1.ready().await;
+    n2.ready().await;
+    until("peers", Duration::from_secs(30), || async {
+        n1.call("getconnectioncount", json!([]))
+            .await
+            .map(|v| v.as_u64() == Some(1))
+            .unwrap_or(false)
+    })
+    .await;
+    let addr = n1.call("getnewaddress", json!([])).await.unwrap();
+    n1.call("generatetoaddress", json!([101, addr]))
+        .await
+        .unwrap();
+    // No long polling and a one-minute poll: only ZMQ can bring the next tip quickly.
+    let pool = start_pool(&[
+        "--node-rpc-url",
+        &n1.url(),
+        "--node-rpc-user",
+        "u",
+        "--node-rpc-password",
+        "p",
+        "--node-zmq",
+        &zmq,
+        "--node-no-longpoll",
+        "--node-poll",
+        "60s",
+    ])
+    .await;
+    let mut c = Client::login(pool.stratum()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // the subscription settles
+    let hashes = n1
+        .call("generatetoaddress", json!([1, addr]))
+        .await
+        .unwrap();
+    let tip = hashes[0].as_str().unwrap().to_owned();
+    let t = Instant::now();
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), c.wait_job())
+            .await
+            .expect("the new tip arrived by ZMQ, not by the 60 s poll");
+        if n.prevhash.block_hash().to_string() == tip {
+            assert!(n.clean_jobs);
+            break;
+        }
+    }
+    eprintln!("new tip by ZMQ after {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(5));
     pool.stop().await;
 }

@@ -1,7 +1,7 @@
 //! A Bitcoin-compatible node as the template source: `getblocktemplate` for work,
-//! `submitblock` for found blocks, long polling (`longpollid`) for new tips with a short
-//! `getbestblockhash` poll as the fallback, and a full template refresh on an interval so new
-//! transactions reach miners.
+//! `submitblock` for found blocks, new tips from ZMQ `hashblock` when configured, long polling
+//! (`longpollid`) when the node offers it, and a short `getbestblockhash` poll as the
+//! fallback; a full template refresh on an interval brings new transactions to miners.
 //!
 //! While the node is unreachable the last template keeps being served; once it is older than
 //! `max_age` it is marked stale (`pool_template_stale`, `/api/pool`) and the source retries
@@ -38,6 +38,10 @@ pub struct NodeConfig {
     pub refresh: Duration,
     /// A template older than this while the node is away is stale.
     pub max_age: Duration,
+    /// ZMQ `hashblock` publisher of the node, if any.
+    pub zmq: Option<String>,
+    /// Use long polling when the node offers it.
+    pub longpoll: bool,
 }
 
 /// Errors talking to the node.
@@ -257,8 +261,57 @@ impl NodeSource {
             refresh_now: Notify::new(),
             metrics,
         });
-        tokio::spawn(src.clone().follow(cfg, first.0.longpollid, shutdown));
+        if let Some(endpoint) = cfg.zmq.clone() {
+            tokio::spawn(src.clone().listen_zmq(endpoint, shutdown.clone()));
+        }
+        let longpollid = first.0.longpollid.filter(|_| cfg.longpoll);
+        tokio::spawn(src.clone().follow(cfg, longpollid, shutdown));
         Ok(src)
+    }
+
+    /// Subscribe to the node's `hashblock` and fetch a template on every message; reconnect
+    /// with backoff when the publisher goes away.
+    async fn listen_zmq(self: Arc<Self>, endpoint: String, shutdown: CancellationToken) {
+        use zeromq::{Socket, SocketRecv};
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let mut sock = zeromq::SubSocket::new();
+            let connected = async {
+                sock.connect(&endpoint).await?;
+                sock.subscribe("hashblock").await
+            };
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = connected => r,
+            };
+            if let Err(e) = result {
+                tracing::warn!(endpoint = %endpoint, error = %e, "ZMQ connect failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+            tracing::info!(endpoint = %endpoint, "listening for hashblock");
+            backoff = Duration::from_millis(250);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    msg = sock.recv() => match msg {
+                        Ok(m) => {
+                            let hash = m.get(1).map(|b| hex::encode(b.as_ref())).unwrap_or_default();
+                            tracing::debug!(block = %hash, "hashblock");
+                            self.refresh_now.notify_one();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "ZMQ connection lost");
+                            break;
+                        }
+                    },
+                }
+            }
+        }
     }
 
     pub fn is_stale(&self) -> bool {
