@@ -155,19 +155,19 @@ where
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_blocks_through_stratum_are_accepted_by_the_node() {
-    let Some(bin) = bitcoind() else {
-        eprintln!("SKIPPED: no regtest node; run scripts/prepare/regtest-node (scripts/test does)");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+/// Two regtest nodes on loopback, the second connected to the first (nodes answer
+/// `getblocktemplate` only with a peer), and 101 blocks mined so a coinbase is mature.
+/// `extra` goes to the first node. Returns both nodes and a wallet address of the first.
+async fn regtest_pair(
+    bin: &PathBuf,
+    dir: &std::path::Path,
+    extra: &[String],
+) -> (Node, Node, Value) {
     let (p1, r1, p2, r2) = (free_port(), free_port(), free_port(), free_port());
-    let mut n1 = Node::start(&bin, dir.path().join("n1"), p1, r1, None);
-    let n2 = Node::start(&bin, dir.path().join("n2"), p2, r2, Some(p1));
+    let n1 = Node::start_with(bin, dir.join("n1"), p1, r1, None, extra);
+    let n2 = Node::start(bin, dir.join("n2"), p2, r2, Some(p1));
     n1.ready().await;
     n2.ready().await;
-    // getblocktemplate answers only with a peer; mature a coinbase first.
     until("peers", Duration::from_secs(30), || async {
         n1.call("getconnectioncount", json!([]))
             .await
@@ -176,9 +176,20 @@ async fn twenty_blocks_through_stratum_are_accepted_by_the_node() {
     })
     .await;
     let addr = n1.call("getnewaddress", json!([])).await.unwrap();
-    n1.call("generatetoaddress", json!([101, addr]))
+    n1.call("generatetoaddress", json!([101, addr.clone()]))
         .await
         .unwrap();
+    (n1, n2, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_blocks_through_stratum_are_accepted_by_the_node() {
+    let Some(bin) = bitcoind() else {
+        eprintln!("SKIPPED: no regtest node; run scripts/prepare/regtest-node (scripts/test does)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut n1, _n2, _) = regtest_pair(&bin, dir.path(), &[]).await;
 
     let pool = start_pool(&[
         "--node-rpc-url",
@@ -334,36 +345,9 @@ async fn zmq_hashblock_brings_new_tips_without_polling() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (p1, r1, p2, r2, z) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
-    let zmq = format!("tcp://127.0.0.1:{z}");
-    let n1 = Node::start_with(
-        &bin,
-        dir.path().join("n1"),
-        p1,
-        r1,
-        None,
-        &[format!("-zmqpubhashblock={zmq}")],
-    );
-    let n2 = Node::start(&bin, dir.path().join("n2"), p2, r2, Some(p1));
-    n1.ready().await;
-    n2.ready().await;
-    until("peers", Duration::from_secs(30), || async {
-        n1.call("getconnectioncount", json!([]))
-            .await
-            .map(|v| v.as_u64() == Some(1))
-            .unwrap_or(false)
-    })
-    .await;
-    let addr = n1.call("getnewaddress", json!([])).await.unwrap();
-    n1.call("generatetoaddress", json!([101, addr]))
-        .await
-        .unwrap();
+    let zmq = format!("tcp://127.0.0.1:{}", free_port());
+    let (n1, _n2, addr) =
+        regtest_pair(&bin, dir.path(), &[format!("-zmqpubhashblock={zmq}")]).await;
     // No long polling and a one-minute poll: only ZMQ can bring the next tip quickly.
     let pool = start_pool(&[
         "--node-rpc-url",
