@@ -98,12 +98,22 @@ async fn worker_gets_accepted_shares_and_a_block_and_survives_a_pool_restart() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(block["height"].as_i64().unwrap() >= 1);
-    let rejected = status.rejected.load(Ordering::Relaxed);
+    // Blocks come every second or so here, so a share can cross the pool's new-tip notify on
+    // the wire and be refused as stale: that race is part of mining. Any other reason is a
+    // disagreement between worker and pool.
+    let reasons = status.reasons();
     let accepted = status.accepted.load(Ordering::Relaxed);
+    let not_stale: u64 = reasons
+        .iter()
+        .filter(|(r, _)| r.as_str() != "stale")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(not_stale, 0, "rejects other than stale: {reasons:?}");
+    let stale = reasons.get("stale").copied().unwrap_or(0);
+    eprintln!("accepted {accepted}, rejected {reasons:?}");
     assert!(
-        rejected * 20 <= accepted,
-        "too many rejects: {rejected} of {}",
-        accepted + rejected
+        stale * 5 <= accepted,
+        "too many stale shares: {stale} against {accepted} accepted"
     );
 
     // Kill the pool and bring it back on the same port.

@@ -216,6 +216,12 @@ pub async fn run(
                 if share.work.connection != state.connection {
                     continue;
                 }
+                // Found on the previous block: the pool would only answer "stale" (as
+                // cpuminer does, such a share is dropped rather than sent).
+                if state.job.as_ref().is_some_and(|j| j.prevhash != share.work.job.prevhash) {
+                    tracing::debug!(job = %share.work.job.job_id, "share for a replaced block; not submitted");
+                    continue;
+                }
                 let id = next_id;
                 next_id += 1;
                 let submit = Submit {
