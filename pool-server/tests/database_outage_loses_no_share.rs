@@ -22,18 +22,6 @@ fn outage() -> Duration {
     )
 }
 
-async fn metric(pool: &TestPool, name: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", pool.http()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
 /// Submit valid shares for `for_how_long`; returns how many were answered `true`.
 async fn mine_for(c: &mut Client, counter: &mut u64, for_how_long: Duration) -> u64 {
     let until = tokio::time::Instant::now() + for_how_long;
@@ -80,10 +68,10 @@ async fn outage_mid_stream_spools_then_replays_exactly() {
     // While the database is away the pool still answers, and the spool grows.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        metric(&pool, "pool_store_spool_depth").await > 0.0,
+        pool.metric("pool_store_spool_depth").await > 0.0,
         "shares were spooled"
     );
-    assert_eq!(metric(&pool, "pool_store_up").await, 0.0);
+    assert_eq!(pool.metric("pool_store_up").await, 0.0);
     proxy.restore();
     answered += mine_for(&mut c, &mut counter, Duration::from_secs(1)).await;
 
@@ -95,7 +83,7 @@ async fn outage_mid_stream_spools_then_replays_exactly() {
         wait_accepted(&db.url, answered as i64).await,
         answered as i64
     );
-    assert_eq!(metric(&pool, "pool_store_spool_depth").await, 0.0);
+    assert_eq!(pool.metric("pool_store_spool_depth").await, 0.0);
     pool.stop().await;
     assert_eq!(
         accepted_in_db(&db.url).await,

@@ -32,6 +32,19 @@ pub fn bits_for(difficulty: f64) -> String {
         .to_string()
 }
 
+/// One sample's value from a pool's `/metrics` (NaN when absent).
+pub async fn metric(http_base: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{http_base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 pub struct TestPool {
     pub running: Running,
     pub dir: Arc<tempfile::TempDir>,
@@ -54,6 +67,10 @@ impl TestPool {
             .json()
             .await
             .unwrap()
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        metric(&self.http(), name).await
     }
 
     pub async fn stop(self) -> (Arc<tempfile::TempDir>, Vec<String>) {
@@ -134,6 +151,7 @@ pub struct Client {
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let s = TcpStream::connect(addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
         let (r, w) = s.into_split();
         Client {
             reader: BufReader::new(r),
@@ -148,9 +166,13 @@ impl Client {
         }
     }
 
+    /// One line in one write, as miners send it (two small writes would meet Nagle's
+    /// algorithm and delayed ACKs, adding 40 ms to every request).
     pub async fn send_raw(&mut self, line: &str) {
-        self.writer.write_all(line.as_bytes()).await.unwrap();
-        self.writer.write_all(b"\n").await.unwrap();
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        self.writer.write_all(&buf).await.unwrap();
     }
 
     /// Read one message; `None` on EOF or after `wait`.
