@@ -7,9 +7,12 @@ use tracing_subscriber::EnvFilter;
 
 pub fn init(filter: &str, json: bool) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(filter)?;
+    // Colours only for a person at a terminal, never into files or journald.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(ansi && !json);
     let result = if json {
         builder
             .json()

@@ -181,7 +181,11 @@ impl Session {
                     ended = Some(if self.started { "idle-timeout" } else { "auth-timeout" });
                 }
             }
-            if ended.is_none() && self.offenses > self.ctx.ban_threshold {
+            if ended.is_none() && self.offenses > 0 && self.ctx.bans.is_banned(self.peer.ip()) {
+                // Another session from this address crossed the line: this one, already
+                // offending too, goes with it.
+                ended = Some("banned");
+            } else if ended.is_none() && self.offenses > self.ctx.ban_threshold {
                 self.ctx
                     .bans
                     .ban(self.peer.ip(), "too many malformed lines or invalid shares");
