@@ -1,9 +1,10 @@
 # shellcheck shell=bash
 # Find a PostgreSQL for the tests, or start a throwaway one.
 #
-# Order: $DATABASE_URL if it answers; then 127.0.0.1:5432; else install Debian's `postgresql`
-# package when missing and start a private cluster in a temp dir on a free port, stopped when
-# the calling script exits. Exports DATABASE_URL (a database the tests may create schemas in).
+# Installs Debian's `postgresql` package when its server binaries are missing (exports
+# PG_BINDIR). Then: $DATABASE_URL if it answers; then 127.0.0.1:5432; else a private cluster in
+# a temp dir on a free port, stopped when the calling script exits. Exports DATABASE_URL (a
+# database the tests may create schemas in).
 
 pg_answers() { # url
   PGCONNECT_TIMEOUT=3 psql "$1" -Atqc 'select 1' >/dev/null 2>&1
@@ -19,7 +20,18 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# The fault tests start a cluster of their own (initdb, pg_ctl): the server binaries must be
+# here even when some PostgreSQL already answers.
+ensure_postgres_binaries() {
+  if [ -z "$(pg_bindir)" ] || ! command -v psql >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  PG_BINDIR=$(pg_bindir)
+  export PG_BINDIR
+}
+
 ensure_postgres() {
+  ensure_postgres_binaries
   if [ -n "${DATABASE_URL:-}" ] && pg_answers "$DATABASE_URL"; then
     echo "postgres: using DATABASE_URL"
     return 0
@@ -30,9 +42,6 @@ ensure_postgres() {
     return 0
   fi
   echo "postgres: none answers; starting a throwaway cluster"
-  if [ -z "$(pg_bindir)" ] || ! command -v psql >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
-  fi
   local bin dir port
   bin=$(pg_bindir)
   dir=$(mktemp -d /tmp/pool-test-pg.XXXXXX)

@@ -3,6 +3,10 @@
 //! the pool off from its database.
 #![allow(dead_code)]
 
+pub mod pg_cluster;
+pub mod process;
+pub mod sim_miner;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
