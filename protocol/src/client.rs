@@ -182,7 +182,13 @@ impl ClientRequest {
             },
             AUTHORIZE => ClientRequest::Authorize {
                 worker: WorkerName::new(str_param(p, 0, "worker")?),
-                password: p.get(1).and_then(Value::as_str).map(str::to_owned),
+                // An empty password is no password (we send "" for none: some pools want
+                // two parameters).
+                password: p
+                    .get(1)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
             },
             SUBMIT => ClientRequest::Submit(Submit::from_params(p)?),
             CONFIGURE => {

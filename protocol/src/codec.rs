@@ -41,9 +41,20 @@ impl StratumCodec {
         self.max_line
     }
 
-    fn decode_line(line: &[u8]) -> Result<Message, FrameError> {
-        let text = std::str::from_utf8(line).map_err(|_| FrameError::InvalidUtf8)?;
-        Message::from_json(text)
+    /// One whole line (without its `\n`): `None` for a blank keep-alive line, else the
+    /// message or why it is not one. The same rules hold mid-stream and at EOF.
+    fn finish_line(&self, line: &[u8]) -> Option<Result<Message, FrameError>> {
+        let body = line.strip_suffix(b"\r").unwrap_or(line);
+        if body.len() > self.max_line {
+            return Some(Err(FrameError::LineTooLong { max: self.max_line }));
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        Some(match std::str::from_utf8(body) {
+            Ok(text) => Message::from_json(text),
+            Err(_) => Err(FrameError::InvalidUtf8),
+        })
     }
 }
 
@@ -80,17 +91,10 @@ impl Decoder for StratumCodec {
                     let end = self.scanned + i;
                     self.scanned = 0;
                     let line = buf.split_to(end + 1);
-                    let mut body = &line[..end];
-                    if body.last() == Some(&b'\r') {
-                        body = &body[..body.len() - 1];
+                    match self.finish_line(&line[..end]) {
+                        Some(item) => return Ok(Some(item)),
+                        None => continue, // blank keep-alive lines are not messages
                     }
-                    if body.len() > self.max_line {
-                        return Ok(Some(Err(FrameError::LineTooLong { max: self.max_line })));
-                    }
-                    if body.iter().all(u8::is_ascii_whitespace) {
-                        continue; // blank keep-alive lines are not messages
-                    }
-                    return Ok(Some(Self::decode_line(body)));
                 }
                 None if buf.len() > self.max_line + 1 => {
                     // Over the limit with no newline in sight: drop what we hold and skip the
@@ -119,11 +123,7 @@ impl Decoder for StratumCodec {
                 // A final line without its newline.
                 let line = buf.split_to(buf.len());
                 self.scanned = 0;
-                let mut body = &line[..];
-                if body.last() == Some(&b'\r') {
-                    body = &body[..body.len() - 1];
-                }
-                Ok(Some(Self::decode_line(body)))
+                Ok(self.finish_line(&line))
             }
         }
     }

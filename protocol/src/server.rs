@@ -35,6 +35,18 @@ pub enum ServerNotification {
     ShowMessage(String),
 }
 
+/// A whole number as pools write it: `3333`, `3333.0` (pools in languages without integers)
+/// or `"3333"`.
+fn loose_uint(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
+                .map(|f| f as u64)
+        })
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
 impl ServerNotification {
     pub fn from_call(call: &Call) -> Result<ServerNotification, ParamsError> {
         let p = call.params.as_slice();
@@ -81,15 +93,11 @@ impl ServerNotification {
                     .and_then(Value::as_str)
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned),
-                port: p.get(1).and_then(|v| {
-                    v.as_u64()
-                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                        .and_then(|n| u16::try_from(n).ok())
-                }),
-                wait_secs: p.get(2).and_then(|v| {
-                    v.as_u64()
-                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                }),
+                port: p
+                    .get(1)
+                    .and_then(loose_uint)
+                    .and_then(|n| u16::try_from(n).ok()),
+                wait_secs: p.get(2).and_then(loose_uint),
             },
             SHOW_MESSAGE => ServerNotification::ShowMessage(
                 p.first()
@@ -130,7 +138,7 @@ impl ServerNotification {
                 if host.is_some() || port.is_some() || wait_secs.is_some() {
                     v.push(json!(host.clone().unwrap_or_default()));
                     v.push(port.map_or(Value::Null, |p| json!(p)));
-                    v.push(json!(wait_secs.unwrap_or(0)));
+                    v.push(wait_secs.map_or(Value::Null, |w| json!(w)));
                 }
                 v
             }

@@ -72,6 +72,20 @@ fn line_exactly_at_limit_is_accepted() {
     );
 }
 
+/// Found by the codec fuzzer: a last line with no newline, one byte over the limit, was
+/// parsed at EOF as if the limit did not apply.
+#[test]
+fn unterminated_last_line_over_the_limit_is_too_long_at_eof() {
+    let mut codec = StratumCodec::with_max_line(64);
+    let body = format!("{{\"id\":1,\"method\":\"{}\"}}", "m".repeat(65 - 20));
+    let mut buf = BytesMut::from(body.as_bytes());
+    assert!(codec.decode(&mut buf).unwrap().is_none());
+    assert_eq!(
+        codec.decode_eof(&mut buf).unwrap().unwrap(),
+        Err(FrameError::LineTooLong { max: 64 })
+    );
+}
+
 #[tokio::test]
 async fn framed_stream_survives_garbage_over_a_socket() {
     let (mut tx, rx) = tokio::io::duplex(1024);

@@ -266,3 +266,53 @@ fn responses_round_trip_with_results_and_error_triples() {
     let ok = Message::ok(Id::number(4), json!(true));
     assert_eq!(ok.to_json(), r#"{"error":null,"id":4,"result":true}"#);
 }
+
+/// Found by the messages fuzzer: a port written as a float was dropped, and a reconnect with a
+/// host but no wait came back with a wait of 0.
+#[test]
+fn reconnect_with_a_float_port_and_no_wait_keeps_both() {
+    let n = ServerNotification::from_call(&call(
+        r#"{"id":null,"method":"client.reconnect","params":["127.0.0.1",3337.0]}"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        n,
+        ServerNotification::Reconnect {
+            host: Some("127.0.0.1".into()),
+            port: Some(3337),
+            wait_secs: None,
+        }
+    );
+    round_trip_server(n);
+    round_trip_server(ServerNotification::Reconnect {
+        host: Some("pool.example".into()),
+        port: None,
+        wait_secs: None,
+    });
+}
+
+/// Found by the messages fuzzer: an authorize without a password came back with `Some("")`.
+#[test]
+fn authorize_without_a_password_round_trips() {
+    let req = client(r#"{"id": 2, "method": "mining.authorize", "params": ["x"]}"#);
+    assert_eq!(
+        req,
+        ClientRequest::Authorize {
+            worker: WorkerName::new("x"),
+            password: None,
+        }
+    );
+    round_trip_client(req);
+}
+
+/// Found by the messages fuzzer: a number beyond u64 was read 1 ulp off, so the line we
+/// wrote back was not the line we read (serde_json's exact float parsing is on now).
+#[test]
+fn numbers_are_read_exactly_and_written_back_unchanged() {
+    let line =
+        r#"{"id":7,"method":"mining.set_difficulty","params":[9060909090909090909090909090909]}"#;
+    let m = Message::from_json(line).unwrap();
+    assert_eq!(Message::from_json(&m.to_json()).unwrap(), m);
+    let Message::Call(c) = m else { panic!() };
+    assert_eq!(c.params[0].as_f64(), Some(9.060909090909091e30));
+}
