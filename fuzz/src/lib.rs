@@ -1,0 +1,224 @@
+//! What the fuzzers check, as plain functions: each takes arbitrary bytes and panics only when
+//! an invariant breaks. `cargo fuzz` drives them through the targets in `fuzz_targets/`
+//! (`scripts/fuzz`); `tests/corpus_replays.rs` runs every committed corpus and regression
+//! input through them in the ordinary test suite, so a crash once found stays fixed.
+//!
+//! - [`codec`]: the line codec, fed in arbitrary chunks, against a plain model of lines.
+//! - [`messages`]: JSON-RPC parsing and the typed Stratum methods, which must round-trip.
+//! - [`submit`]: a `mining.submit` line through the pool's share validation.
+
+use std::sync::{Arc, OnceLock};
+
+use bitcoin::hashes::Hash;
+use bytes::BytesMut;
+use pool_server::chain::coinbase::CoinbaseBuilder;
+use pool_server::chain::Template;
+use pool_server::jobs::{Job, JobBuilder};
+use pool_server::share::{validate, Dedup, IssuedJob, Reject, ShareContext};
+use protocol::{
+    header_hash, ClientRequest, CompactTarget, Difficulty, Extranonce1, Extranonce2, FrameError,
+    JobId, Message, Nonce, Ntime, ServerNotification, StratumCodec, Submit, Version, VersionMask,
+    WorkerName,
+};
+use tokio_util::codec::Decoder;
+
+/// A small line limit, so inputs of a few hundred bytes reach the oversize paths.
+const MAX_LINE: usize = 64;
+
+/// What the codec must make of one line: skipped when blank, too long, or parsed.
+fn model_line(raw: &[u8]) -> Option<Result<Message, FrameError>> {
+    let body = raw.strip_suffix(b"\r").unwrap_or(raw);
+    if body.len() > MAX_LINE {
+        return Some(Err(FrameError::LineTooLong { max: MAX_LINE }));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(match std::str::from_utf8(body) {
+        Ok(text) => Message::from_json(text),
+        Err(_) => Err(FrameError::InvalidUtf8),
+    })
+}
+
+fn same_item(a: &Result<Message, FrameError>, b: &Result<Message, FrameError>) -> bool {
+    match (a, b) {
+        (Ok(x), Ok(y)) => x == y,
+        (Err(x), Err(y)) => std::mem::discriminant(x) == std::mem::discriminant(y),
+        _ => false,
+    }
+}
+
+/// The codec, fed `data[1..]` in chunks whose sizes come from `data[0]`, yields exactly what
+/// splitting at `\n` yields, and never holds much more than one line's limit.
+pub fn codec(data: &[u8]) {
+    let Some((&seed, input)) = data.split_first() else {
+        return;
+    };
+    let chunk = 1 + seed as usize % 97;
+    let mut codec = StratumCodec::with_max_line(MAX_LINE);
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    for piece in input.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        while let Some(item) = codec.decode(&mut buf).expect("decoding never fails on I/O") {
+            got.push(item);
+        }
+        assert!(
+            buf.len() <= MAX_LINE + 1 + chunk,
+            "the codec holds {} bytes with a {MAX_LINE}-byte limit",
+            buf.len()
+        );
+    }
+    while let Some(item) = codec
+        .decode_eof(&mut buf)
+        .expect("decoding never fails on I/O")
+    {
+        got.push(item);
+    }
+    let want: Vec<_> = input
+        .split(|b| *b == b'\n')
+        .filter_map(model_line)
+        .collect();
+    assert_eq!(got.len(), want.len(), "items: {got:?}\nmodel: {want:?}");
+    for (g, w) in got.iter().zip(&want) {
+        assert!(same_item(g, w), "codec {g:?} but model {w:?}");
+    }
+}
+
+/// Any line that parses re-serializes to itself, and so does any typed request or
+/// notification read from it: pool and worker write what the other reads.
+pub fn messages(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(msg) = Message::from_json(text) else {
+        return;
+    };
+    let again = Message::from_json(&msg.to_json()).expect("our own JSON parses");
+    assert_eq!(again, msg, "message round trip");
+    let Message::Call(call) = msg else {
+        return;
+    };
+    if let Ok(req) = ClientRequest::from_call(&call) {
+        let back = ClientRequest::from_call(&req.to_call(call.id.clone()))
+            .expect("our own request parses");
+        assert_eq!(back, req, "client request round trip");
+    }
+    if let Ok(n) = ServerNotification::from_call(&call) {
+        let back = ServerNotification::from_call(&n.to_call()).expect("our own notification");
+        assert_eq!(back, n, "server notification round trip");
+    }
+}
+
+/// The session a fuzzed share is judged in: a job on an easy network target (so shares can be
+/// blocks too) with a real merkle branch, issued at a low share difficulty.
+struct Bench {
+    issued: IssuedJob,
+    extranonce1: Extranonce1,
+    mask: VersionMask,
+}
+
+const NOW: u32 = 1_750_000_000;
+const EXTRANONCE2_SIZE: usize = 4;
+
+fn bench() -> &'static Bench {
+    static BENCH: OnceLock<Bench> = OnceLock::new();
+    BENCH.get_or_init(|| {
+        let txs: Vec<bitcoin::Transaction> = (0..3u8)
+            .map(|i| bitcoin::Transaction {
+                version: bitcoin::transaction::Version::ONE,
+                lock_time: bitcoin::absolute::LockTime::from_consensus(i as u32),
+                input: vec![],
+                output: vec![],
+            })
+            .collect();
+        let bits = CompactTarget::from_consensus(0x207fffff);
+        let template = Arc::new(Template {
+            height: 500,
+            prev_hash: bitcoin::BlockHash::from_byte_array([7; 32]),
+            version: Version(0x2000_0000),
+            bits,
+            target: bits.to_target().expect("regtest bits are valid"),
+            min_time: NOW - 600,
+            cur_time: NOW,
+            coinbase_value: bitcoin::Amount::from_sat(50_0000_0000),
+            txids: Arc::new(txs.iter().map(|t| t.compute_txid()).collect()),
+            transactions: Arc::new(txs),
+            witness_commitment: None,
+            created: std::time::Instant::now(),
+        });
+        let coinbase =
+            CoinbaseBuilder::new(bitcoin::ScriptBuf::new(), "/fuzz/", 4 + EXTRANONCE2_SIZE);
+        let job: Job = JobBuilder::new(coinbase).build(&template);
+        Bench {
+            issued: IssuedJob::new(
+                JobId::new("1"),
+                Arc::new(job),
+                Difficulty::new(1e-6).expect("a valid difficulty"),
+            ),
+            extranonce1: Extranonce1(vec![0xde, 0xad, 0xbe, 0xef]),
+            mask: VersionMask::BIP320,
+        }
+    })
+}
+
+/// A submit from raw bytes, for inputs that are not a JSON line: the fuzzer then reaches
+/// every branch of validation without having to write JSON first.
+fn raw_submit(data: &[u8]) -> Submit {
+    let byte = |i: usize| data.get(i).copied().unwrap_or(0);
+    let word = |i: usize| u32::from_le_bytes([byte(i), byte(i + 1), byte(i + 2), byte(i + 3)]);
+    let en2_len = byte(0) as usize % 7;
+    Submit {
+        worker: WorkerName::new("fuzz.rig"),
+        job_id: JobId::new(if byte(1) % 8 == 0 { "2" } else { "1" }),
+        extranonce2: Extranonce2((0..en2_len).map(|i| byte(2 + i)).collect()),
+        ntime: Ntime(NOW - 700 + word(9) % 9000),
+        nonce: Nonce(word(13)),
+        version_bits: (byte(17) % 3 != 0).then(|| Version(word(18))),
+    }
+}
+
+/// Whatever a miner sends as `mining.submit`, validation answers without panicking, and an
+/// accepted share is what it claims: its hash is the header's, it meets the target it is
+/// credited at (or the network's), and the same share again is a duplicate.
+pub fn submit(data: &[u8]) {
+    let b = bench();
+    let submit = match std::str::from_utf8(data).ok().map(Message::from_json) {
+        Some(Ok(Message::Call(call))) => match ClientRequest::from_call(&call) {
+            Ok(ClientRequest::Submit(s)) => s,
+            _ => return,
+        },
+        Some(_) => return,
+        None => raw_submit(data),
+    };
+    let mask = data.len().is_multiple_of(2).then_some(b.mask);
+    let ctx = ShareContext {
+        issued: (submit.job_id == b.issued.id).then_some(&b.issued),
+        current_generation: b.issued.job.generation,
+        current_difficulty: b.issued.difficulty,
+        current_target: b.issued.target,
+        extranonce1: &b.extranonce1,
+        extranonce2_size: EXTRANONCE2_SIZE,
+        version_mask: mask,
+        now: NOW,
+    };
+    let mut dedup = Dedup::default();
+    let Ok(acc) = validate(&ctx, &submit, &mut dedup) else {
+        return;
+    };
+    assert_eq!(acc.hash, header_hash(&acc.header), "hash of the header");
+    assert_eq!(acc.header.nonce, submit.nonce.0);
+    assert_eq!(acc.header.time, submit.ntime.0);
+    assert!(
+        acc.is_block || b.issued.target.is_met_by(&acc.hash),
+        "an accepted share meets its target"
+    );
+    assert_eq!(
+        acc.is_block,
+        b.issued.job.template.target.is_met_by(&acc.hash)
+    );
+    assert!(
+        matches!(validate(&ctx, &submit, &mut dedup), Err(Reject::Duplicate)),
+        "the same share twice is a duplicate"
+    );
+}
