@@ -62,6 +62,24 @@ pub struct RpcClient {
     cfg: NodeConfig,
 }
 
+/// Transport failures retried per call before the error is returned.
+const RETRIES: u32 = 2;
+
+/// An error with its causes ("error sending request: connection reset by peer"), without
+/// the URL (it may carry credentials).
+fn error_chain(e: reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        causes.push(c.to_string());
+        cause = c.source();
+    }
+    std::iter::once(e.without_url().to_string())
+        .chain(causes)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 impl RpcClient {
     pub fn new(cfg: NodeConfig) -> Self {
         RpcClient {
@@ -91,18 +109,27 @@ impl RpcClient {
         params: Value,
         timeout: Duration,
     ) -> Result<Value, RpcError> {
-        let mut req = self
-            .http
-            .post(&self.cfg.url)
-            .timeout(timeout)
-            .json(&json!({"jsonrpc": "1.0", "id": "pool", "method": method, "params": params}));
-        if let Some(a) = self.auth()? {
-            req = req.header(reqwest::header::AUTHORIZATION, a);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| RpcError::Transport(e.without_url().to_string()))?;
+        let body = json!({"jsonrpc": "1.0", "id": "pool", "method": method, "params": params});
+        let auth = self.auth()?;
+        // A connection the node reset or refused before it read the request is tried again
+        // (every call we make is idempotent; submitblock answers "duplicate" the second
+        // time); a timeout is not, as the node may still be working on it.
+        let mut attempt = 0;
+        let resp = loop {
+            let mut req = self.http.post(&self.cfg.url).timeout(timeout).json(&body);
+            if let Some(a) = &auth {
+                req = req.header(reqwest::header::AUTHORIZATION, a);
+            }
+            match req.send().await {
+                Ok(r) => break r,
+                Err(e) if attempt < RETRIES && !e.is_timeout() => {
+                    attempt += 1;
+                    tracing::debug!(method, error = %error_chain(e), attempt, "node RPC failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+                }
+                Err(e) => return Err(RpcError::Transport(error_chain(e))),
+            }
+        };
         let status = resp.status();
         let body: Value = resp
             .json()
