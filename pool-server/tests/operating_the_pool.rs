@@ -63,7 +63,10 @@ async fn garbage_floods_get_the_ip_banned() {
     let pool = start_pool(&["--ban-threshold", "5", "--ban-duration", "1m"]).await;
     let mut bad = Client::connect(pool.stratum()).await;
     for _ in 0..20 {
-        bad.send_raw("%%% not stratum %%%").await;
+        // Once banned, the pool closes the socket and a write may fail: that is the point.
+        if bad.try_send_raw("%%% not stratum %%%").await.is_err() {
+            break;
+        }
     }
     let mut closed = false;
     for _ in 0..40 {
@@ -216,15 +219,7 @@ async fn admin_endpoints_need_the_token_and_fed_transactions_reach_the_branch() 
         .await
         .unwrap();
     assert_eq!(add.status(), 204);
-    let list: Value = http
-        .get(&bans)
-        .bearer_auth("s3cret-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_admin(&bans, "s3cret-token").await;
     assert_eq!(list[0]["ip"], "192.0.2.7");
     let lift = http
         .delete(format!("{bans}/192.0.2.7"))

@@ -331,15 +331,7 @@ fn garbage_flood_is_banned_and_honest_latency_holds() {
                 .unwrap_or(0);
             assert_eq!(n, 0, "{ip} is refused");
         }
-        let bans: Value = reqwest::Client::new()
-            .get(format!("{}/api/bans", pool.http))
-            .bearer_auth("flood-test-token")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let bans = common::get_admin(&format!("{}/api/bans", pool.http), "flood-test-token").await;
         let banned: Vec<&str> = bans
             .as_array()
             .unwrap()

@@ -49,6 +49,19 @@ pub async fn metric(http_base: &str, name: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// GET a JSON admin endpoint with its bearer token.
+pub async fn get_admin(url: &str, token: &str) -> Value {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub struct TestPool {
     pub running: Running,
     pub dir: Arc<tempfile::TempDir>,
@@ -173,10 +186,15 @@ impl Client {
     /// One line in one write, as miners send it (two small writes would meet Nagle's
     /// algorithm and delayed ACKs, adding 40 ms to every request).
     pub async fn send_raw(&mut self, line: &str) {
+        self.try_send_raw(line).await.unwrap();
+    }
+
+    /// [`Client::send_raw`] for a client the pool may already have closed (an offender).
+    pub async fn try_send_raw(&mut self, line: &str) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
-        self.writer.write_all(&buf).await.unwrap();
+        self.writer.write_all(&buf).await
     }
 
     /// Read one message; `None` on EOF or after `wait`.
