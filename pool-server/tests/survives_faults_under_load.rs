@@ -143,11 +143,15 @@ async fn pool_restarted_under_load_workers_reconnect_and_resume() {
     flags.extend(["--store-flush", "100ms"]);
     let pool = PoolProcess::spawn(dir.path(), &flags);
     let miners = Miners::start(pool.stratum, MINERS, Duration::from_millis(50));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        miners.each_accepted().iter().all(|&n| n > 0),
-        "every miner mines before the restart"
-    );
+    let t = Instant::now();
+    while !miners.each_accepted().iter().all(|&n| n > 0) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "every miner mines before the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     // An operator's restart: SIGTERM (miners are told to reconnect), then start it again.
     let (stopped, restart) = pool.restart(dir.path());
