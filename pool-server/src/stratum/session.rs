@@ -149,8 +149,7 @@ impl Session {
             let mut ended = None;
             tokio::select! {
                 _ = shutdown.cancelled() => {
-                    let bye = ServerNotification::Reconnect { host: None, port: None, wait_secs: Some(5) };
-                    self.push(&Message::Call(bye.to_call()));
+                    self.say_reconnect();
                     ended = Some("shutdown");
                 }
                 item = lines.next() => match item {
@@ -166,6 +165,9 @@ impl Session {
                 },
                 changed = jobs.changed(), if self.started => {
                     if changed.is_err() {
+                        // The job feed ends only at shutdown, and this branch may win the race
+                        // with the one above: the miner is told to reconnect either way.
+                        self.say_reconnect();
                         ended = Some("shutdown");
                     } else {
                         let job = jobs.borrow_and_update().clone();
@@ -222,6 +224,16 @@ impl Session {
         }
         tracing::debug!(cause, "session ended");
         cause
+    }
+
+    /// `client.reconnect` to this pool in 5 s: we are going away, come back.
+    fn say_reconnect(&mut self) {
+        let bye = ServerNotification::Reconnect {
+            host: None,
+            port: None,
+            wait_secs: Some(5),
+        };
+        self.push(&Message::Call(bye.to_call()));
     }
 
     fn push(&mut self, msg: &Message) {
