@@ -73,6 +73,9 @@ impl Node {
             "-excessiveblocksize=10000000000",
             "-maxstackmemoryusageconsensus=100000000",
             "-printtoconsole=0",
+            // Each pool source holds a long poll open on an RPC thread; with the default
+            // few threads a plain call could wait out its timeout behind them.
+            "-rpcthreads=16",
         ])
         .arg(format!("-datadir={}", datadir.display()))
         .arg(format!("-port={p2p}"))
