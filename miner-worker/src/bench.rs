@@ -21,6 +21,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The median of `runs` measurements, or `None` when the CPU cannot run it.
+#[cfg(target_arch = "x86_64")]
+fn median_of_runs(runs: usize, measure: impl Fn() -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = (0..runs).filter_map(|_| measure()).collect();
+    (!v.is_empty()).then(|| median(v))
+}
+
 fn sample_header() -> [u8; 80] {
     let mut h = [0u8; 80];
     for (i, b) in h.iter_mut().enumerate() {
@@ -237,24 +244,14 @@ pub fn run(opts: &Options) {
         "1.0x"
     );
     #[cfg(target_arch = "x86_64")]
-    if let Some(rate) = sha_ni_issue_rate(opts.each) {
-        let rate = median(
-            std::iter::once(rate)
-                .chain((1..opts.runs).filter_map(|_| sha_ni_issue_rate(opts.each)))
-                .collect(),
-        );
+    if let Some(rate) = median_of_runs(opts.runs, || sha_ni_issue_rate(opts.each)) {
         println!(
             "SHA-NI issue limit: {:.0} M sha256rnds2/s per thread = {} MH/s at 64 per nonce ({} MH/s at the 62 our kernel issues)",
             rate / 1e6,
             mhs(rate / 64.0),
             mhs(rate / 62.0)
         );
-        if let Some(mix) = sha_ni_mix_rate(opts.each) {
-            let mix = median(
-                std::iter::once(mix)
-                    .chain((1..opts.runs).filter_map(|_| sha_ni_mix_rate(opts.each)))
-                    .collect(),
-            );
+        if let Some(mix) = median_of_runs(opts.runs, || sha_ni_mix_rate(opts.each)) {
             println!(
                 "SHA-NI bound with the message schedule (62 rnds2 + 21 msg1 + 24 msg2 per nonce): {} MH/s per thread",
                 mhs(mix)
