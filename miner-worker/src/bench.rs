@@ -70,7 +70,11 @@ pub fn naive_rate(each: Duration) -> f64 {
 
 fn all_threads_rate(kernel: &'static dyn Kernel, threads: usize, each: Duration) -> f64 {
     let handles: Vec<_> = (0..threads)
-        .map(|i| std::thread::spawn(move || kernel_rate(kernel, each, (i as u64) << 28)))
+        .map(|i| {
+            search::kernel_thread(format!("bench-{i}"))
+                .spawn(move || kernel_rate(kernel, each, (i as u64) << 28))
+                .expect("spawn benchmark thread")
+        })
         .collect();
     handles.into_iter().map(|h| h.join().unwrap()).sum()
 }
@@ -188,8 +192,12 @@ fn mhs(h: f64) -> String {
     format!("{:.2}", h / 1e6)
 }
 
-/// Run the whole benchmark and print it.
+/// Run the whole benchmark and print it (on a thread with a kernel-sized stack).
 pub fn run(opts: &Options) {
+    search::on_kernel_thread("benchmark", || run_here(opts))
+}
+
+fn run_here(opts: &Options) {
     println!("CPU: {}", search::cpu_description());
     println!(
         "each figure: median of {} runs of {:.1} s; all-threads with {} threads",

@@ -11,7 +11,7 @@ use std::time::Duration;
 use protocol::{Extranonce2, Nonce, Ntime, Version};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::search::Kernel;
+use crate::search::{self, Kernel};
 use crate::status::Status;
 use crate::work::{JobWork, WorkBoard};
 
@@ -45,8 +45,7 @@ impl Miner {
             .map(|i| {
                 let (stop, board, status, shares) =
                     (stop.clone(), board.clone(), status.clone(), shares.clone());
-                std::thread::Builder::new()
-                    .name(format!("miner-{i}"))
+                search::kernel_thread(format!("miner-{i}"))
                     .spawn(move || mine(kernel, &board, &status, &shares, &stop))
                     .expect("spawn mining thread")
             })

@@ -78,5 +78,5 @@ pub fn rank(kernels: &[&'static dyn Kernel], each: Duration, rounds: usize) -> V
 pub fn choose() -> Measurement {
     let kernels = super::supported();
     let each = Duration::from_millis((150 / kernels.len().max(1) as u64).max(10));
-    rank(&kernels, each, 3).remove(0)
+    super::on_kernel_thread("calibrate", || rank(&kernels, each, 3).remove(0))
 }

@@ -93,6 +93,29 @@ pub fn by_name(name: &str) -> Result<&'static dyn Kernel, String> {
     }
 }
 
+/// Stack size for every thread that runs a kernel. An unoptimized build keeps each SIMD
+/// temporary of the unrolled kernels in its own stack slot and overflows the default 2 MiB;
+/// the stack is reserved address space, touched (and so committed) only as far as used.
+pub const KERNEL_THREAD_STACK: usize = 64 << 20;
+
+/// A thread builder for kernel work: named, with [`KERNEL_THREAD_STACK`].
+pub fn kernel_thread(name: String) -> std::thread::Builder {
+    std::thread::Builder::new()
+        .name(name)
+        .stack_size(KERNEL_THREAD_STACK)
+}
+
+/// Run `f` on a kernel thread and wait for it (for callers on a thread with a small stack).
+pub fn on_kernel_thread<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        kernel_thread(name.to_owned())
+            .spawn_scoped(s, f)
+            .expect("spawn kernel thread")
+            .join()
+            .expect("kernel thread panicked")
+    })
+}
+
 /// Drive a lane-generic kernel over a range, reporting candidates in range only.
 #[inline(always)]
 pub(crate) fn search_lanes<L: lanes::Lanes>(
