@@ -120,7 +120,7 @@ unsafe fn rnds2_chains(each: Duration, dirty_upper: bool) -> f64 {
 }
 
 /// Nonces per second one thread could reach if it issued only the SHA instructions our
-/// SHA-NI kernel issues per nonce (62 `sha256rnds2`, 21 `sha256msg1`, 24 `sha256msg2`), on 8
+/// SHA-NI kernel issues per nonce (62 `sha256rnds2`, 20 `sha256msg1`, 23 `sha256msg2`), on 8
 /// independent streams. Where `sha256rnds2` is the bottleneck (Intel) this matches the
 /// issue limit / 62; where the message-schedule instructions share its pipes (AMD Zen) it is
 /// the tighter, true bound.
@@ -131,6 +131,11 @@ pub fn sha_ni_mix_rate(each: Duration) -> Option<f64> {
     }
     Some(unsafe { sha_mix_streams(each) })
 }
+
+#[cfg(target_arch = "x86_64")]
+use search::sha_ni::{
+    MSG1_PER_NONCE as MIX_MSG1, MSG2_PER_NONCE as MIX_MSG2, RNDS2_PER_NONCE as MIX_RNDS2,
+};
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sha,sse2")]
@@ -147,9 +152,10 @@ unsafe fn sha_mix_streams(each: Duration) -> f64 {
         for _ in 0..64 {
             // One nonce per stream: 31 steps of two rounds, with message-schedule work spread
             // over them in the kernel's proportions.
-            for step in 0..31u32 {
-                let msg1 = (step * 21) / 31 != ((step + 1) * 21) / 31;
-                let msg2 = (step * 24) / 31 != ((step + 1) * 24) / 31;
+            const STEPS: u32 = MIX_RNDS2 / 2;
+            for step in 0..STEPS {
+                let msg1 = (step * MIX_MSG1) / STEPS != ((step + 1) * MIX_MSG1) / STEPS;
+                let msg2 = (step * MIX_MSG2) / STEPS != ((step + 1) * MIX_MSG2) / STEPS;
                 for s in 0..8 {
                     a[s] = _mm_sha256rnds2_epu32(a[s], b, k);
                     a[s] = _mm_sha256rnds2_epu32(a[s], b, k);
@@ -261,7 +267,7 @@ fn run_here(opts: &Options) {
         );
         if let Some(mix) = median_of_runs(opts.runs, || sha_ni_mix_rate(opts.each)) {
             println!(
-                "SHA-NI bound with the message schedule (62 rnds2 + 21 msg1 + 24 msg2 per nonce): {} MH/s per thread",
+                "SHA-NI bound with the message schedule (62 rnds2 + {MIX_MSG1} msg1 + {MIX_MSG2} msg2 per nonce): {} MH/s per thread",
                 mhs(mix)
             );
         }

@@ -3,6 +3,16 @@
 //! second hash stops after round 61, where the final H7 is already known). One chain of
 //! `sha256rnds2` is latency-bound, so `N` nonces are interleaved to keep the unit busy.
 //!
+//! The message schedule costs 20 `sha256msg1` and 23 `sha256msg2` per nonce; the rest of it
+//! depends on padding or on the work unit only and is computed once per call. On AMD Zen
+//! `sha256msg2` takes two cycles of the pipe `sha256rnds2` needs, so those 23 matter as much
+//! as the rounds (`--benchmark` prints both bounds). Doing some of them with plain shifts and
+//! shuffles instead measured slower there: the replacement costs more issue slots than it frees.
+//!
+//! Every message group is expanded at compile time ([`unroll!`]): with constant indices the
+//! message arrays live in registers. As a loop they lived on the stack, and on Zen 3 that
+//! cost a fifth of the speed.
+//!
 //! These are legacy-SSE instructions: if the upper halves of the vector registers are dirty
 //! (AVX2/AVX-512 code ran before on this thread without `vzeroupper`), some CPUs run them many
 //! times slower. The kernel clears the upper state on entry when the CPU has AVX.
@@ -12,9 +22,14 @@
 
 use std::arch::x86_64::*;
 
-use super::lanes::K;
+use super::lanes::{Lanes, K};
 use super::{Kernel, Precomputed};
 use protocol::sha256d::SHA256_IV;
+
+/// SHA instructions the kernel issues per nonce (the benchmark's bound issues the same mix).
+pub const RNDS2_PER_NONCE: u32 = 62;
+pub const MSG1_PER_NONCE: u32 = 20;
+pub const MSG2_PER_NONCE: u32 = 23;
 
 pub fn available() -> bool {
     std::arch::is_x86_feature_detected!("sha")
@@ -81,6 +96,17 @@ unsafe fn four_rounds<const N: usize>(
     two_rounds(abef, cdgh, &wk);
 }
 
+/// Expand `$body` once per listed group number, bound to `$g` as a constant, so every
+/// message-array index is known at compile time and the arrays live in registers.
+macro_rules! unroll {
+    ($($n:literal)*; |$g:ident| $body:block) => {
+        $({
+            const $g: usize = $n;
+            $body
+        })*
+    };
+}
+
 /// Next message group from the previous four: `msg2(msg1(m0, m1) + alignr(m3, m2), m3)`.
 /// Callers pass precomputed `msg1` / `alignr` terms where their inputs are constant padding.
 #[inline(always)]
@@ -126,6 +152,19 @@ unsafe fn search_n<const N: usize>(
     let first_align4 = _mm_alignr_epi8(pad3, zero, 4);
     let first_msg1_5 = _mm_sha256msg1_epu32(pad1, zero);
     let first_msg1_6 = _mm_sha256msg1_epu32(zero, pad3);
+    // W16 and W17 depend on the work unit only, so group 4 needs no `sha256msg2` (its sigma1
+    // terms are of W14..W17, all fixed) and group 7's `sha256msg1` (of W12..W16) is fixed too.
+    let w16 = pre.tail[0].wrapping_add(u32::small_sigma0(pre.tail[1]));
+    let w17 = pre.tail[1]
+        .wrapping_add(u32::small_sigma0(pre.tail[2]))
+        .wrapping_add(u32::small_sigma1(640));
+    let first_sigma1_4 = _mm_set_epi32(
+        u32::small_sigma1(w17) as i32,
+        u32::small_sigma1(w16) as i32,
+        u32::small_sigma1(640) as i32,
+        0,
+    );
+    let first_msg1_7 = _mm_sha256msg1_epu32(pad3, _mm_set_epi32(0, 0, 0, w16 as i32));
     let second_align4 = _mm_alignr_epi8(h2_pad3, h2_pad2, 4);
     let second_msg1_6 = _mm_sha256msg1_epu32(h2_pad2, h2_pad3);
 
@@ -160,23 +199,29 @@ unsafe fn search_n<const N: usize>(
             two_rounds(&mut abef, &mut cdgh, &hi);
         }
         // Rounds 16..63.
-        for g in 4..16 {
+        unroll!(4 5 6 7 8 9 10 11 12 13 14 15; |G| {
+            let g = G;
             let msg1 = match g {
                 5 => Some(first_msg1_5),
                 6 => Some(first_msg1_6),
+                7 => Some(first_msg1_7),
                 _ => None,
             };
-            let align = (g == 4).then_some(first_align4);
             for i in 0..N {
-                m[g][i] = next_group_from(
-                    msg1,
-                    align,
-                    [m[g - 4][i], m[g - 3][i], m[g - 2][i], m[g - 1][i]],
-                );
+                m[g][i] = if g == 4 {
+                    let x = _mm_add_epi32(_mm_sha256msg1_epu32(m[0][i], m[1][i]), first_align4);
+                    _mm_add_epi32(x, first_sigma1_4)
+                } else {
+                    next_group_from(
+                        msg1,
+                        None,
+                        [m[g - 4][i], m[g - 3][i], m[g - 2][i], m[g - 1][i]],
+                    )
+                };
             }
             let mg = m[g];
             four_rounds(&mut abef, &mut cdgh, &mg, 4 * g);
-        }
+        });
         // Digest of the first hash, back in word order: the second hash's message.
         let mut d = [[zero; N]; 4];
         for i in 0..N {
@@ -194,11 +239,12 @@ unsafe fn search_n<const N: usize>(
         let mut cdgh = [iv_cdgh; N];
         let mut m2: [[__m128i; N]; 16] = [[zero; N]; 16];
         m2[..4].copy_from_slice(&d);
-        for g in 0..4 {
-            let mg = m2[g];
-            four_rounds(&mut abef, &mut cdgh, &mg, 4 * g);
-        }
-        for g in 4..15 {
+        unroll!(0 1 2 3; |G| {
+            let mg = m2[G];
+            four_rounds(&mut abef, &mut cdgh, &mg, 4 * G);
+        });
+        unroll!(4 5 6 7 8 9 10 11 12 13 14; |G| {
+            let g = G;
             let msg1 = (g == 6).then_some(second_msg1_6);
             let align = (g == 4).then_some(second_align4);
             for i in 0..N {
@@ -210,7 +256,7 @@ unsafe fn search_n<const N: usize>(
             }
             let mg = m2[g];
             four_rounds(&mut abef, &mut cdgh, &mg, 4 * g);
-        }
+        });
         // Group 15: only rounds 60 and 61 are needed.
         let mut wk = [zero; N];
         for i in 0..N {
