@@ -1,0 +1,108 @@
+//! `miner-worker --benchmark` runs offline and reports what an operator compares: the CPU,
+//! every kernel this CPU supports with a rate per thread and on all threads, exactly one kernel
+//! marked as the one calibration would choose, and (on SHA-NI CPUs) the SHA-NI bounds with the
+//! fastest SHA-NI kernel's share of them. Figures are not judged here; BENCHMARKS.md is.
+
+use std::process::Command;
+
+use miner_worker::search;
+
+fn benchmark_output() -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_miner-worker"))
+        .args(["--benchmark", "--bench-secs", "0.05", "--threads", "2"])
+        .output()
+        .expect("run miner-worker --benchmark");
+    assert!(
+        out.status.success(),
+        "--benchmark failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+fn rate(field: &str) -> f64 {
+    field
+        .parse()
+        .unwrap_or_else(|_| panic!("not a rate: {field:?}"))
+}
+
+#[test]
+fn benchmark_lists_every_supported_kernel_and_marks_the_chosen_one() {
+    let out = benchmark_output();
+    let cpu = out.lines().next().unwrap_or_default();
+    assert!(
+        cpu.starts_with("CPU: ") && cpu.contains("threads"),
+        "first line names the CPU: {out}"
+    );
+
+    let mut chosen = Vec::new();
+    for k in search::supported() {
+        let row = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(k.name()))
+            .unwrap_or_else(|| panic!("no row for kernel {}:\n{out}", k.name()));
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        assert!(
+            rate(fields[1]) > 0.0 && rate(fields[2]) > 0.0,
+            "{row}: both rates positive"
+        );
+        if row.ends_with("<- chosen") {
+            chosen.push(k.name());
+        }
+    }
+    assert_eq!(
+        chosen.len(),
+        1,
+        "exactly one kernel is marked chosen:\n{out}"
+    );
+    let calibration = out
+        .lines()
+        .find(|l| l.starts_with("chosen at start by calibration"))
+        .unwrap_or_else(|| panic!("no calibration line:\n{out}"));
+    assert!(
+        calibration.contains(&format!("): {} (", chosen[0])),
+        "the marked kernel is the calibrated one: {calibration}"
+    );
+    for k in search::all()
+        .into_iter()
+        .filter(|k| !search::is_supported(k.name()))
+    {
+        assert!(
+            !out.lines()
+                .any(|l| l.split_whitespace().next() == Some(k.name())),
+            "kernel {} is listed but this CPU cannot run it",
+            k.name()
+        );
+    }
+}
+
+#[test]
+fn benchmark_reports_the_sha_ni_bounds_and_the_share_reached() {
+    if !search::is_supported("sha-ni-x2") {
+        eprintln!("skipping: this CPU has no SHA extensions");
+        return;
+    }
+    let out = benchmark_output();
+    for needle in [
+        "SHA-NI issue limit: ",
+        "SHA-NI bound with the message schedule",
+        "fastest SHA-NI kernel sha-ni-",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?}:\n{out}");
+    }
+    let shares = out
+        .lines()
+        .find(|l| l.starts_with("fastest SHA-NI kernel"))
+        .unwrap();
+    let percents: Vec<f64> = shares
+        .split_whitespace()
+        .filter_map(|w| w.strip_suffix('%'))
+        .map(rate)
+        .collect();
+    assert_eq!(percents.len(), 2, "{shares}");
+    assert!(
+        percents.iter().all(|p| *p > 0.0 && p.is_finite()),
+        "{shares}"
+    );
+}
