@@ -46,37 +46,55 @@ pub fn measure_once(kernel: &dyn Kernel, each: Duration, offset: u64) -> f64 {
     (start - offset - probe) as f64 / t.elapsed().as_secs_f64()
 }
 
-/// Measure every kernel `rounds` times, round-robin (so drift in clock speed or in other load
-/// hits every kernel alike), and rank them by their median rate, fastest first.
+/// Share of the best first measurement a kernel needs to stay in the running. Kernels far
+/// behind (scalar next to SHA-NI, say) are dropped after one measurement, so the time goes to
+/// telling the close ones apart.
+pub const CONTENDER_SHARE: f64 = 0.8;
+
+/// Measure every kernel once, then the contenders (within [`CONTENDER_SHARE`] of the best)
+/// `rounds - 1` more times, round-robin so that drift in clock speed or in other load hits
+/// them alike. Ranked by median rate, fastest first; dropped kernels follow, ranked by their
+/// one measurement.
 pub fn rank(kernels: &[&'static dyn Kernel], each: Duration, rounds: usize) -> Vec<Measurement> {
-    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); kernels.len()];
-    for r in 0..rounds {
-        for (i, k) in kernels.iter().enumerate() {
-            samples[i].push(measure_once(
-                *k,
-                each,
-                ((r * kernels.len() + i) as u64) << 26,
-            ));
+    let mut samples: Vec<Vec<f64>> = kernels
+        .iter()
+        .enumerate()
+        .map(|(i, k)| vec![measure_once(*k, each, (i as u64) << 26)])
+        .collect();
+    let best_first = samples.iter().map(|s| s[0]).fold(0.0, f64::max);
+    let contenders: Vec<usize> = (0..kernels.len())
+        .filter(|&i| samples[i][0] >= CONTENDER_SHARE * best_first)
+        .collect();
+    for r in 1..rounds {
+        for &i in &contenders {
+            let offset = ((r * kernels.len() + i) as u64) << 26;
+            samples[i].push(measure_once(kernels[i], each, offset));
         }
     }
-    let mut v: Vec<Measurement> = kernels
+    let mut v: Vec<(bool, Measurement)> = kernels
         .iter()
         .zip(samples)
-        .map(|(k, mut s)| {
+        .enumerate()
+        .map(|(i, (k, mut s))| {
             s.sort_by(f64::total_cmp);
-            Measurement {
+            let m = Measurement {
                 kernel: *k,
                 hashes_per_sec: s[s.len() / 2],
-            }
+            };
+            (contenders.contains(&i), m)
         })
         .collect();
-    v.sort_by(|a, b| b.hashes_per_sec.total_cmp(&a.hashes_per_sec));
-    v
+    v.sort_by(|(ca, a), (cb, b)| {
+        cb.cmp(ca)
+            .then(b.hashes_per_sec.total_cmp(&a.hashes_per_sec))
+    });
+    v.into_iter().map(|(_, m)| m).collect()
 }
 
-/// The fastest supported kernel, measured briefly (under half a second in total).
+/// The fastest supported kernel, measured briefly (about half a second in total): every
+/// kernel once for 20 ms, then the contenders five more times.
 pub fn choose() -> Measurement {
     let kernels = super::supported();
-    let each = Duration::from_millis((150 / kernels.len().max(1) as u64).max(10));
-    super::on_kernel_thread("calibrate", || rank(&kernels, each, 3).remove(0))
+    let each = Duration::from_millis(20);
+    super::on_kernel_thread("calibrate", || rank(&kernels, each, 6).remove(0))
 }
