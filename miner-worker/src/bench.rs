@@ -119,6 +119,45 @@ unsafe fn rnds2_chains(each: Duration, dirty_upper: bool) -> f64 {
     (iters * 8) as f64 / t.elapsed().as_secs_f64()
 }
 
+/// `sha256msg1` and `sha256msg2` executed per second by one thread, each alone on 8
+/// independent chains: beside the `sha256rnds2` rate they show which instruction is dear on
+/// this CPU.
+#[cfg(target_arch = "x86_64")]
+pub fn sha_ni_msg_rates(each: Duration) -> Option<(f64, f64)> {
+    if !search::is_supported("sha-ni-x2") {
+        return None;
+    }
+    Some(unsafe { msg_chains(each) })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sha,sse2")]
+unsafe fn msg_chains(each: Duration) -> (f64, f64) {
+    use std::arch::x86_64::*;
+    let b = _mm_set1_epi32(7);
+    let mut rates = [0.0; 2];
+    for (which, rate) in rates.iter_mut().enumerate() {
+        let mut a = [_mm_set1_epi32(1); 8];
+        let t = Instant::now();
+        let mut iters = 0u64;
+        while t.elapsed() < each {
+            for _ in 0..1024 {
+                for x in a.iter_mut() {
+                    *x = if which == 0 {
+                        _mm_sha256msg1_epu32(*x, b)
+                    } else {
+                        _mm_sha256msg2_epu32(*x, b)
+                    };
+                }
+            }
+            iters += 1024;
+        }
+        std::hint::black_box(&a);
+        *rate = (iters * 8) as f64 / t.elapsed().as_secs_f64();
+    }
+    (rates[0], rates[1])
+}
+
 /// Nonces per second one thread could reach if it issued only the SHA instructions our
 /// SHA-NI kernel issues per nonce (62 `sha256rnds2`, 20 `sha256msg1`, 23 `sha256msg2`), on 8
 /// independent streams. Where `sha256rnds2` is the bottleneck (Intel) this matches the
@@ -288,6 +327,20 @@ fn run_here(opts: &Options) {
             mhs(rate / 64.0),
             mhs(rate / 62.0)
         );
+        let msgs: Vec<(f64, f64)> = (0..opts.runs)
+            .filter_map(|_| sha_ni_msg_rates(opts.each / 2))
+            .collect();
+        if !msgs.is_empty() {
+            let msg1 = median(msgs.iter().map(|r| r.0).collect());
+            let msg2 = median(msgs.iter().map(|r| r.1).collect());
+            println!(
+                "  alone on 8 chains: sha256msg1 {:.0} M/s, sha256msg2 {:.0} M/s ({:.2} and {:.2} per sha256rnds2 slot)",
+                msg1 / 1e6,
+                msg2 / 1e6,
+                rate / msg1,
+                rate / msg2
+            );
+        }
         if let Some(mix) = median_of_runs(opts.runs, || sha_ni_mix_rate(opts.each)) {
             println!(
                 "SHA-NI bound with the message schedule (62 rnds2 + {MIX_MSG1} msg1 + {MIX_MSG2} msg2 per nonce): {} MH/s per thread",
