@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::metrics::Metrics;
 
 /// One share as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ShareRecord {
     pub id: Uuid,
     pub worker: String,
@@ -69,7 +69,7 @@ pub enum StoreEvent {
 }
 
 /// A worker's totals as the API shows them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct WorkerRow {
     pub name: String,
     pub account: String,
@@ -81,7 +81,7 @@ pub struct WorkerRow {
 }
 
 /// A block as the API shows it (without its raw bytes).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct BlockRow {
     pub hash: String,
     pub height: i64,

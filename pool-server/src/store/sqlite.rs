@@ -133,27 +133,13 @@ pub async fn load_chain(
 }
 
 pub async fn blocks(pool: &SqlitePool, limit: i64) -> anyhow::Result<Vec<BlockRow>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as::<_, BlockRow>(
         "SELECT hash, height, prev_hash, chain, worker, network_difficulty, status, detail, found_at
          FROM blocks ORDER BY found_at DESC, height DESC LIMIT ?",
     )
     .bind(limit)
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| BlockRow {
-            hash: r.get(0),
-            height: r.get(1),
-            prev_hash: r.get(2),
-            chain: r.get(3),
-            worker: r.get(4),
-            network_difficulty: r.get(5),
-            status: r.get(6),
-            detail: r.get(7),
-            found_at: r.get(8),
-        })
-        .collect())
+    .await?)
 }
 
 pub async fn shares(
@@ -161,7 +147,7 @@ pub async fn shares(
     worker: Option<&str>,
     limit: i64,
 ) -> anyhow::Result<Vec<ShareRecord>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as::<_, ShareRecord>(
         "SELECT id, worker, session_id, job_id, height, assigned_difficulty, achieved_difficulty,
                 accepted, reason, block_hash, created_at
          FROM shares WHERE (?1 IS NULL OR worker = ?1) ORDER BY created_at DESC LIMIT ?2",
@@ -169,44 +155,16 @@ pub async fn shares(
     .bind(worker)
     .bind(limit)
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| ShareRecord {
-            id: r.get(0),
-            worker: r.get(1),
-            session_id: r.get(2),
-            job_id: r.get(3),
-            height: r.get(4),
-            assigned_difficulty: r.get(5),
-            achieved_difficulty: r.get(6),
-            accepted: r.get(7),
-            reason: r.get(8),
-            block_hash: r.get(9),
-            created_at: r.get(10),
-        })
-        .collect())
+    .await?)
 }
 
 pub async fn workers(pool: &SqlitePool) -> anyhow::Result<Vec<WorkerRow>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as::<_, WorkerRow>(
         "SELECT name, account, first_seen, last_seen, accepted_shares, rejected_shares, accepted_difficulty
          FROM workers ORDER BY name",
     )
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| WorkerRow {
-            name: r.get(0),
-            account: r.get(1),
-            first_seen: r.get(2),
-            last_seen: r.get(3),
-            accepted_shares: r.get(4),
-            rejected_shares: r.get(5),
-            accepted_difficulty: r.get(6),
-        })
-        .collect())
+    .await?)
 }
 
 pub async fn share_counts(pool: &SqlitePool) -> anyhow::Result<(i64, i64)> {
