@@ -174,21 +174,37 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_or((s, ""), |i| (&s[..i], &s[i..]));
     let v: f64 = num
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration"))?;
+        .map_err(|_| format!("{s:?} is not a duration (like 500ms, 30s, 10m, 1h)"))?;
     let secs = match unit {
         "ms" => v / 1000.0,
         "" | "s" => v,
         "m" => v * 60.0,
         "h" => v * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}")),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
     };
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range for a duration"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn durations_parse_and_bad_ones_say_why() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("10 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
+        let huge = parse_duration("99999999999999999999h").unwrap_err();
+        assert!(huge.contains("out of range"), "{huge}");
+        let err = Config::try_parse_from(["miner-worker", "--status-interval", "1e99h"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--status-interval"), "{err}");
+    }
 
     #[test]
     fn pool_urls_parse() {

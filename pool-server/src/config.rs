@@ -262,10 +262,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => v * 3600.0,
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
     };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("{s:?} is not a duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range for a duration"))
 }
 
 fn parse_u32_hex(s: &str) -> Result<u32, String> {
@@ -404,6 +401,8 @@ mod tests {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("-3s").is_err());
+        let huge = parse_duration("99999999999999999999h").unwrap_err();
+        assert!(huge.contains("out of range"), "{huge}");
     }
 
     #[test]
