@@ -5,13 +5,14 @@
 //! rules and routing, only their durations shortened. Stopping one worker must deliver a
 //! firing `WorkerDown` for it to the webhook; restarting it must deliver the resolution.
 
+mod common;
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use axum::Router;
-use clap::Parser;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -65,22 +66,6 @@ fn spawn(cmd: &str, args: &[String]) -> Child {
         })
 }
 
-async fn start_worker(pool: std::net::SocketAddr, login: &str) -> miner_worker::app::Running {
-    let cfg = miner_worker::config::Config::try_parse_from([
-        "miner-worker",
-        "-o",
-        &format!("stratum+tcp://{pool}"),
-        "-u",
-        login,
-        "-t",
-        "1",
-        "--log",
-        "warn",
-    ])
-    .unwrap();
-    miner_worker::app::start(&cfg).await.unwrap()
-}
-
 /// Wait for a webhook delivery about WorkerDown for `worker` with `status`.
 async fn delivery(
     rx: &mut mpsc::UnboundedReceiver<Value>,
@@ -112,26 +97,7 @@ async fn delivery(
 async fn worker_down_alert_fires_and_resolves_at_the_webhook() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    let pool = pool_server::app::start(
-        pool_server::config::Config::try_parse_from([
-            "pool-server",
-            "--stratum",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--database-url",
-            &format!("sqlite://{d}/pool.sqlite"),
-            "--spool-dir",
-            &format!("{d}/spool"),
-            "--start-difficulty",
-            "0.001",
-            "--log",
-            "warn",
-        ])
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let pool = common::start_pool(dir.path(), &[]).await;
     let stratum = pool.stratum[0];
 
     // The webhook receiver.
@@ -184,8 +150,8 @@ async fn worker_down_alert_fires_and_resolves_at_the_webhook() {
         ],
     );
 
-    let w1 = start_worker(stratum, "w1.rig").await;
-    let w2 = start_worker(stratum, "w2.rig").await;
+    let w1 = common::start_worker(stratum, "w1.rig", &[]).await;
+    let w2 = common::start_worker(stratum, "w2.rig", &[]).await;
     // Both mining and scraped for a while.
     let t = Instant::now();
     while w1
@@ -214,7 +180,7 @@ async fn worker_down_alert_fires_and_resolves_at_the_webhook() {
         "grouped by worker"
     );
 
-    let w2 = start_worker(stratum, "w2.rig").await;
+    let w2 = common::start_worker(stratum, "w2.rig", &[]).await;
     delivery(&mut rx, "w2.rig", "resolved", Duration::from_secs(60)).await;
 
     w1.stop().await;

@@ -2,10 +2,11 @@
 //! mining it renders per-worker hashrate (a screenshot is saved), and once they stop the
 //! numbers on the page equal the API's.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use regex::Regex;
 use serde_json::Value;
 
@@ -34,25 +35,6 @@ fn chromium(args: &[String]) -> Vec<u8> {
     out.stdout
 }
 
-async fn start_worker(pool: std::net::SocketAddr, login: &str) -> miner_worker::app::Running {
-    miner_worker::app::start(
-        &miner_worker::config::Config::try_parse_from([
-            "miner-worker",
-            "-o",
-            &format!("stratum+tcp://{pool}"),
-            "-u",
-            login,
-            "-t",
-            "1",
-            "--log",
-            "warn",
-        ])
-        .unwrap(),
-    )
-    .await
-    .unwrap()
-}
-
 fn attr(dom: &str, id: &str) -> f64 {
     let re = Regex::new(&format!(r#"id="{id}" data-value="([^"]*)""#)).unwrap();
     re.captures(dom)
@@ -64,37 +46,15 @@ fn attr(dom: &str, id: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_what_the_api_says() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
     let block_bits = protocol::Difficulty::new(0.01)
         .unwrap()
         .to_target()
         .to_compact()
         .to_string();
-    let pool = pool_server::app::start(
-        pool_server::config::Config::try_parse_from([
-            "pool-server",
-            "--stratum",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--database-url",
-            &format!("sqlite://{d}/p.sqlite"),
-            "--spool-dir",
-            &format!("{d}/spool"),
-            "--start-difficulty",
-            "0.001",
-            "--genesis-bits",
-            &block_bits,
-            "--log",
-            "warn",
-        ])
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let pool = common::start_pool(dir.path(), &["--genesis-bits", &block_bits]).await;
     let url = format!("http://{}/", pool.http);
-    let w1 = start_worker(pool.stratum[0], "alice.rig1").await;
-    let w2 = start_worker(pool.stratum[0], "bob.rig7").await;
+    let w1 = common::start_worker(pool.stratum[0], "alice.rig1", &[]).await;
+    let w2 = common::start_worker(pool.stratum[0], "bob.rig7", &[]).await;
     let t = Instant::now();
     while w1
         .status

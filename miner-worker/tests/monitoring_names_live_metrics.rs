@@ -2,10 +2,11 @@
 //! expression of `monitoring/` must be exported by a live pool-server or miner-worker, and the
 //! Grafana files must be well formed (datasource, `$worker` variable, unique panel ids).
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use regex::Regex;
 use serde_json::Value;
 
@@ -49,45 +50,9 @@ fn dashboard_exprs(d: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_expression_names_only_exported_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    let pool = pool_server::app::start(
-        pool_server::config::Config::try_parse_from([
-            "pool-server",
-            "--stratum",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--database-url",
-            &format!("sqlite://{d}/p.sqlite"),
-            "--spool-dir",
-            &format!("{d}/spool"),
-            "--start-difficulty",
-            "0.001",
-            "--log",
-            "warn",
-        ])
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    let worker = miner_worker::app::start(
-        &miner_worker::config::Config::try_parse_from([
-            "miner-worker",
-            "-o",
-            &format!("stratum+tcp://{}", pool.stratum[0]),
-            "-u",
-            "w.rig",
-            "-t",
-            "1",
-            "--metrics",
-            "127.0.0.1:0",
-            "--log",
-            "warn",
-        ])
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let pool = common::start_pool(dir.path(), &[]).await;
+    let worker =
+        common::start_worker(pool.stratum[0], "w.rig", &["--metrics", "127.0.0.1:0"]).await;
     let t = Instant::now();
     while worker
         .status
