@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::search::{self, calibrate, Kernel, Precomputed};
+#[cfg(target_arch = "x86_64")]
+use search::sha_ni::{
+    MSG1_PER_NONCE as MIX_MSG1, MSG2_PER_NONCE as MIX_MSG2, RNDS2_PER_NONCE as MIX_RNDS2,
+};
 
 pub struct Options {
     pub threads: usize,
@@ -102,15 +106,28 @@ unsafe fn rnds2_chains(each: Duration, dirty_upper: bool) -> f64 {
             std::arch::asm!("vpcmpeqd ymm15, ymm15, ymm15", out("xmm15") _);
         }
     }
-    let mut a = [_mm_set1_epi32(1); 8];
     let b = _mm_set1_epi32(7);
     let k = _mm_set1_epi32(3);
+    chains_rate(each, |x| _mm_sha256rnds2_epu32(x, b, k))
+}
+
+/// Instructions per second of `step` applied to 8 independent chains for about `each`. Inlined
+/// into its `#[target_feature]` callers, so `step` compiles with their instructions.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn chains_rate(
+    each: Duration,
+    step: impl Fn(std::arch::x86_64::__m128i) -> std::arch::x86_64::__m128i,
+) -> f64 {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86_64 baseline.
+    let mut a = [unsafe { _mm_set1_epi32(1) }; 8];
     let t = Instant::now();
     let mut iters = 0u64;
     while t.elapsed() < each {
         for _ in 0..1024 {
             for x in a.iter_mut() {
-                *x = _mm_sha256rnds2_epu32(*x, b, k);
+                *x = step(*x);
             }
         }
         iters += 1024;
@@ -135,27 +152,10 @@ pub fn sha_ni_msg_rates(each: Duration) -> Option<(f64, f64)> {
 unsafe fn msg_chains(each: Duration) -> (f64, f64) {
     use std::arch::x86_64::*;
     let b = _mm_set1_epi32(7);
-    let mut rates = [0.0; 2];
-    for (which, rate) in rates.iter_mut().enumerate() {
-        let mut a = [_mm_set1_epi32(1); 8];
-        let t = Instant::now();
-        let mut iters = 0u64;
-        while t.elapsed() < each {
-            for _ in 0..1024 {
-                for x in a.iter_mut() {
-                    *x = if which == 0 {
-                        _mm_sha256msg1_epu32(*x, b)
-                    } else {
-                        _mm_sha256msg2_epu32(*x, b)
-                    };
-                }
-            }
-            iters += 1024;
-        }
-        std::hint::black_box(&a);
-        *rate = (iters * 8) as f64 / t.elapsed().as_secs_f64();
-    }
-    (rates[0], rates[1])
+    (
+        chains_rate(each, |x| _mm_sha256msg1_epu32(x, b)),
+        chains_rate(each, |x| _mm_sha256msg2_epu32(x, b)),
+    )
 }
 
 /// Nonces per second one thread could reach if it issued only the SHA instructions our
@@ -170,11 +170,6 @@ pub fn sha_ni_mix_rate(each: Duration) -> Option<f64> {
     }
     Some(unsafe { sha_mix_streams(each) })
 }
-
-#[cfg(target_arch = "x86_64")]
-use search::sha_ni::{
-    MSG1_PER_NONCE as MIX_MSG1, MSG2_PER_NONCE as MIX_MSG2, RNDS2_PER_NONCE as MIX_RNDS2,
-};
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sha,sse2")]
