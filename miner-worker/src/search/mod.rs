@@ -112,7 +112,7 @@ pub fn on_kernel_thread<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T 
             .spawn_scoped(s, f)
             .expect("spawn kernel thread")
             .join()
-            .expect("kernel thread panicked")
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 

@@ -9,7 +9,7 @@
 //! as the rounds (`--benchmark` prints both bounds). Doing some of them with plain shifts and
 //! shuffles instead measured slower there: the replacement costs more issue slots than it frees.
 //!
-//! Every message group is expanded at compile time ([`unroll!`]): with constant indices the
+//! Every message group is expanded at compile time (`unroll!`): with constant indices the
 //! message arrays live in registers. As a loop they lived on the stack, and on Zen 3 that
 //! cost a fifth of the speed.
 //!
