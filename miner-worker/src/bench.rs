@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::search::{self, calibrate, Kernel, Precomputed};
+use crate::search::{self, calibrate, Kernel};
 #[cfg(target_arch = "x86_64")]
 use search::sha_ni::{
     MSG1_PER_NONCE as MIX_MSG1, MSG2_PER_NONCE as MIX_MSG2, RNDS2_PER_NONCE as MIX_RNDS2,
@@ -40,18 +40,11 @@ fn sample_header() -> [u8; 80] {
     h
 }
 
-/// Hashes per second of `kernel` on one thread for about `each`.
-fn kernel_rate(kernel: &dyn Kernel, each: Duration, offset: u64) -> f64 {
-    let pre = Precomputed::from_header(&sample_header());
-    let mut found = Vec::new();
-    let chunk = 1u64 << 16;
-    let t = Instant::now();
-    let mut start = offset;
-    while t.elapsed() < each {
-        kernel.search(&pre, start, start + chunk, 0, &mut found);
-        start += chunk;
-    }
-    (start - offset) as f64 / t.elapsed().as_secs_f64()
+/// Hashes per second of `kernel` on one thread for about `each` (the calibration's measure),
+/// run `n` of a series: each run starts at its own nonce offset, kept well inside the 2^32
+/// nonce space the kernels search.
+fn kernel_rate(kernel: &dyn Kernel, each: Duration, n: usize) -> f64 {
+    calibrate::measure_once(kernel, each, ((n % 15) as u64) << 28)
 }
 
 /// The naive baseline: the `sha2` crate hashing the full 80-byte header twice per nonce.
@@ -76,7 +69,7 @@ fn all_threads_rate(kernel: &'static dyn Kernel, threads: usize, each: Duration)
     let handles: Vec<_> = (0..threads)
         .map(|i| {
             search::kernel_thread(format!("bench-{i}"))
-                .spawn(move || kernel_rate(kernel, each, (i as u64) << 28))
+                .spawn(move || kernel_rate(kernel, each, i))
                 .expect("spawn benchmark thread")
         })
         .collect();
@@ -220,7 +213,7 @@ fn sha_ni_paired_shares(kernel: &dyn Kernel, rounds: usize, each: Duration) -> (
         let (Some(issue), Some(mix)) = (sha_ni_issue_rate(each), sha_ni_mix_rate(each)) else {
             break;
         };
-        let rate = kernel_rate(kernel, each, (r as u64) << 30);
+        let rate = kernel_rate(kernel, each, r);
         vs_issue.push(rate / (issue / 64.0));
         vs_mix.push(rate / mix);
     }
@@ -278,7 +271,7 @@ fn run_here(opts: &Options) {
     for k in search::supported() {
         let one = median(
             (0..opts.runs)
-                .map(|r| kernel_rate(k, opts.each, (r as u64) << 30))
+                .map(|r| kernel_rate(k, opts.each, r))
                 .collect(),
         );
         if one > fastest_rate {
