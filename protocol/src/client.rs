@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ParamsError;
 use crate::fields::{
-    value_str, Extranonce1, Extranonce2, JobId, Nonce, Ntime, Version, VersionMask, WorkerName,
+    value_str, Extranonce2, JobId, Nonce, Ntime, SubscriptionId, Version, VersionMask, WorkerName,
 };
 use crate::jsonrpc::{Call, Id};
 use crate::target::Difficulty;
@@ -85,8 +85,8 @@ pub enum ClientRequest {
     /// `mining.subscribe [user_agent, session_id?]`
     Subscribe {
         user_agent: Option<String>,
-        /// The extranonce1 of an earlier session the miner would like to resume.
-        resume: Option<Extranonce1>,
+        /// The subscription id of an earlier session the miner would like to resume.
+        resume: Option<SubscriptionId>,
     },
     /// `mining.authorize [worker, password]`
     Authorize {
@@ -176,7 +176,7 @@ impl ClientRequest {
             SUBSCRIBE => ClientRequest::Subscribe {
                 user_agent: p.first().and_then(Value::as_str).map(str::to_owned),
                 resume: match p.get(1) {
-                    Some(Value::String(s)) if !s.is_empty() => Extranonce1::from_hex(s).ok(),
+                    Some(Value::String(s)) => SubscriptionId::parse(s),
                     _ => None,
                 },
             },
@@ -242,7 +242,7 @@ impl ClientRequest {
                 if let Some(ua) = user_agent {
                     v.push(json!(ua));
                     if let Some(r) = resume {
-                        v.push(json!(r.to_hex()));
+                        v.push(json!(r.as_str()));
                     }
                 }
                 v

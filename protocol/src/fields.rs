@@ -189,6 +189,40 @@ impl Extranonce2 {
     }
 }
 
+/// The subscription id a pool returns from `mining.subscribe` (the id of its `mining.notify`
+/// subscription). cgminer, cpuminer and bfgminer send it back as the second subscribe
+/// parameter when they reconnect, asking to resume that session. It is opaque: at most
+/// [`SubscriptionId::MAX_LEN`] printable ASCII characters, anything else is no id at all.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SubscriptionId(Arc<str>);
+
+impl SubscriptionId {
+    pub const MAX_LEN: usize = 64;
+
+    /// `None` for an empty, overlong or non-printable id.
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok =
+            !s.is_empty() && s.len() <= Self::MAX_LEN && s.bytes().all(|b| b.is_ascii_graphic());
+        ok.then(|| SubscriptionId(Arc::from(s)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SubscriptionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SubscriptionId({})", &*self.0)
+    }
+}
+
+impl fmt::Display for SubscriptionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A job's identifier. Pools choose any string; miners echo it back verbatim.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(Arc<str>);

@@ -6,7 +6,8 @@ use protocol::bitcoin::{BlockHash, TxMerkleNode};
 use protocol::{
     Call, ClientRequest, CompactTarget, ConfigureResult, Difficulty, ErrorCode, Extranonce1,
     Extranonce2, Id, JobId, Message, Nonce, Notify, Ntime, ParamsError, PrevHash,
-    ServerNotification, StratumError, Submit, SubscribeResult, Version, VersionMask, WorkerName,
+    ServerNotification, StratumError, Submit, SubscribeResult, SubscriptionId, Version,
+    VersionMask, WorkerName,
 };
 use serde_json::json;
 
@@ -74,7 +75,7 @@ fn cgminer_and_asic_lines_parse() {
         ),
         ClientRequest::Subscribe {
             user_agent: Some("cgminer/4.11.1".into()),
-            resume: Some(Extranonce1(vec![8, 0, 0, 2]))
+            resume: SubscriptionId::parse("08000002")
         }
     );
     // bmminer/ASIC firmware: configure version rolling, then 6-parameter submits.
@@ -152,7 +153,7 @@ fn bad_params_are_typed_errors() {
 fn every_client_request_round_trips() {
     round_trip_client(ClientRequest::Subscribe {
         user_agent: Some("miner-worker/0.1".into()),
-        resume: Some(Extranonce1(vec![1, 2, 3, 4])),
+        resume: SubscriptionId::parse("00000000a1b2c3d4"),
     });
     round_trip_client(ClientRequest::Subscribe {
         user_agent: None,
@@ -315,4 +316,32 @@ fn numbers_are_read_exactly_and_written_back_unchanged() {
     assert_eq!(Message::from_json(&m.to_json()).unwrap(), m);
     let Message::Call(c) = m else { panic!() };
     assert_eq!(c.params[0].as_f64(), Some(9.060909090909091e30));
+}
+
+#[test]
+fn a_resume_id_is_short_printable_text_or_nothing() {
+    let sub = |p: &str| {
+        client(&format!(
+            r#"{{"id":1,"method":"mining.subscribe","params":{p}}}"#
+        ))
+    };
+    // pooler cpuminer and cgminer send back the mining.notify subscription id.
+    assert_eq!(
+        sub(r#"["cpuminer/2.5.1", "00000000deadbeef"]"#),
+        ClientRequest::Subscribe {
+            user_agent: Some("cpuminer/2.5.1".into()),
+            resume: SubscriptionId::parse("00000000deadbeef"),
+        }
+    );
+    for junk in [r#""""#, r#""a\u0000b""#, r#""a b""#, "42", "null"] {
+        let ClientRequest::Subscribe { resume, .. } = sub(&format!(r#"["m/1", {junk}]"#)) else {
+            panic!()
+        };
+        assert_eq!(resume, None, "{junk}");
+    }
+    let long = "a".repeat(SubscriptionId::MAX_LEN + 1);
+    let ClientRequest::Subscribe { resume, .. } = sub(&format!(r#"["m/1", "{long}"]"#)) else {
+        panic!()
+    };
+    assert_eq!(resume, None);
 }
