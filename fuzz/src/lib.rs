@@ -13,7 +13,7 @@ use bitcoin::hashes::Hash;
 use bytes::BytesMut;
 use pool_server::chain::coinbase::CoinbaseBuilder;
 use pool_server::chain::Template;
-use pool_server::jobs::{Job, JobBuilder};
+use pool_server::jobs::{Job, JobBuilder, JobIds};
 use pool_server::share::{validate, Dedup, IssuedJob, Reject, ShareContext};
 use protocol::{
     header_hash, ClientRequest, CompactTarget, Difficulty, Extranonce1, Extranonce2, FrameError,
@@ -149,10 +149,10 @@ fn bench() -> &'static Bench {
         });
         let coinbase =
             CoinbaseBuilder::new(bitcoin::ScriptBuf::new(), "/fuzz/", 4 + EXTRANONCE2_SIZE);
-        let job: Job = JobBuilder::new(coinbase).build(&template);
+        let job: Job = JobBuilder::new(coinbase, JobIds::starting_at(1)).build(&template);
+        assert_eq!(job.id, JobId::new("1"), "the corpus names job 1");
         Bench {
             issued: IssuedJob::new(
-                JobId::new("1"),
                 Arc::new(job),
                 Difficulty::new(1e-6).expect("a valid difficulty"),
             ),
@@ -193,7 +193,7 @@ pub fn submit(data: &[u8]) {
     };
     let mask = data.len().is_multiple_of(2).then_some(b.mask);
     let ctx = ShareContext {
-        issued: (submit.job_id == b.issued.id).then_some(&b.issued),
+        issued: (submit.job_id == b.issued.job.id).then_some(&b.issued),
         current_generation: b.issued.job.generation,
         current_difficulty: b.issued.difficulty,
         current_target: b.issued.target,
@@ -201,6 +201,7 @@ pub fn submit(data: &[u8]) {
         extranonce2_size: EXTRANONCE2_SIZE,
         version_mask: mask,
         now: NOW,
+        at: std::time::Instant::now(),
     };
     let mut dedup = Dedup::default();
     let Ok(acc) = validate(&ctx, &submit, &mut dedup) else {

@@ -26,13 +26,14 @@ use crate::chain::retarget::RetargetParams;
 use crate::chain::TemplateSource;
 use crate::config::Config;
 use crate::http::{self, ApiState};
-use crate::jobs::{JobBuilder, JobFeed};
+use crate::jobs::{JobBuilder, JobFeed, JobIds};
 use crate::metrics::Metrics;
 use crate::stats::Stats;
 use crate::store::{Backend, BlockRecord, Store, StoreEvent, StoreOptions};
 use crate::stratum::account::AccountPolicy;
 use crate::stratum::bans::BanList;
 use crate::stratum::extranonce::ExtranonceAllocator;
+use crate::stratum::resume::ResumeTable;
 use crate::stratum::server::{self, ConnectionLimits};
 use crate::stratum::session::SessionContext;
 use crate::stratum::vardiff::VardiffConfig;
@@ -140,8 +141,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         &cfg.pool_tag,
         cfg.extranonce1_size as usize + cfg.extranonce2_size as usize,
     );
-    let jobs =
-        JobBuilder::new(coinbase).spawn(source.templates(), cfg.job_refresh, shutdown.clone());
+    let job_ids = JobIds::default();
+    let jobs = JobBuilder::new(coinbase, job_ids.clone()).spawn(
+        source.templates(),
+        cfg.job_refresh,
+        shutdown.clone(),
+    );
     let (block_tx, block_rx) = mpsc::channel(64);
     let block_path =
         crate::blocks::spawn(source.clone(), store.handle(), metrics.clone(), block_rx);
@@ -158,12 +163,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             min: cfg.vardiff_min,
             max: cfg.vardiff_max,
         },
+        reissue_grace: cfg.reissue_grace,
         idle_timeout: cfg.idle_timeout,
         auth_timeout: cfg.auth_timeout,
         ban_threshold: cfg.ban_threshold,
         max_line: cfg.max_line,
         accounts: AccountPolicy::new(cfg.network, &cfg.account_pattern)?,
         jobs: jobs.clone(),
+        job_ids,
+        resume: ResumeTable::new(cfg.resume_window, cfg.max_connections),
         store: store.handle(),
         stats: stats.clone(),
         metrics: metrics.clone(),
@@ -219,11 +227,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
 
     // Keep the derived gauges fresh between scrapes.
     {
-        let (metrics, stats, jobs, bans, shutdown) = (
+        let (metrics, stats, jobs, bans, ctx, shutdown) = (
             metrics.clone(),
             stats.clone(),
             jobs.clone(),
             bans.clone(),
+            ctx.clone(),
             shutdown.clone(),
         );
         tokio::spawn(async move {
@@ -231,7 +240,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = t.tick() => metrics.refresh(&stats, &jobs, bans.len()),
+                    _ = t.tick() => {
+                        metrics.refresh(&stats, &jobs, bans.len());
+                        ctx.resume.expire();
+                    }
                 }
             }
         });

@@ -158,6 +158,17 @@ pub struct Config {
     #[arg(long, env = "POOL_VARDIFF_VARIANCE", default_value_t = 0.3)]
     pub vardiff_variance: f64,
 
+    /// After a difficulty change the session's job is re-issued under a new id; shares for
+    /// the jobs it replaces are accepted (at their own difficulty) this long, then stale.
+    #[arg(long, env = "POOL_REISSUE_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub reissue_grace: Duration,
+
+    /// A miner that reconnects within this long and presents its subscription id (the second
+    /// `mining.subscribe` parameter) resumes its session: same extranonce1, difficulty and
+    /// jobs. `0` turns resuming off.
+    #[arg(long, env = "POOL_RESUME_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    pub resume_window: Duration,
+
     /// Vardiff: lowest difficulty.
     #[arg(long, env = "POOL_VARDIFF_MIN", default_value = "0.001")]
     pub vardiff_min: Difficulty,
@@ -285,9 +296,16 @@ fn parse_mask(s: &str) -> Result<VersionMask, String> {
 
 impl Config {
     /// Parse the command line, environment and (when named) the config file.
+    ///
+    /// `--help` and `--version` print and exit 0, and a bad flag exits 2 with clap's own
+    /// message, as every command-line tool does; a bad config file or inconsistent values are
+    /// returned as errors.
     pub fn load() -> anyhow::Result<Config> {
         let args: Vec<String> = std::env::args().collect();
-        Self::load_from(args)
+        Self::load_from(args).map_err(|e| match e.downcast::<clap::Error>() {
+            Ok(clap_error) => clap_error.exit(),
+            Err(other) => other,
+        })
     }
 
     pub fn load_from<I, T>(args: I) -> anyhow::Result<Config>

@@ -4,6 +4,12 @@
 //! A job is the same for every session (extranonce1 is not in `mining.notify`), so its notify
 //! line is serialized once here and written as bytes to each connection. A job's
 //! `generation` counts chain tips: a share for a job of an older generation is stale.
+//!
+//! Job ids come from one [`JobIds`] counter per process and are plain lowercase hex of at
+//! most 16 digits: every miner reads them as new work (cpuminer-opt compares ids parsed as hex
+//! numbers, firmware keeps them in fixed buffers), and no id is used twice for different work.
+//! A session that re-issues a job after a difficulty change takes a fresh id from the same
+//! counter, and the job's coinbase carries its id (the job tag), so each id is distinct work.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,8 +24,33 @@ use protocol::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::chain::coinbase::CoinbaseBuilder;
+use crate::chain::coinbase::{stamp_job_tag, CoinbaseBuilder};
 use crate::chain::Template;
+
+/// Job ids: one counter for the whole process, shared by the job builder and by sessions
+/// re-issuing jobs. It starts at a random 32-bit value so a restarted pool does not repeat the
+/// ids its miners last saw, and it never wraps in practice (2^64 ids).
+#[derive(Debug, Clone)]
+pub struct JobIds(Arc<AtomicU64>);
+
+impl Default for JobIds {
+    fn default() -> Self {
+        JobIds(Arc::new(AtomicU64::new(rand::random::<u32>() as u64 + 1)))
+    }
+}
+
+impl JobIds {
+    /// Ids from `first` on (tests and fuzzing want known ids).
+    pub fn starting_at(first: u64) -> Self {
+        JobIds(Arc::new(AtomicU64::new(first)))
+    }
+
+    /// The next id, with the number its coinbase is tagged with.
+    pub fn next(&self) -> (JobId, u64) {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        (JobId::new(format!("{n:x}")), n)
+    }
+}
 
 #[derive(Debug)]
 pub struct Job {
@@ -67,13 +98,15 @@ impl Job {
         }
     }
 
-    /// The notify line for this job under another id (a session re-issuing it after a
-    /// difficulty change, so the new difficulty has a job of its own).
-    pub fn notify_line_as(&self, id: &JobId) -> Bytes {
+    /// The same template and ntime under a fresh id, with the id in the coinbase's job tag:
+    /// a session re-issuing its job after a difficulty change, so that the new difficulty has
+    /// work of its own.
+    pub fn reissue(&self, ids: &JobIds) -> Job {
+        let (id, tag) = ids.next();
         let mut n = self.notify.clone();
         n.job_id = id.clone();
-        n.clean_jobs = false;
-        notify_line(&n)
+        stamp_job_tag(&mut n.coinb2.0, tag);
+        Job::new(id, self.generation, self.template.clone(), n)
     }
 
     pub fn prev_hash(&self) -> BlockHash {
@@ -137,7 +170,7 @@ fn unix_now() -> u32 {
 /// Turns templates into jobs.
 pub struct JobBuilder {
     coinbase: CoinbaseBuilder,
-    next_id: u64,
+    ids: JobIds,
     generation: Arc<AtomicU64>,
     last_prev: Option<BlockHash>,
     /// Merkle branch cached per template (templates are shared `Arc`s).
@@ -145,10 +178,10 @@ pub struct JobBuilder {
 }
 
 impl JobBuilder {
-    pub fn new(coinbase: CoinbaseBuilder) -> Self {
+    pub fn new(coinbase: CoinbaseBuilder, ids: JobIds) -> Self {
         JobBuilder {
             coinbase,
-            next_id: rand::random::<u16>() as u64,
+            ids,
             generation: Arc::new(AtomicU64::new(0)),
             last_prev: None,
             branch_for: None,
@@ -170,13 +203,13 @@ impl JobBuilder {
                 b
             }
         };
+        let (id, tag) = self.ids.next();
         let parts = self.coinbase.build(
             template.height,
             template.coinbase_value,
             template.witness_commitment.as_ref(),
+            tag,
         );
-        self.next_id += 1;
-        let id = JobId::new(format!("{:x}", self.next_id));
         let ntime = unix_now().max(template.cur_time).max(template.min_time);
         let notify = Notify {
             job_id: id.clone(),

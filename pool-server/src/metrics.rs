@@ -21,6 +21,7 @@ pub struct Metrics {
     pub pool_hashrate: GaugeVec,
     pub sessions: IntGauge,
     pub connections: IntCounter,
+    pub resumes: IntCounter,
     pub disconnects: IntCounterVec,
     pub blocks: IntCounterVec,
     pub last_block_time: Gauge,
@@ -130,6 +131,14 @@ impl Metrics {
             connections: register!(
                 r,
                 IntCounter::new("pool_connections_total", "Stratum connections accepted").unwrap()
+            ),
+            resumes: register!(
+                r,
+                IntCounter::new(
+                    "pool_session_resumes_total",
+                    "Sessions resumed with their subscription id after a reconnect"
+                )
+                .unwrap()
             ),
             disconnects: register!(
                 r,

@@ -62,16 +62,19 @@ impl Series {
 
     fn hashrate(&self, now: i64, window: Duration) -> Hashrate {
         let w = window.as_secs() as i64;
+        // The buckets inside the window start at its first bucket boundary.
+        let lo = now - w;
+        let from = lo - lo.rem_euclid(BUCKET_SECS) + BUCKET_SECS;
         let sum: f64 = self
             .buckets
             .iter()
             .rev()
-            .take_while(|(s, _)| *s > now - w)
+            .take_while(|(s, _)| *s >= from)
             .fold(0.0, |acc, (_, d)| acc + d);
-        // Young series: divide by the time they have existed, not the whole window.
-        let span = self
-            .first
-            .map_or(w, |f| (now - f + BUCKET_SECS).clamp(BUCKET_SECS, w));
+        // Divide by the time the sum covers: from that boundary, or from when the series
+        // began (its first session or share) when that is later.
+        let begun = self.first.map_or(from, |f| f.max(from));
+        let span = (now - begun).clamp(1, w);
         Hashrate::from_shares(sum, Duration::from_secs(span as u64))
     }
 }
@@ -170,13 +173,13 @@ impl Stats {
             .difficulty = difficulty;
     }
 
-    pub fn session_opened(&self, worker: &str) {
-        self.inner
-            .lock()
-            .workers
-            .entry(worker.to_owned())
-            .or_default()
-            .sessions += 1;
+    /// A session began mining for `worker`: its hashrate counts time from now on, not from
+    /// its first share (which would read high for a young worker).
+    pub fn session_opened(&self, worker: &str, at: DateTime<Utc>) {
+        let mut g = self.inner.lock();
+        let w = g.workers.entry(worker.to_owned()).or_default();
+        w.sessions += 1;
+        w.series.first.get_or_insert(at.timestamp());
     }
 
     pub fn session_closed(&self, worker: &str) {
@@ -293,6 +296,22 @@ mod tests {
         assert!((w.hashrate["1h"] / 4_294_967_296.0 - 1.0).abs() < 0.02);
         let (_, hist) = s.worker("a.rig", now).unwrap();
         assert_eq!(hist.len(), 10);
+    }
+
+    #[test]
+    fn a_young_worker_is_measured_from_its_first_session() {
+        let s = Stats::new();
+        let t0 = DateTime::from_timestamp(1_700_000_003, 0).unwrap();
+        s.session_opened("w", t0);
+        // Difficulty 1 every 2 s, the first share 2 s after the session opened.
+        for i in 1..=20 {
+            s.accepted("w", 1.0, t0 + chrono::Duration::seconds(2 * i));
+        }
+        let w = &s.workers(t0 + chrono::Duration::seconds(40))[0];
+        for window in ["1m", "5m", "1h"] {
+            let rate = w.hashrate[window] / 4_294_967_296.0;
+            assert!((rate - 0.5).abs() < 0.01, "{window}: {rate}");
+        }
     }
 
     #[test]

@@ -24,11 +24,12 @@ async fn mine_block(c: &mut Client, counter: &mut u64) -> (String, Notify) {
     }
 }
 
-/// Wait for a notify that starts a new tip.
-async fn wait_clean_job(c: &mut Client) -> Notify {
+/// Wait for the notify that starts the tip the block `hash` made (a difficulty change is
+/// clean too, but keeps the tip).
+async fn wait_clean_job(c: &mut Client, hash: &str) -> Notify {
     loop {
         let n = c.wait_job().await;
-        if n.clean_jobs {
+        if n.clean_jobs && n.prevhash.block_hash().to_string() == hash {
             return n;
         }
     }
@@ -64,7 +65,7 @@ async fn found_block_extends_chain_and_stales_old_jobs_then_retargets() {
     let mut counter = 0;
 
     let (hash, old_job) = mine_block(&mut c, &mut counter).await;
-    let new_job = wait_clean_job(&mut c).await;
+    let new_job = wait_clean_job(&mut c, &hash).await;
     assert_ne!(new_job.prevhash, old_job.prevhash);
     assert_eq!(new_job.prevhash.block_hash().to_string(), hash);
     wait_for(&pool, "/api/pool", |p| p["height"] == 2).await;
@@ -102,8 +103,8 @@ async fn found_block_extends_chain_and_stales_old_jobs_then_retargets() {
     // under the 180 s expected): the next template is four times harder (the clamp).
     let start_bits = new_job.nbits;
     for _ in 0..2 {
-        mine_block(&mut c, &mut counter).await;
-        wait_clean_job(&mut c).await;
+        let (hash, _) = mine_block(&mut c, &mut counter).await;
+        wait_clean_job(&mut c, &hash).await;
     }
     let job = c.job.clone().unwrap();
     assert_ne!(job.nbits, start_bits, "retarget after 3 blocks");
@@ -130,7 +131,7 @@ async fn restart_resumes_the_chain_at_its_tip() {
     let mut last = String::new();
     for _ in 0..2 {
         last = mine_block(&mut c, &mut counter).await.0;
-        wait_clean_job(&mut c).await;
+        wait_clean_job(&mut c, &last).await;
     }
     wait_for(&pool, "/api/pool", |p| p["height"] == 3).await;
     drop(c);

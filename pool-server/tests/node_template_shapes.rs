@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pool_server::chain::coinbase::CoinbaseBuilder;
 use pool_server::chain::node_rpc::BlockTemplate;
-use pool_server::jobs::JobBuilder;
+use pool_server::jobs::{JobBuilder, JobIds};
 use protocol::{Extranonce1, Extranonce2, Nonce};
 
 #[test]
@@ -25,7 +25,7 @@ fn core_segwit_template_becomes_a_block_with_a_valid_witness_commitment() {
         "/t/",
         12,
     );
-    let job = JobBuilder::new(coinbase).build(&t);
+    let job = JobBuilder::new(coinbase, JobIds::default()).build(&t);
     assert_eq!(
         job.notify.merkle_branch.len(),
         1,

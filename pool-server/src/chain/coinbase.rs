@@ -3,8 +3,13 @@
 //! Stratum miners only ever see the coinbase as two byte strings, `coinb1` and `coinb2`, with
 //! the extranonce (extranonce1 + extranonce2) between them. We build a real transaction with
 //! the `bitcoin` crate (BIP 34 height first in the scriptSig, then the extranonce as one push,
-//! then the pool tag) and cut it at the slot, so every coinbase a miner completes is a valid
-//! transaction by construction.
+//! then the job tag, then the pool tag) and cut it at the slot, so every coinbase a miner
+//! completes is a valid transaction by construction.
+//!
+//! The job tag is the job's number, pushed as 8 bytes at the start of `coinb2`. It makes every
+//! job id stand for work of its own: a job re-issued under a new id (after a difficulty change)
+//! has another coinbase, so another merkle root, and no share found for one id is valid for
+//! another.
 
 use bitcoin::absolute::LockTime;
 use bitcoin::script::{Builder, PushBytesBuf};
@@ -16,6 +21,20 @@ use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, W
 pub struct CoinbaseParts {
     pub coinb1: Vec<u8>,
     pub coinb2: Vec<u8>,
+}
+
+/// Where the 8-byte job tag sits in `coinb2`: right after its push opcode.
+const JOB_TAG: std::ops::Range<usize> = 1..9;
+
+/// Write `tag` (a job's number, big-endian) into the job tag of a `coinb2` made by
+/// [`CoinbaseBuilder::build`].
+pub fn stamp_job_tag(coinb2: &mut [u8], tag: u64) {
+    coinb2[JOB_TAG].copy_from_slice(&tag.to_be_bytes());
+}
+
+/// The job tag of a `coinb2` made by [`CoinbaseBuilder::build`].
+pub fn job_tag(coinb2: &[u8]) -> u64 {
+    u64::from_be_bytes(coinb2[JOB_TAG].try_into().expect("8 bytes"))
 }
 
 #[derive(Debug, Clone)]
@@ -44,18 +63,21 @@ impl CoinbaseBuilder {
     }
 
     /// Build the coinbase for `height` paying `value`, plus the witness commitment output
-    /// when given, and split it at the extranonce slot.
+    /// when given, with `job_tag` in its job tag, and split it at the extranonce slot.
     pub fn build(
         &self,
         height: u64,
         value: Amount,
         witness_commitment: Option<&ScriptBuf>,
+        job_tag: u64,
     ) -> CoinbaseParts {
         let height_push = Builder::new().push_int(height as i64).into_script();
         let slot = PushBytesBuf::try_from(vec![0u8; self.extranonce_len]).expect("<= 75 bytes");
+        let job = PushBytesBuf::from(job_tag.to_be_bytes());
         let tag = PushBytesBuf::try_from(self.tag.clone()).expect("tag fits a push");
         let mut script_sig = height_push.to_bytes();
         script_sig.extend(Builder::new().push_slice(&slot).into_script().to_bytes());
+        script_sig.extend(Builder::new().push_slice(&job).into_script().to_bytes());
         if !self.tag.is_empty() {
             script_sig.extend(Builder::new().push_slice(&tag).into_script().to_bytes());
         }
@@ -115,7 +137,8 @@ mod tests {
     fn completed_coinbase_is_a_valid_bip34_transaction() {
         let b = CoinbaseBuilder::new(ScriptBuf::from_bytes(vec![0x51]), "/test/", 12);
         for height in [0u64, 1, 16, 17, 500, 70_000, 16_777_216] {
-            let parts = b.build(height, subsidy(height), None);
+            let parts = b.build(height, subsidy(height), None, 0xd33e);
+            assert_eq!(job_tag(&parts.coinb2), 0xd33e);
             let raw = assemble_coinbase(
                 &parts.coinb1,
                 &Extranonce1(vec![1, 2, 3, 4]),
@@ -146,6 +169,28 @@ mod tests {
                 assert_eq!(block.bip34_block_height().unwrap(), height);
             }
         }
+    }
+
+    #[test]
+    fn the_job_tag_changes_the_txid_and_nothing_else() {
+        let b = CoinbaseBuilder::new(ScriptBuf::from_bytes(vec![0x51]), "/test/", 12);
+        let parts = b.build(500, subsidy(500), None, 1);
+        let mut other = parts.clone();
+        stamp_job_tag(&mut other.coinb2, u64::MAX);
+        assert_eq!(other, b.build(500, subsidy(500), None, u64::MAX));
+        let tx = |p: &CoinbaseParts| -> Transaction {
+            let raw = assemble_coinbase(
+                &p.coinb1,
+                &Extranonce1(vec![1, 2, 3, 4]),
+                &Extranonce2(vec![9; 8]),
+                &p.coinb2,
+            );
+            bitcoin::consensus::deserialize(&raw).unwrap()
+        };
+        let (a, z) = (tx(&parts), tx(&other));
+        assert_ne!(a.compute_txid(), z.compute_txid());
+        assert_eq!(a.output, z.output);
+        assert_eq!(job_tag(&other.coinb2), u64::MAX);
     }
 
     #[test]

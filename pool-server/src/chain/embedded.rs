@@ -154,6 +154,7 @@ impl EmbeddedChain {
             0,
             subsidy(0),
             None,
+            0,
         );
         let mut raw = parts.coinb1;
         raw.extend(parts.coinb2);
@@ -382,6 +383,7 @@ mod tests {
             t.height,
             t.coinbase_value,
             None,
+            1,
         );
         let mut raw = parts.coinb1;
         raw.extend([0u8; 8]);

@@ -5,10 +5,11 @@
 //! or rejected with a Stratum reason.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bitcoin::block::Header;
 use bitcoin::BlockHash;
-use protocol::{header_hash, Difficulty, Extranonce1, JobId, Submit, Target, VersionMask};
+use protocol::{header_hash, Difficulty, Extranonce1, Submit, Target, VersionMask};
 
 use super::{Dedup, Reject};
 use crate::jobs::Job;
@@ -16,22 +17,25 @@ use crate::jobs::Job;
 /// Blocks may be stamped at most this far in the future (Bitcoin's rule).
 pub const MAX_NTIME_AHEAD_SECS: u32 = 2 * 60 * 60;
 
-/// A job as one session received it: under its id and at the difficulty then in force.
+/// A job as one session received it: at the difficulty then in force, and, once a clean
+/// re-issue has replaced it, the end of its grace.
 #[derive(Debug, Clone)]
 pub struct IssuedJob {
-    pub id: JobId,
     pub job: Arc<Job>,
     pub difficulty: Difficulty,
     pub target: Target,
+    /// Shares for this job are stale from this instant on (set when the session re-issues
+    /// work after a difficulty change; shares already in flight get until then).
+    pub expires: Option<Instant>,
 }
 
 impl IssuedJob {
-    pub fn new(id: JobId, job: Arc<Job>, difficulty: Difficulty) -> Self {
+    pub fn new(job: Arc<Job>, difficulty: Difficulty) -> Self {
         IssuedJob {
-            id,
             job,
             difficulty,
             target: difficulty.to_target(),
+            expires: None,
         }
     }
 }
@@ -51,6 +55,8 @@ pub struct ShareContext<'a> {
     pub version_mask: Option<VersionMask>,
     /// Unix time now.
     pub now: u32,
+    /// The monotonic clock now (for the end of a replaced job's grace).
+    pub at: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -59,7 +65,9 @@ pub struct Accepted {
     pub header: Header,
     /// What the hash achieved.
     pub achieved: Difficulty,
-    /// What the share is credited with: the easier of the job's and the current difficulty.
+    /// What the share is credited with: the easier of the job's and the current difficulty
+    /// (a miner may apply a lower difficulty to the job it holds, and crediting the job's
+    /// higher one then would pay for work not done).
     pub credited: Difficulty,
     /// The hash also meets the network target.
     pub is_block: bool,
@@ -72,7 +80,7 @@ pub fn validate(
 ) -> Result<Accepted, Reject> {
     let issued = ctx.issued.ok_or(Reject::UnknownJob)?;
     let job = &issued.job;
-    if job.generation != ctx.current_generation {
+    if job.generation != ctx.current_generation || issued.expires.is_some_and(|e| ctx.at >= e) {
         return Err(Reject::StaleJob);
     }
     if submit.extranonce2.len() != ctx.extranonce2_size {

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod bans;
 pub mod extranonce;
+pub mod resume;
 pub mod server;
 pub mod session;
 pub mod vardiff;

@@ -17,8 +17,8 @@ use chrono::Utc;
 use futures::StreamExt;
 use protocol::{
     Call, ClientRequest, ConfigureResult, Difficulty, ErrorCode, Extranonce1, FrameError, Id,
-    JobId, Message, ParamsError, ServerNotification, StratumError, Submit, SubscribeResult, Target,
-    VersionMask, WorkerName,
+    Message, ParamsError, ServerNotification, StratumError, Submit, SubscribeResult,
+    SubscriptionId, Target, VersionMask, WorkerName,
 };
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncWriteExt;
@@ -33,9 +33,10 @@ use uuid::Uuid;
 use super::account::AccountPolicy;
 use super::bans::BanList;
 use super::extranonce::{ExtranonceAllocator, Lease};
+use super::resume::{Parked, ResumeTable};
 use super::vardiff::{Vardiff, VardiffConfig};
 use crate::blocks::FoundBlock;
-use crate::jobs::{Job, JobFeed};
+use crate::jobs::{Job, JobFeed, JobIds};
 use crate::metrics::Metrics;
 use crate::share::{validate, Dedup, IssuedJob, Reject, ShareContext};
 use crate::stats::Stats;
@@ -51,12 +52,16 @@ pub struct SessionContext {
     pub extranonce2_size: usize,
     pub version_mask: VersionMask,
     pub vardiff: VardiffConfig,
+    /// How long shares for jobs replaced by a difficulty change are still accepted.
+    pub reissue_grace: Duration,
     pub idle_timeout: Duration,
     pub auth_timeout: Duration,
     pub ban_threshold: u32,
     pub max_line: usize,
     pub accounts: AccountPolicy,
     pub jobs: JobFeed,
+    pub job_ids: JobIds,
+    pub resume: ResumeTable,
     pub store: StoreHandle,
     pub stats: Arc<Stats>,
     pub metrics: Arc<Metrics>,
@@ -71,6 +76,10 @@ struct Session {
     id: u64,
     peer: SocketAddr,
     lease: Option<Lease>,
+    /// The id `mining.subscribe` returned, under which the session can be resumed.
+    subscription: Option<SubscriptionId>,
+    /// Picked up from a parked session: the difficulty and estimate carry on.
+    resumed: bool,
     authorized: Vec<WorkerName>,
     started: bool,
     version_mask: Option<VersionMask>,
@@ -78,7 +87,6 @@ struct Session {
     target: Target,
     vardiff: Vardiff,
     issued: VecDeque<IssuedJob>,
-    reissues: u32,
     dedup: Dedup,
     last_prev: Option<BlockHash>,
     offenses: u32,
@@ -109,6 +117,8 @@ pub async fn run(
         id,
         peer,
         lease: None,
+        subscription: None,
+        resumed: false,
         authorized: Vec::new(),
         started: false,
         version_mask: None,
@@ -116,7 +126,6 @@ pub async fn run(
         target: difficulty.to_target(),
         vardiff,
         issued: VecDeque::with_capacity(MAX_ISSUED),
-        reissues: 0,
         dedup: Dedup::default(),
         last_prev: None,
         offenses: 0,
@@ -138,7 +147,12 @@ impl Session {
         let mut jobs = self.ctx.jobs.subscribe();
         let opened = Instant::now();
         let mut last_rx = opened;
-        let mut tick = tokio::time::interval(self.ctx.vardiff.retarget_window / 2);
+        let mut tick = tokio::time::interval(
+            self.ctx
+                .vardiff
+                .target_interval
+                .clamp(Duration::from_millis(50), self.ctx.vardiff.retarget_window),
+        );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let cause = loop {
             let deadline = if self.started {
@@ -214,6 +228,7 @@ impl Session {
             }
         };
         let _ = writer.shutdown().await;
+        self.park(cause);
         if let Some(w) = self.authorized.first() {
             self.ctx.stats.session_closed(w.as_str());
             self.ctx
@@ -287,23 +302,31 @@ impl Session {
 
     async fn on_request(&mut self, id: Id, req: ClientRequest) {
         match req {
-            ClientRequest::Subscribe { user_agent, .. } => {
+            ClientRequest::Subscribe { user_agent, resume } => {
                 if self.lease.is_none() {
-                    match self.ctx.extranonces.lease() {
-                        Some(l) => self.lease = Some(l),
-                        None => {
-                            self.reply(
-                                id,
-                                Err(StratumError::new(
-                                    ErrorCode::Other,
-                                    "No extranonce1 available",
-                                )),
-                            );
-                            return;
-                        }
+                    if let Some(parked) = resume.as_ref().and_then(|r| self.ctx.resume.take(r)) {
+                        self.resume(parked);
+                        self.subscription = resume;
+                        tracing::debug!("session resumed");
+                    } else if let Some(l) = self.new_lease() {
+                        self.lease = Some(l);
+                        self.subscription =
+                            SubscriptionId::parse(&format!("{:016x}", rand::random::<u64>()));
+                    } else {
+                        self.reply(
+                            id,
+                            Err(StratumError::new(
+                                ErrorCode::Other,
+                                "No extranonce1 available",
+                            )),
+                        );
+                        return;
                     }
                 }
-                let sid = format!("{:016x}", self.id);
+                let sid = self
+                    .subscription
+                    .as_ref()
+                    .map_or_else(String::new, |s| s.as_str().to_owned());
                 let result = SubscribeResult {
                     subscriptions: vec![
                         ("mining.set_difficulty".into(), sid.clone()),
@@ -325,7 +348,7 @@ impl Session {
                 }
                 if !self.authorized.contains(&worker) {
                     if self.authorized.is_empty() {
-                        self.ctx.stats.session_opened(worker.as_str());
+                        self.ctx.stats.session_opened(worker.as_str(), Utc::now());
                         self.ctx
                             .metrics
                             .worker_sessions
@@ -381,6 +404,56 @@ impl Session {
         }
     }
 
+    /// A fresh extranonce1; when the space is full, parked sessions give theirs up first.
+    fn new_lease(&self) -> Option<Lease> {
+        loop {
+            if let Some(l) = self.ctx.extranonces.lease() {
+                return Some(l);
+            }
+            if !self.ctx.resume.evict_oldest() {
+                return None;
+            }
+        }
+    }
+
+    /// Carry on as the parked session: its extranonce1, difficulty, estimate and jobs.
+    fn resume(&mut self, p: Parked) {
+        self.lease = Some(p.lease);
+        self.difficulty = p.difficulty;
+        self.target = p.difficulty.to_target();
+        self.issued = p.issued;
+        self.dedup = p.dedup;
+        self.vardiff = p.vardiff;
+        self.version_mask = self.version_mask.or(p.version_mask);
+        self.resumed = true;
+        self.ctx.metrics.resumes.inc();
+    }
+
+    /// At the end of a connection that was mining, keep its state for a resume.
+    fn park(&mut self, cause: &str) {
+        let dropped = matches!(
+            cause,
+            "closed" | "io-error" | "idle-timeout" | "write-timeout"
+        );
+        if !self.started || !dropped {
+            return;
+        }
+        let (Some(lease), Some(id)) = (self.lease.take(), self.subscription.take()) else {
+            return;
+        };
+        self.ctx.resume.park(
+            id,
+            Parked {
+                lease,
+                difficulty: self.difficulty,
+                issued: std::mem::take(&mut self.issued),
+                dedup: std::mem::take(&mut self.dedup),
+                vardiff: self.vardiff.clone(),
+                version_mask: self.version_mask,
+            },
+        );
+    }
+
     fn extranonce1(&self) -> &Extranonce1 {
         self.lease.as_ref().expect("subscribed").extranonce1()
     }
@@ -391,7 +464,9 @@ impl Session {
             return;
         }
         self.started = true;
-        self.vardiff.reset(Instant::now().into_std());
+        if !self.resumed {
+            self.vardiff.start(Instant::now().into_std());
+        }
         self.push_difficulty();
         let job = self.ctx.jobs.current();
         self.send_job(job);
@@ -412,11 +487,20 @@ impl Session {
         }
     }
 
-    fn send_job(&mut self, job: Arc<Job>) {
+    fn send_job(&mut self, mut job: Arc<Job>) {
         let clean = job.notify.clean_jobs || self.last_prev != Some(job.prev_hash());
         self.last_prev = Some(job.prev_hash());
-        self.issue(IssuedJob::new(job.id.clone(), job.clone(), self.difficulty));
+        // An id stands for one difficulty: a job this session already holds at another one
+        // (a resumed session's) goes out under an id of its own.
+        if self
+            .issued
+            .iter()
+            .any(|j| j.job.id == job.id && j.difficulty != self.difficulty)
+        {
+            job = Arc::new(job.reissue(&self.ctx.job_ids));
+        }
         self.out.extend_from_slice(&job.notify_line(clean));
+        self.issue(IssuedJob::new(job, self.difficulty));
     }
 
     fn issue(&mut self, issued: IssuedJob) {
@@ -438,24 +522,30 @@ impl Session {
         }
     }
 
-    /// Apply a new difficulty from the next job on: tell the miner, then re-issue the newest
-    /// job it has under a fresh id that carries the new difficulty.
+    /// Apply a new difficulty at once: tell the miner, then re-issue the newest job under a
+    /// fresh id (and so a coinbase of its own) with `clean_jobs`, so every client switches to
+    /// it, whether it watches ids, compares them as hex numbers or waits for a clean job.
+    /// Shares already in flight for the jobs it replaces count until the grace ends.
     fn change_difficulty(&mut self, d: Difficulty) {
         if d == self.difficulty {
             return;
         }
         tracing::debug!(from = %self.difficulty, to = %d, "difficulty change");
+        let now = Instant::now().into_std();
         self.difficulty = d;
         self.target = d.to_target();
-        self.vardiff.reset(Instant::now().into_std());
+        self.vardiff.changed(now);
         self.push_difficulty();
-        let Some(job) = self.issued.back().map(|j| j.job.clone()) else {
+        let Some(newest) = self.issued.back().map(|j| j.job.clone()) else {
             return;
         };
-        self.reissues += 1;
-        let id = JobId::new(format!("{}.{}", job.id, self.reissues));
-        self.out.extend_from_slice(&job.notify_line_as(&id));
-        self.issue(IssuedJob::new(id, job, d));
+        let expires = now + self.ctx.reissue_grace;
+        for j in &mut self.issued {
+            j.expires = Some(j.expires.map_or(expires, |e| e.min(expires)));
+        }
+        let job = Arc::new(newest.reissue(&self.ctx.job_ids));
+        self.out.extend_from_slice(&job.notify_line(true));
+        self.issue(IssuedJob::new(job, d));
     }
 
     async fn on_submit(&mut self, id: Id, submit: Submit) {
@@ -463,7 +553,7 @@ impl Session {
             if !self.authorized.contains(&submit.worker) {
                 Err(Reject::Unauthorized)
             } else {
-                let issued = self.issued.iter().find(|j| j.id == submit.job_id);
+                let issued = self.issued.iter().find(|j| j.job.id == submit.job_id);
                 let ctx = ShareContext {
                     issued,
                     current_generation: self.ctx.jobs.generation(),
@@ -473,6 +563,7 @@ impl Session {
                     extranonce2_size: self.ctx.extranonce2_size,
                     version_mask: self.version_mask,
                     now: unix_now(),
+                    at: Instant::now().into_std(),
                 };
                 validate(&ctx, &submit, &mut self.dedup)
             }
@@ -482,7 +573,7 @@ impl Session {
         let issued_job = self
             .issued
             .iter()
-            .find(|j| j.id == submit.job_id)
+            .find(|j| j.job.id == submit.job_id)
             .map(|j| j.job.clone());
         let height = issued_job.as_ref().map_or_else(
             || self.ctx.jobs.current().template.height,
@@ -541,9 +632,9 @@ impl Session {
                         created_at: now,
                     }))
                     .await;
-                if let Some(d) = self
-                    .vardiff
-                    .on_share(self.difficulty, Instant::now().into_std())
+                if let Some(d) =
+                    self.vardiff
+                        .on_share(acc.credited, self.difficulty, Instant::now().into_std())
                 {
                     self.change_difficulty(d);
                 }

@@ -5,6 +5,7 @@
 
 pub mod pg_cluster;
 pub mod process;
+pub mod scripted_miner;
 pub mod sim_miner;
 
 use std::collections::VecDeque;
@@ -206,7 +207,7 @@ impl Client {
         }
     }
 
-    fn absorb(&mut self, n: ServerNotification) {
+    pub fn absorb(&mut self, n: ServerNotification) {
         match &n {
             ServerNotification::SetDifficulty(d) => self.difficulty = Some(*d),
             ServerNotification::Notify(job) => {
@@ -249,16 +250,25 @@ impl Client {
     }
 
     pub async fn subscribe(&mut self) {
+        self.subscribe_resuming(None).await;
+    }
+
+    /// Subscribe, asking to resume the session `resume` names; returns the pool's answer.
+    pub async fn subscribe_resuming(
+        &mut self,
+        resume: Option<protocol::SubscriptionId>,
+    ) -> SubscribeResult {
         let r = self
             .request(ClientRequest::Subscribe {
                 user_agent: Some("test-miner/1.0".into()),
-                resume: None,
+                resume,
             })
             .await
             .unwrap();
         let s = SubscribeResult::from_value(&r).unwrap();
-        self.extranonce1 = Some(s.extranonce1);
+        self.extranonce1 = Some(s.extranonce1.clone());
         self.extranonce2_size = s.extranonce2_size;
+        s
     }
 
     pub async fn authorize(&mut self, worker: &str) -> Result<Value, StratumError> {
