@@ -106,15 +106,15 @@ pub struct Config {
     pub node_no_longpoll: bool,
 
     /// Best-block poll interval when the node does not offer long polling.
-    #[arg(long, env = "POOL_NODE_POLL", default_value = "500ms", value_parser = parse_duration)]
+    #[arg(long, env = "POOL_NODE_POLL", default_value = "500ms", value_parser = parse_interval)]
     pub node_poll: Duration,
 
     /// Fetch a fresh template (new transactions) at least this often.
-    #[arg(long, env = "POOL_NODE_TEMPLATE_REFRESH", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "POOL_NODE_TEMPLATE_REFRESH", default_value = "30s", value_parser = parse_interval)]
     pub node_template_refresh: Duration,
 
     /// While the node is unreachable, serve the last template for this long, then mark it stale.
-    #[arg(long, env = "POOL_NODE_TEMPLATE_MAX_AGE", default_value = "120s", value_parser = parse_duration)]
+    #[arg(long, env = "POOL_NODE_TEMPLATE_MAX_AGE", default_value = "120s", value_parser = parse_interval)]
     pub node_template_max_age: Duration,
 
     /// Embedded chain: nBits of the genesis block (hex); the default suits one laptop worker
@@ -123,7 +123,7 @@ pub struct Config {
     pub genesis_bits: CompactTarget,
 
     /// Embedded chain: the block time difficulty retargeting aims at.
-    #[arg(long, env = "POOL_BLOCK_TIME", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "POOL_BLOCK_TIME", default_value = "30s", value_parser = parse_interval)]
     pub block_time: Duration,
 
     /// Embedded chain: retarget every N blocks (Bitcoin: 2016), clamped to x4 either way.
@@ -143,15 +143,15 @@ pub struct Config {
     pub version_mask: VersionMask,
 
     /// A fresh job (new ntime, same tip) every this often.
-    #[arg(long, env = "POOL_JOB_REFRESH", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "POOL_JOB_REFRESH", default_value = "30s", value_parser = parse_interval)]
     pub job_refresh: Duration,
 
     /// Vardiff: share interval each session is steered toward.
-    #[arg(long, env = "POOL_VARDIFF_TARGET", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "POOL_VARDIFF_TARGET", default_value = "10s", value_parser = parse_interval)]
     pub vardiff_target: Duration,
 
     /// Vardiff: how often a session's difficulty is reconsidered.
-    #[arg(long, env = "POOL_VARDIFF_RETARGET", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "POOL_VARDIFF_RETARGET", default_value = "30s", value_parser = parse_interval)]
     pub vardiff_retarget: Duration,
 
     /// Vardiff: relative deviation from the target interval tolerated without a change.
@@ -186,11 +186,11 @@ pub struct Config {
     pub max_connections_per_ip: usize,
 
     /// Close a connection that sends nothing for this long.
-    #[arg(long, env = "POOL_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "POOL_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_interval)]
     pub idle_timeout: Duration,
 
     /// Close a connection that has not subscribed and authorized within this long.
-    #[arg(long, env = "POOL_AUTH_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "POOL_AUTH_TIMEOUT", default_value = "30s", value_parser = parse_interval)]
     pub auth_timeout: Duration,
 
     /// Longest Stratum line accepted, in bytes.
@@ -203,7 +203,7 @@ pub struct Config {
     pub ban_threshold: u32,
 
     /// How long a ban lasts.
-    #[arg(long, env = "POOL_BAN_DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "POOL_BAN_DURATION", default_value = "10m", value_parser = parse_interval)]
     pub ban_duration: Duration,
 
     /// Store: shares per database write.
@@ -211,7 +211,7 @@ pub struct Config {
     pub store_batch: usize,
 
     /// Store: longest a share waits before its batch is written.
-    #[arg(long, env = "POOL_STORE_FLUSH", default_value = "250ms", value_parser = parse_duration)]
+    #[arg(long, env = "POOL_STORE_FLUSH", default_value = "250ms", value_parser = parse_interval)]
     pub store_flush: Duration,
 
     /// Store: shares queued between sessions and the writer (bounded memory).
@@ -276,6 +276,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range for a duration"))
 }
 
+/// A duration that paces or bounds something: zero would spin a timer or end at once.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: must be longer than zero"));
+    }
+    Ok(d)
+}
+
 fn parse_u32_hex(s: &str) -> Result<u32, String> {
     let t = s.trim().trim_start_matches("0x");
     if t.is_empty() || t.len() > 8 {
@@ -333,8 +342,12 @@ impl Config {
         if !(0.0..1.0).contains(&self.vardiff_variance) {
             bail!("--vardiff-variance must be in [0, 1)");
         }
-        if self.vardiff_target.is_zero() || self.block_time.is_zero() {
-            bail!("--vardiff-target and --block-time must be positive");
+        if self
+            .api_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            bail!("--api-token (POOL_API_TOKEN) is empty: set a secret, or unset it to keep the admin endpoints off");
         }
         if self.store_batch == 0 || self.store_queue == 0 {
             bail!("--store-batch and --store-queue must be positive");
@@ -421,6 +434,37 @@ mod tests {
         assert!(parse_duration("-3s").is_err());
         let huge = parse_duration("99999999999999999999h").unwrap_err();
         assert!(huge.contains("out of range"), "{huge}");
+    }
+
+    #[test]
+    fn a_zero_interval_is_refused_at_parse_time() {
+        for flag in [
+            "--vardiff-retarget",
+            "--vardiff-target",
+            "--job-refresh",
+            "--idle-timeout",
+            "--store-flush",
+            "--node-poll",
+        ] {
+            let err = Config::try_parse_from(["pool-server", flag, "0"])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&flag[2..]) && err.contains("longer than zero"),
+                "{err}"
+            );
+        }
+        // Zero still means "off" where the flag says so.
+        assert!(Config::try_parse_from(["pool-server", "--resume-window", "0"]).is_ok());
+    }
+
+    #[test]
+    fn an_empty_api_token_is_a_configuration_error() {
+        for token in ["", "  "] {
+            let cfg = Config::try_parse_from(["pool-server", "--api-token", token]).unwrap();
+            let err = cfg.check().unwrap_err().to_string();
+            assert!(err.contains("--api-token"), "{err}");
+        }
     }
 
     #[test]

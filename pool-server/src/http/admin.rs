@@ -16,7 +16,7 @@ use super::ApiState;
 
 /// `None` when the request carries the right token, else the response refusing it.
 fn deny(s: &ApiState, headers: &HeaderMap) -> Option<Response> {
-    let Some(expected) = s.api_token.as_deref() else {
+    let Some(expected) = s.api_token.as_deref().filter(|t| !t.is_empty()) else {
         return Some(error(
             StatusCode::FORBIDDEN,
             "admin endpoints are off: start the pool with --api-token to enable them",
@@ -27,7 +27,9 @@ fn deny(s: &ApiState, headers: &HeaderMap) -> Option<Response> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let eq = given.len() == expected.len()
+    // An empty presented token never matches, whatever is configured.
+    let eq = !given.is_empty()
+        && given.len() == expected.len()
         && given
             .bytes()
             .zip(expected.bytes())

@@ -32,8 +32,13 @@ impl AccountPolicy {
         if name.is_empty() || name.len() > MAX_WORKER_NAME {
             return Err(format!("worker name must be 1 to {MAX_WORKER_NAME} bytes"));
         }
-        if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err("worker name must not contain spaces or control characters".into());
+        if name
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || crate::logging::is_bidi_control(c))
+        {
+            return Err(
+                "worker name must not contain spaces, control or bidirectional characters".into(),
+            );
         }
         let account = worker.account();
         let is_address = Address::from_str(account)
@@ -73,5 +78,7 @@ mod tests {
         assert!(p.check(&WorkerName::new("alice.rig")).is_ok());
         assert!(p.check(&WorkerName::new("Alice")).is_err());
         assert!(p.check(&WorkerName::new("a b")).is_err());
+        assert!(p.check(&WorkerName::new("alice.\u{202E}gir")).is_err());
+        assert!(p.check(&WorkerName::new("alice.r\nig")).is_err());
     }
 }
