@@ -152,7 +152,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         crate::blocks::spawn(source.clone(), store.handle(), metrics.clone(), block_rx);
 
     let stats = Arc::new(Stats::new());
-    let bans = Arc::new(BanList::new(cfg.ban_duration));
+    let bans = Arc::new(BanList::new(cfg.ban_duration, cfg.ban_threshold));
     let ctx = Arc::new(SessionContext {
         extranonce2_size: cfg.extranonce2_size as usize,
         version_mask: cfg.version_mask,
@@ -166,7 +166,6 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         reissue_grace: cfg.reissue_grace,
         idle_timeout: cfg.idle_timeout,
         auth_timeout: cfg.auth_timeout,
-        ban_threshold: cfg.ban_threshold,
         max_line: cfg.max_line,
         accounts: AccountPolicy::new(cfg.network, &cfg.account_pattern)?,
         jobs: jobs.clone(),

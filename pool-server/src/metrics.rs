@@ -299,6 +299,14 @@ impl Metrics {
             let _ = self.worker_difficulty.remove_label_values(&[&gone]);
             let _ = self.worker_last_share.remove_label_values(&[&gone]);
             let _ = self.worker_sessions.remove_label_values(&[&gone]);
+            let _ = self
+                .worker_shares
+                .remove_label_values(&[&gone, "accepted", ""]);
+            for reason in crate::share::Reject::LABELS {
+                let _ = self
+                    .worker_shares
+                    .remove_label_values(&[&gone, "rejected", reason]);
+            }
         }
         for w in stats.workers(now) {
             for (window, rate) in &w.hashrate {

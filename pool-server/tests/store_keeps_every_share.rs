@@ -61,7 +61,7 @@ async fn exercise(b: &Backend) {
     b.write(&batch).await.unwrap();
     assert_eq!(b.share_counts().await.unwrap(), (400, 100));
 
-    let workers = b.workers().await.unwrap();
+    let workers = b.workers("", 1000).await.unwrap();
     assert_eq!(workers.len(), 2);
     let alice = workers.iter().find(|w| w.name == "alice.rig1").unwrap();
     assert_eq!(alice.account, "alice");

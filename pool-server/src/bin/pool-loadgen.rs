@@ -265,20 +265,30 @@ async fn run_conn(mut c: Conn, i: usize, sh: Arc<Shared>, mut stop: watch::Recei
     }
 }
 
+/// Accepted shares the store holds for the load's workers, page by page.
 async fn stored_accepted(http: &str) -> Option<i64> {
-    let v: serde_json::Value = reqwest::get(format!("{http}/api/workers"))
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    Some(
-        v.as_array()?
+    let mut total = 0;
+    let mut after = String::new();
+    loop {
+        let v: serde_json::Value =
+            reqwest::get(format!("{http}/api/workers?limit=1000&after={after}"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+        let page = v.as_array()?;
+        total += page
             .iter()
             .filter(|w| w["name"].as_str().is_some_and(|n| n.starts_with("load.")))
             .filter_map(|w| w["total"]["accepted_shares"].as_i64())
-            .sum(),
-    )
+            .sum::<i64>();
+        match page.last().and_then(|w| w["name"].as_str()) {
+            // Load worker names are plain `load.N`: nothing to escape.
+            Some(last) if page.len() == 1000 => after = last.to_owned(),
+            _ => return Some(total),
+        }
+    }
 }
 
 #[tokio::main]

@@ -66,26 +66,44 @@ pub struct WorkerView {
     pub total: Option<WorkerRow>,
 }
 
-pub async fn workers(State(s): State<Arc<ApiState>>) -> Response {
-    let live = s.stats.workers(Utc::now());
-    let totals = match s.store.workers().await {
+#[derive(Deserialize)]
+pub struct WorkersQuery {
+    /// Page size, 1..=1000 (default 100).
+    pub limit: Option<i64>,
+    /// The last name of the previous page.
+    pub after: Option<String>,
+}
+
+/// Workers by name, a page at a time: `?limit=` and `?after=` (the `Link: rel="next"` header
+/// names the next page while there is one).
+pub async fn workers(State(s): State<Arc<ApiState>>, Query(q): Query<WorkersQuery>) -> Response {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return bad_limit();
+    }
+    let after = q.after.unwrap_or_default();
+    let totals = match s.store.workers(&after, limit + 1).await {
         Ok(t) => t,
         Err(e) => return db_error(e),
     };
-    let mut by_name: BTreeMap<String, WorkerRow> =
-        totals.into_iter().map(|w| (w.name.clone(), w)).collect();
-    let mut out: Vec<WorkerView> = live
+    let mut page: BTreeMap<String, (Option<WorkerSnapshot>, Option<WorkerRow>)> = totals
         .into_iter()
-        .map(|l| {
-            let total = by_name.remove(&l.name);
-            WorkerView { live: l, total }
-        })
+        .map(|t| (t.name.clone(), (None, Some(t))))
         .collect();
-    // Workers known only from the database (not seen since start).
-    out.extend(by_name.into_values().map(|t| {
-        WorkerView {
-            live: WorkerSnapshot {
-                name: t.name.clone(),
+    for l in s.stats.workers(Utc::now()) {
+        if l.name > after {
+            let name = l.name.clone();
+            page.entry(name).or_default().0 = Some(l);
+        }
+    }
+    let more = page.len() > limit as usize;
+    let out: Vec<WorkerView> = page
+        .into_iter()
+        .take(limit as usize)
+        .map(|(name, (live, total))| WorkerView {
+            // Workers known only from the database (not seen since start) read zero.
+            live: live.unwrap_or_else(|| WorkerSnapshot {
+                name,
                 hashrate: crate::stats::WINDOWS
                     .iter()
                     .map(|(n, _)| (*n, 0.0))
@@ -96,11 +114,36 @@ pub async fn workers(State(s): State<Arc<ApiState>>) -> Response {
                 difficulty: 0.0,
                 sessions: 0,
                 last_share: None,
-            },
-            total: Some(t),
+            }),
+            total,
+        })
+        .collect();
+    let mut response = Json(&out).into_response();
+    if more {
+        if let Some(last) = out.last() {
+            let next = format!(
+                "</api/workers?limit={limit}&after={}>; rel=\"next\"",
+                url_escape(&last.live.name)
+            );
+            if let Ok(v) = axum::http::HeaderValue::from_str(&next) {
+                response.headers_mut().insert(axum::http::header::LINK, v);
+            }
         }
-    }));
-    Json(out).into_response()
+    }
+    response
+}
+
+/// Percent-encode everything but unreserved characters (for a name in a query string).
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 #[derive(Serialize)]

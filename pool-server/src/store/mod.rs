@@ -25,12 +25,25 @@ use uuid::Uuid;
 
 use crate::metrics::Metrics;
 
+/// The job id a share record keeps: what the miner sent when it is an id this pool could have
+/// issued (at most 16 printable ASCII characters), else nothing. Whatever a miner puts in a
+/// job id (16 KB, a NUL byte PostgreSQL refuses, a newline) never reaches the database.
+pub fn storable_job_id(sent: &str) -> String {
+    const MAX: usize = 16;
+    if sent.len() <= MAX && sent.bytes().all(|b| b.is_ascii_graphic()) {
+        sent.to_owned()
+    } else {
+        String::new()
+    }
+}
+
 /// One share as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ShareRecord {
     pub id: Uuid,
     pub worker: String,
     pub session_id: i64,
+    /// See [`storable_job_id`]; empty when the miner sent something no pool issues.
     pub job_id: String,
     pub height: i64,
     /// The difficulty the share was judged (and credited) at.
@@ -205,10 +218,11 @@ impl Backend {
         }
     }
 
-    pub async fn workers(&self) -> anyhow::Result<Vec<WorkerRow>> {
+    /// Up to `limit` workers named after `after`, by name.
+    pub async fn workers(&self, after: &str, limit: i64) -> anyhow::Result<Vec<WorkerRow>> {
         match self {
-            Backend::Postgres(p) => postgres::workers(p).await,
-            Backend::Sqlite(p) => sqlite::workers(p).await,
+            Backend::Postgres(p) => postgres::workers(p, after, limit).await,
+            Backend::Sqlite(p) => sqlite::workers(p, after, limit).await,
         }
     }
 

@@ -143,11 +143,13 @@ pub async fn shares(
     .await?)
 }
 
-pub async fn workers(pool: &PgPool) -> anyhow::Result<Vec<WorkerRow>> {
+pub async fn workers(pool: &PgPool, after: &str, limit: i64) -> anyhow::Result<Vec<WorkerRow>> {
     Ok(sqlx::query_as::<_, WorkerRow>(
         "SELECT name, account, first_seen, last_seen, accepted_shares, rejected_shares, accepted_difficulty
-         FROM workers ORDER BY name",
+         FROM workers WHERE name > $1 ORDER BY name LIMIT $2",
     )
+    .bind(after)
+    .bind(limit)
     .fetch_all(pool)
     .await?)
 }

@@ -1,19 +1,31 @@
-//! The ban list: IP addresses refused at accept time until their ban expires.
+//! The ban list: addresses refused at accept time until their ban expires, and the offence
+//! counts that lead there.
 //!
-//! Sessions count offenses (malformed lines, invalid shares); past the threshold the session is
-//! closed and its IP banned. Operators can list and lift bans through the admin API.
+//! Offences (malformed lines, invalid shares, floods of stale shares) count per address, not
+//! per connection, so reconnecting does not wipe the slate; an IPv6 address counts as its /64,
+//! which one host usually holds whole. Past the threshold the address is banned, and a ban,
+//! by a session or by an operator, ends every session from that address: sessions follow
+//! [`BanList::changes`]. Accepted shares forgive offences one for one.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::Serialize;
+use tokio::sync::watch;
+
+/// Most addresses with open offence counts; past it the table starts afresh (an attacker
+/// with that many addresses gains a clean slate, nobody gains memory).
+const MAX_OFFENDERS: usize = 100_000;
 
 pub struct BanList {
     duration: Duration,
+    threshold: u32,
     bans: Mutex<HashMap<IpAddr, Ban>>,
+    offences: Mutex<HashMap<IpAddr, u32>>,
+    changes: watch::Sender<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,40 +43,101 @@ pub struct BanView {
     pub reason: String,
 }
 
+/// The address offences and bans are kept under: IPv4 as is, IPv6 by its /64.
+pub fn ban_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 impl BanList {
-    pub fn new(duration: Duration) -> Self {
+    /// Bans last `duration`; an address is banned when its offences pass `threshold`.
+    pub fn new(duration: Duration, threshold: u32) -> Self {
         BanList {
             duration,
+            threshold,
             bans: Mutex::new(HashMap::new()),
+            offences: Mutex::new(HashMap::new()),
+            changes: watch::channel(0).0,
         }
     }
 
+    /// Changes whenever an address is banned: sessions check whether it is theirs.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     pub fn is_banned(&self, ip: IpAddr) -> bool {
+        let key = ban_key(ip);
         let mut g = self.bans.lock();
-        match g.get(&ip) {
+        match g.get(&key) {
             Some(b) if b.until > Instant::now() => true,
             Some(_) => {
-                g.remove(&ip);
+                g.remove(&key);
                 false
             }
             None => false,
         }
     }
 
+    /// Count `n` offences against `ip`; `true` when this pushed it past the threshold and it
+    /// is now banned (the caller says why in its own terms).
+    pub fn offend(&self, ip: IpAddr, n: u32, reason: &str) -> bool {
+        let key = ban_key(ip);
+        let crossed = {
+            let mut g = self.offences.lock();
+            if g.len() >= MAX_OFFENDERS && !g.contains_key(&key) {
+                g.clear();
+            }
+            let count = g.entry(key).or_insert(0);
+            *count = count.saturating_add(n);
+            if *count > self.threshold {
+                g.remove(&key);
+                true
+            } else {
+                false
+            }
+        };
+        if crossed {
+            self.ban(ip, reason);
+        }
+        crossed
+    }
+
+    /// Take back up to `n` offences of `ip` (it sent accepted shares).
+    pub fn forgive(&self, ip: IpAddr, n: u32) {
+        let key = ban_key(ip);
+        let mut g = self.offences.lock();
+        if let Some(count) = g.get_mut(&key) {
+            *count = count.saturating_sub(n);
+            if *count == 0 {
+                g.remove(&key);
+            }
+        }
+    }
+
     pub fn ban(&self, ip: IpAddr, reason: &str) {
         self.bans.lock().insert(
-            ip,
+            ban_key(ip),
             Ban {
                 until: Instant::now() + self.duration,
                 since: Utc::now(),
                 reason: reason.to_owned(),
             },
         );
+        self.changes.send_modify(|g| *g += 1);
     }
 
     /// Lift a ban; `false` if there was none.
     pub fn unban(&self, ip: IpAddr) -> bool {
-        self.bans.lock().remove(&ip).is_some()
+        self.bans.lock().remove(&ban_key(ip)).is_some()
     }
 
     pub fn list(&self) -> Vec<BanView> {
@@ -96,7 +169,7 @@ mod tests {
 
     #[test]
     fn bans_expire() {
-        let b = BanList::new(Duration::from_millis(30));
+        let b = BanList::new(Duration::from_millis(30), 5);
         let ip: IpAddr = "127.0.0.9".parse().unwrap();
         b.ban(ip, "garbage");
         assert!(b.is_banned(ip));
@@ -106,5 +179,35 @@ mod tests {
         b.ban(ip, "again");
         assert!(b.unban(ip));
         assert!(!b.is_banned(ip));
+    }
+
+    #[test]
+    fn offences_add_up_per_address_and_accepted_shares_forgive() {
+        let b = BanList::new(Duration::from_secs(60), 10);
+        let changes = b.changes();
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        // Five connections of 2 offences each: nobody banned yet.
+        for _ in 0..5 {
+            assert!(!b.offend(ip, 2, "x"));
+        }
+        b.forgive(ip, 3);
+        assert!(!b.offend(ip, 3, "x"), "forgiven three");
+        assert!(b.offend(ip, 1, "too many"));
+        assert!(b.is_banned(ip));
+        assert!(changes.has_changed().unwrap(), "sessions hear of the ban");
+        assert!(!b.is_banned("10.1.2.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_ipv6_host_is_its_slash_64() {
+        let b = BanList::new(Duration::from_secs(60), 3);
+        b.offend("2001:db8:1:2::1".parse().unwrap(), 2, "x");
+        assert!(b.offend("2001:db8:1:2:ffff::9".parse().unwrap(), 2, "x"));
+        assert!(b.is_banned("2001:db8:1:2:abcd::1".parse().unwrap()));
+        assert!(!b.is_banned("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(
+            ban_key("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -40,10 +40,13 @@ use crate::jobs::{Job, JobFeed, JobIds};
 use crate::metrics::Metrics;
 use crate::share::{validate, Dedup, IssuedJob, Reject, ShareContext};
 use crate::stats::Stats;
-use crate::store::{ShareRecord, StoreEvent, StoreHandle};
+use crate::store::{storable_job_id, ShareRecord, StoreEvent, StoreHandle};
 
 /// Jobs a session remembers; shares for older ones are "job not found".
 const MAX_ISSUED: usize = 8;
+/// Worker names one connection may authorize (proxies carry a few rigs each; every name is
+/// a metric series, a stats entry and a database row).
+pub const MAX_WORKERS: usize = 64;
 /// A write that takes longer than this means the miner stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -56,7 +59,6 @@ pub struct SessionContext {
     pub reissue_grace: Duration,
     pub idle_timeout: Duration,
     pub auth_timeout: Duration,
-    pub ban_threshold: u32,
     pub max_line: usize,
     pub accounts: AccountPolicy,
     pub jobs: JobFeed,
@@ -89,7 +91,11 @@ struct Session {
     issued: VecDeque<IssuedJob>,
     dedup: Dedup,
     last_prev: Option<BlockHash>,
+    /// Offences this session counted against its address (forgiven by accepted shares).
     offenses: u32,
+    /// Stale and unknown-job rejects allowed before they count as offences.
+    free_rejects: RejectAllowance,
+    banned: bool,
     out: Vec<u8>,
 }
 
@@ -129,6 +135,8 @@ pub async fn run(
         dedup: Dedup::default(),
         last_prev: None,
         offenses: 0,
+        free_rejects: RejectAllowance::new(Instant::now().into_std()),
+        banned: false,
         out: Vec::new(),
     };
     let span = tracing::info_span!("session", session = id, peer = %peer);
@@ -145,6 +153,7 @@ impl Session {
             512,
         );
         let mut jobs = self.ctx.jobs.subscribe();
+        let mut bans = self.ctx.bans.changes();
         let opened = Instant::now();
         let mut last_rx = opened;
         let mut tick = tokio::time::interval(
@@ -193,21 +202,17 @@ impl Session {
                         self.change_difficulty(d);
                     }
                 }
+                _ = bans.changed() => {
+                    // Someone was banned: if it is this address, this session goes too.
+                    if self.ctx.bans.is_banned(self.peer.ip()) {
+                        ended = Some("banned");
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline) => {
                     ended = Some(if self.started { "idle-timeout" } else { "auth-timeout" });
                 }
             }
-            if ended.is_none() && self.offenses > 0 && self.ctx.bans.is_banned(self.peer.ip()) {
-                // Another session from this address crossed the line: this one, already
-                // offending too, goes with it.
-                ended = Some("banned");
-            } else if ended.is_none() && self.offenses > self.ctx.ban_threshold {
-                self.ctx
-                    .bans
-                    .ban(self.peer.ip(), "too many malformed lines or invalid shares");
-                self.ctx.metrics.bans.inc();
-                self.ctx.metrics.banned_ips.set(self.ctx.bans.len() as i64);
-                tracing::warn!(offenses = self.offenses, "banning peer");
+            if ended.is_none() && self.banned {
                 let msg =
                     ServerNotification::ShowMessage("banned: too many invalid messages".into());
                 self.push(&Message::Call(msg.to_call()));
@@ -241,6 +246,22 @@ impl Session {
         cause
     }
 
+    /// One offence against this session's address; past the threshold the address is banned
+    /// and every session from it ends (this one after its answer is written).
+    fn offend(&mut self, what: &str) {
+        self.offenses += 1;
+        if self
+            .ctx
+            .bans
+            .offend(self.peer.ip(), 1, &format!("too many {what}"))
+        {
+            self.ctx.metrics.bans.inc();
+            self.ctx.metrics.banned_ips.set(self.ctx.bans.len() as i64);
+            tracing::warn!(offenses = self.offenses, what, "banning peer");
+            self.banned = true;
+        }
+    }
+
     /// `client.reconnect` to this pool in 5 s: we are going away, come back.
     fn say_reconnect(&mut self) {
         let bye = ServerNotification::Reconnect {
@@ -264,7 +285,7 @@ impl Session {
     }
 
     fn on_bad_line(&mut self, e: FrameError) {
-        self.offenses += 1;
+        self.offend("malformed lines");
         tracing::debug!(error = %e, "malformed line");
         self.reply(
             Id::Null,
@@ -291,7 +312,7 @@ impl Session {
                 );
             }
             Err(e) => {
-                self.offenses += 1;
+                self.offend("malformed requests");
                 if call.method == protocol::client::SUBMIT {
                     self.record_malformed_submit(&call, &e).await;
                 }
@@ -342,8 +363,19 @@ impl Session {
             ClientRequest::Authorize { worker, password } => {
                 if let Err(why) = self.ctx.accounts.check(&worker) {
                     tracing::info!(worker = %worker, reason = %why, "authorization refused");
-                    self.offenses += 1;
+                    self.offend("refused authorizations");
                     self.reply(id, Err(StratumError::new(ErrorCode::Unauthorized, why)));
+                    return;
+                }
+                if !self.authorized.contains(&worker) && self.authorized.len() >= MAX_WORKERS {
+                    self.offend("worker names");
+                    self.reply(
+                        id,
+                        Err(StratumError::new(
+                            ErrorCode::Unauthorized,
+                            format!("at most {MAX_WORKERS} workers per connection"),
+                        )),
+                    );
                     return;
                 }
                 if !self.authorized.contains(&worker) {
@@ -584,7 +616,10 @@ impl Session {
         match verdict {
             Ok(acc) => {
                 self.reply(id, Ok(json!(true)));
-                self.offenses = self.offenses.saturating_sub(1);
+                if self.offenses > 0 {
+                    self.offenses -= 1;
+                    self.ctx.bans.forgive(self.peer.ip(), 1);
+                }
                 self.ctx.stats.accepted(worker, acc.credited.as_f64(), now);
                 self.ctx
                     .metrics
@@ -640,11 +675,15 @@ impl Session {
                 }
             }
             Err(reject) => {
-                if !matches!(reject, Reject::StaleJob | Reject::UnknownJob) {
-                    self.offenses += 1;
+                // Stale shares happen to honest miners at every new block; a flood of them
+                // (or of unknown job ids) past the allowance counts like any invalid share.
+                let excused = matches!(reject, Reject::StaleJob | Reject::UnknownJob)
+                    && self.free_rejects.take(Instant::now().into_std());
+                if !excused {
+                    self.offend("invalid shares");
                 }
                 self.reply(id, Err(reject.to_stratum()));
-                self.record_reject(worker, &submit.job_id.to_string(), height, &reject)
+                self.record_reject(worker, submit.job_id.as_str(), height, &reject)
                     .await;
             }
         }
@@ -676,7 +715,7 @@ impl Session {
                 id: Uuid::new_v4(),
                 worker: worker.to_owned(),
                 session_id: self.id as i64,
-                job_id: job_id.to_owned(),
+                job_id: storable_job_id(job_id),
                 height: height as i64,
                 assigned_difficulty: self.difficulty.as_f64(),
                 achieved_difficulty: 0.0,
@@ -705,6 +744,40 @@ impl Session {
         let height = self.ctx.jobs.current().template.height;
         self.record_reject(worker, &job, height, &Reject::Malformed(e.to_string()))
             .await;
+    }
+}
+
+/// Stale and unknown-job rejects a session may send without offence: a burst of
+/// [`RejectAllowance::BURST`] (a new block catches a pipelining miner with a few shares in
+/// flight), refilled at one per [`RejectAllowance::REFILL`].
+struct RejectAllowance {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl RejectAllowance {
+    const BURST: f64 = 20.0;
+    const REFILL: Duration = Duration::from_secs(3);
+
+    fn new(now: std::time::Instant) -> Self {
+        RejectAllowance {
+            tokens: Self::BURST,
+            at: now,
+        }
+    }
+
+    /// `true` while the allowance lasts.
+    fn take(&mut self, now: std::time::Instant) -> bool {
+        let refill =
+            now.saturating_duration_since(self.at).as_secs_f64() / Self::REFILL.as_secs_f64();
+        self.tokens = (self.tokens + refill).min(Self::BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 

@@ -168,7 +168,18 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).await.unwrap();
+        Self::from_stream(TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// Connect from the loopback address `src` (127.0.0.x): bans and offences count per
+    /// address, so tests that ban keep to an address of their own.
+    pub async fn connect_from(src: std::net::IpAddr, addr: SocketAddr) -> Client {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::new(src, 0)).unwrap();
+        Self::from_stream(sock.connect(addr).await.unwrap())
+    }
+
+    fn from_stream(s: TcpStream) -> Client {
         s.set_nodelay(true).unwrap();
         let (r, w) = s.into_split();
         Client {
