@@ -91,6 +91,16 @@ pub fn payout_script(cfg: &Config) -> anyhow::Result<ScriptBuf> {
 
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let started = Instant::now();
+    let descriptors = http::serve::raise_descriptor_limit();
+    let wanted = cfg.max_connections as u64 + cfg.http_max_connections as u64 + 256;
+    if descriptors < wanted {
+        tracing::warn!(
+            limit = descriptors,
+            wanted,
+            "the descriptor limit is below --max-connections + --http-max-connections + 256: \
+             raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower the caps"
+        );
+    }
     let metrics = Arc::new(Metrics::new());
     let store = Store::open(
         StoreOptions {
@@ -217,12 +227,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("binding HTTP {}", cfg.http))?;
     let http_addr = http_listener.local_addr()?;
     tracing::info!(addr = %http_addr, "HTTP listening (API, dashboard, /metrics)");
-    let http_shutdown = shutdown.clone();
-    let http_task = tokio::spawn(async move {
-        axum::serve(http_listener, http::router(api))
-            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-            .await
-    });
+    let http_task = tokio::spawn(http::serve::serve(
+        http_listener,
+        http::router(api),
+        ConnectionLimits::new(
+            cfg.http_max_connections as usize,
+            cfg.http_max_connections_per_ip as usize,
+        ),
+        cfg.http_header_timeout,
+        shutdown.clone(),
+    ));
 
     // Keep the derived gauges fresh between scrapes.
     {

@@ -146,8 +146,10 @@ pub struct Config {
     #[arg(long, env = "POOL_JOB_REFRESH", default_value = "30s", value_parser = parse_interval)]
     pub job_refresh: Duration,
 
-    /// Vardiff: share interval each session is steered toward.
-    #[arg(long, env = "POOL_VARDIFF_TARGET", default_value = "10s", value_parser = parse_interval)]
+    /// Vardiff: share interval each session is steered toward. Short, as ckpool's 0.3
+    /// shares a second: a hashrate read from N shares is off by about 1/sqrt(N), so 3 s gives
+    /// 100 shares (+-10 %) in a 5-minute window where 10 s gives 30 (+-18 %).
+    #[arg(long, env = "POOL_VARDIFF_TARGET", default_value = "3s", value_parser = parse_interval)]
     pub vardiff_target: Duration,
 
     /// Vardiff: how often a session's difficulty is reconsidered.
@@ -222,6 +224,19 @@ pub struct Config {
     /// are off when unset. Never logged.
     #[arg(long, env = "POOL_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+
+    /// Most concurrent HTTP connections (API, dashboard, /metrics).
+    #[arg(long, env = "POOL_HTTP_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: u32,
+
+    /// Most concurrent HTTP connections from one IP address.
+    #[arg(long, env = "POOL_HTTP_MAX_CONNECTIONS_PER_IP", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections_per_ip: u32,
+
+    /// An HTTP client must send a request's headers within this long, and may sit idle
+    /// between requests no longer.
+    #[arg(long, env = "POOL_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_interval)]
+    pub http_header_timeout: Duration,
 
     /// Log as JSON lines (for ELK or Loki) instead of human-readable text.
     #[arg(long, env = "POOL_LOG_JSON")]

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub store_queue: IntGauge,
     pub store_up: IntGauge,
     pub spool_depth: IntGauge,
+    pub store_events_lost: IntCounter,
+    pub store_quarantined: IntCounter,
     pub bans: IntCounter,
     pub banned_ips: IntGauge,
 }
@@ -242,6 +244,22 @@ impl Metrics {
             store_up: register!(
                 r,
                 IntGauge::new("pool_store_up", "1 when the last database write succeeded").unwrap()
+            ),
+            store_events_lost: register!(
+                r,
+                IntCounter::new(
+                    "pool_store_events_lost_total",
+                    "Share events neither the database nor the spool could keep"
+                )
+                .unwrap()
+            ),
+            store_quarantined: register!(
+                r,
+                IntCounter::new(
+                    "pool_store_quarantined_total",
+                    "Share rows the database refused on their own, set aside in the spool directory"
+                )
+                .unwrap()
             ),
             spool_depth: register!(
                 r,

@@ -56,10 +56,20 @@ pub const CONTENDER_SHARE: f64 = 0.8;
 /// them alike. Ranked by median rate, fastest first; dropped kernels follow, ranked by their
 /// one measurement.
 pub fn rank(kernels: &[&'static dyn Kernel], each: Duration, rounds: usize) -> Vec<Measurement> {
+    rank_by(kernels, rounds, |k, offset| measure_once(k, each, offset))
+}
+
+/// [`rank`] with the measurement given: `measure(kernel, nonce offset)` returns a rate.
+/// (Tests rank with known rates, so a busy machine cannot reorder them.)
+pub fn rank_by(
+    kernels: &[&'static dyn Kernel],
+    rounds: usize,
+    mut measure: impl FnMut(&dyn Kernel, u64) -> f64,
+) -> Vec<Measurement> {
     let mut samples: Vec<Vec<f64>> = kernels
         .iter()
         .enumerate()
-        .map(|(i, k)| vec![measure_once(*k, each, (i as u64) << 26)])
+        .map(|(i, k)| vec![measure(*k, (i as u64) << 26)])
         .collect();
     let best_first = samples.iter().map(|s| s[0]).fold(0.0, f64::max);
     let contenders: Vec<usize> = (0..kernels.len())
@@ -68,7 +78,7 @@ pub fn rank(kernels: &[&'static dyn Kernel], each: Duration, rounds: usize) -> V
     for r in 1..rounds {
         for &i in &contenders {
             let offset = ((r * kernels.len() + i) as u64) << 26;
-            samples[i].push(measure_once(kernels[i], each, offset));
+            samples[i].push(measure(kernels[i], offset));
         }
     }
     let mut v: Vec<(bool, Measurement)> = kernels

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod api;
 pub mod dashboard;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::Instant;

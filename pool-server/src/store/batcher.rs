@@ -130,10 +130,47 @@ impl Batcher {
         match blocking(|| spool.append(&events)) {
             Ok(()) => self.metrics.spool_depth.set(self.spool.depth() as i64),
             Err(e) => {
-                // Nothing else can keep these: say so loudly, with the count.
+                // Nothing else can keep these: say so loudly, count them, alert on it.
+                self.metrics.store_events_lost.inc_by(events.len() as u64);
                 tracing::error!(error = %e, events = events.len(), "spool write failed; events lost");
             }
         }
+    }
+
+    /// Write `events` one at a time; a row the database refuses twice while it answers pings
+    /// is quarantined. `false` when the database went away meanwhile.
+    async fn write_one_by_one(&mut self, events: &[StoreEvent]) -> bool {
+        for event in events {
+            let one = std::slice::from_ref(event);
+            let mut refused = None;
+            for _ in 0..2 {
+                match tokio::time::timeout(WRITE_TIMEOUT, self.backend.write(one)).await {
+                    Ok(Ok(())) => {
+                        refused = None;
+                        break;
+                    }
+                    Ok(Err(e)) => refused = Some(e.to_string()),
+                    Err(_) => return false,
+                }
+                if self.backend.ping().await.is_err() {
+                    return false;
+                }
+            }
+            if let Some(why) = refused {
+                let spool = &self.spool;
+                if let Err(e) = blocking(|| spool.quarantine(event, &why)) {
+                    tracing::error!(error = %e, "cannot quarantine a refused row");
+                    return false;
+                }
+                self.metrics.store_quarantined.inc();
+                tracing::error!(
+                    error = %why,
+                    file = %self.spool.quarantine_path().display(),
+                    "the database refuses a share row; set aside"
+                );
+            }
+        }
+        true
     }
 
     /// Move the spool into the database if it answers.
@@ -158,8 +195,12 @@ impl Batcher {
             match tokio::time::timeout(WRITE_TIMEOUT, self.backend.write(chunk)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "spool replay interrupted; will retry");
-                    return;
+                    // Down again, or one row it will never take (writes are idempotent, so
+                    // the rows of the batch can go one by one to find it).
+                    if self.backend.ping().await.is_err() || !self.write_one_by_one(chunk).await {
+                        tracing::warn!(error = %e, "spool replay interrupted; will retry");
+                        return;
+                    }
                 }
                 Err(_) => {
                     tracing::warn!("spool replay timed out; will retry");

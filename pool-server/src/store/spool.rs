@@ -1,11 +1,16 @@
 //! The append-only spool: where batches go while the database is unreachable.
 //!
 //! One JSON line per event, fsynced per batch, so an accepted share survives the database
-//! being away and the pool restarting. After a successful replay the file is truncated. A torn
-//! last line (a crash mid-write) is skipped with a warning; every complete line is kept.
+//! being away and the pool restarting. After a successful replay the file is truncated.
+//!
+//! The file only ever holds whole lines. A torn last line (a crash mid-write) is cut off when
+//! the spool opens, and an append that fails (a full disk) is cut back off at once, so the
+//! next append never lands glued to a fragment. A whole line that does not parse is moved to
+//! `shares.spool.bad` beside the spool, never deleted. The directory is fsynced when the file
+//! is created, so the file itself survives a power loss.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::StoreEvent;
@@ -13,6 +18,8 @@ use super::StoreEvent;
 pub struct Spool {
     path: PathBuf,
     file: File,
+    /// Bytes of whole lines in the file.
+    len: u64,
     depth: u64,
 }
 
@@ -20,18 +27,66 @@ impl Spool {
     pub fn open(dir: &Path) -> std::io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("shares.spool");
+        let created = !path.exists();
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .read(true)
             .open(&path)?;
+        if created {
+            File::open(dir)?.sync_all()?;
+        }
         let mut spool = Spool {
             path,
             file,
+            len: 0,
             depth: 0,
         };
-        spool.depth = spool.read_all()?.len() as u64;
+        spool.repair()?;
         Ok(spool)
+    }
+
+    /// Cut a torn last line and move unreadable lines aside; count what is left.
+    fn repair(&mut self) -> std::io::Result<()> {
+        let mut raw = Vec::new();
+        File::open(&self.path)?.read_to_end(&mut raw)?;
+        let whole = raw.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if whole < raw.len() {
+            tracing::warn!(
+                bytes = raw.len() - whole,
+                "cutting a torn last line off the spool (a crash mid-write)"
+            );
+        }
+        let mut good = Vec::with_capacity(whole);
+        let mut bad = Vec::new();
+        let mut depth = 0;
+        for line in raw[..whole].split_inclusive(|b| *b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if serde_json::from_slice::<StoreEvent>(line).is_ok() {
+                good.extend_from_slice(line);
+                depth += 1;
+            } else {
+                bad.extend_from_slice(line);
+            }
+        }
+        if !bad.is_empty() {
+            let aside = self.path.with_extension("spool.bad");
+            tracing::warn!(file = %aside.display(), "moving unreadable spool lines aside");
+            let mut f = OpenOptions::new().create(true).append(true).open(&aside)?;
+            f.write_all(&bad)?;
+            f.sync_all()?;
+        }
+        if good.len() != raw.len() {
+            // Rewrite in place: the good lines are a prefix-free subset, so write them and cut.
+            self.file.set_len(0)?;
+            self.file.write_all(&good)?;
+            self.file.sync_all()?;
+        }
+        self.len = good.len() as u64;
+        self.depth = depth;
+        Ok(())
     }
 
     /// Events waiting for the database.
@@ -43,14 +98,25 @@ impl Spool {
         &self.path
     }
 
+    /// Append `events` durably, or not at all: on failure the file is cut back to what it
+    /// held before, so a later append starts on a line of its own.
     pub fn append(&mut self, events: &[StoreEvent]) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(events.len() * 256);
         for e in events {
             serde_json::to_writer(&mut buf, e)?;
             buf.push(b'\n');
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()?;
+        let written = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            if let Err(cut) = self.file.set_len(self.len) {
+                tracing::error!(error = %cut, "cannot cut a failed append off the spool");
+            }
+            return Err(e);
+        }
+        self.len += buf.len() as u64;
         self.depth += events.len() as u64;
         Ok(())
     }
@@ -65,18 +131,39 @@ impl Spool {
             }
             match serde_json::from_str(&line) {
                 Ok(e) => out.push(e),
+                // Lines are checked at open and written whole since: this is disk damage.
                 Err(e) => {
-                    tracing::warn!(line = n + 1, error = %e, "skipping unreadable spool line")
+                    tracing::error!(line = n + 1, error = %e, "unreadable spool line")
                 }
             }
         }
         Ok(out)
     }
 
+    /// Where rows the database refuses on their own are set aside.
+    pub fn quarantine_path(&self) -> PathBuf {
+        self.path.with_file_name("quarantine.jsonl")
+    }
+
+    /// Keep `event`, which the database refuses, beside the spool with the reason, so it
+    /// no longer blocks the events behind it and is not lost either.
+    pub fn quarantine(&self, event: &StoreEvent, why: &str) -> std::io::Result<()> {
+        let line = serde_json::json!({ "error": why, "event": event });
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.quarantine_path())?;
+        let mut buf = serde_json::to_vec(&line)?;
+        buf.push(b'\n');
+        f.write_all(&buf)?;
+        f.sync_all()
+    }
+
     /// Forget everything spooled (after it reached the database).
     pub fn clear(&mut self) -> std::io::Result<()> {
         self.file.set_len(0)?;
         self.file.sync_all()?;
+        self.len = 0;
         self.depth = 0;
         Ok(())
     }

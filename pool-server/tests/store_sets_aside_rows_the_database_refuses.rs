@@ -1,0 +1,59 @@
+//! A row the database refuses on its own (a NUL byte PostgreSQL will not store, left in the
+//! spool by an older pool) no longer blocks the shares behind it or the pool's start: it is
+//! set aside in `quarantine.jsonl`, counted, and everything else is stored.
+
+mod common;
+
+use chrono::Utc;
+use common::*;
+use pool_server::store::spool::Spool;
+use pool_server::store::{ShareRecord, StoreEvent};
+use uuid::Uuid;
+
+fn share(job_id: &str) -> StoreEvent {
+    StoreEvent::Share(ShareRecord {
+        id: Uuid::new_v4(),
+        worker: WORKER.into(),
+        session_id: 1,
+        job_id: job_id.into(),
+        height: 1,
+        assigned_difficulty: 1.0,
+        achieved_difficulty: 0.0,
+        accepted: false,
+        reason: Some("job-not-found".into()),
+        block_hash: None,
+        created_at: Utc::now(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_spool_is_replayed_around_the_row_postgres_refuses() {
+    let db = PgTestDb::create().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let spool_dir = dir.path().join("spool");
+    let mut spool = Spool::open(&spool_dir).unwrap();
+    spool
+        .append(&[share("a1"), share("\u{0}"), share("a2")])
+        .unwrap();
+    drop(spool);
+
+    let mut args = base_args(&dir);
+    args.extend(["--database-url".to_string(), db.url.clone()]);
+    let pool = start_pool_with(dir.clone(), args).await;
+    assert_eq!(pool.metric("pool_store_quarantined_total").await, 1.0);
+    assert_eq!(pool.metric("pool_store_spool_depth").await, 0.0);
+    let stored = pool.get("/api/shares?limit=10").await;
+    let jobs: Vec<&str> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["job_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs.len(), 2, "{stored}");
+    assert!(jobs.contains(&"a1") && jobs.contains(&"a2"));
+    let aside = std::fs::read_to_string(spool_dir.join("quarantine.jsonl")).unwrap();
+    assert_eq!(aside.lines().count(), 1);
+    assert!(aside.contains("\\u0000"), "{aside}");
+    pool.stop().await;
+    db.drop_db().await;
+}
