@@ -44,15 +44,15 @@ impl Kernel for Paced {
     }
 }
 
+/// How often each kernel was measured.
+type Counts = std::rc::Rc<std::cell::RefCell<HashMap<&'static str, usize>>>;
+
 /// Known rates with a fixed +-6 % wobble per call (what a noisy machine does to a measurement),
 /// counting how often each kernel is measured.
 fn known_rates(
     rates: &'static [(&'static str, f64)],
-) -> (
-    impl FnMut(&dyn Kernel, u64) -> f64,
-    std::rc::Rc<std::cell::RefCell<HashMap<&'static str, usize>>>,
-) {
-    let counts = std::rc::Rc::new(std::cell::RefCell::new(HashMap::new()));
+) -> (impl FnMut(&dyn Kernel, u64) -> f64, Counts) {
+    let counts = Counts::default();
     let seen = counts.clone();
     let mut n = 0u32;
     let measure = move |k: &dyn Kernel, _offset: u64| {
