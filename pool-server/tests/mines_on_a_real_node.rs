@@ -387,3 +387,56 @@ async fn zmq_hashblock_brings_new_tips_without_polling() {
     assert!(t.elapsed() < Duration::from_secs(5));
     pool.stop().await;
 }
+
+/// Sockets in CLOSE-WAIT on local `port`: connections the client closed while the node still
+/// holds them (an abandoned long poll keeps one of the node's RPC threads so).
+fn close_wait_on(port: u16) -> usize {
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = f[1].rsplit(':').next().unwrap();
+            u16::from_str_radix(local_port, 16) == Ok(port) && f[3] == "08"
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_refreshes_never_abandon_a_long_poll() {
+    let Some(bin) = bitcoind() else {
+        eprintln!("SKIPPED: no regtest node; run scripts/prepare/regtest-node (scripts/test does)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (n1, _n2, addr) = regtest_pair(&bin, dir.path(), &[]).await;
+    let pool = start_pool(&[
+        "--node-rpc-url",
+        &n1.url(),
+        "--node-rpc-user",
+        "u",
+        "--node-rpc-password",
+        "p",
+        "--node-template-refresh",
+        "500ms",
+    ])
+    .await;
+    // Twelve refresh periods with no new block: the one long poll waits throughout.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(close_wait_on(n1.rpc), 0, "a long poll was abandoned");
+    // A new block answers it; the next one takes its place, and the node still answers.
+    n1.call("generatetoaddress", json!([1, addr]))
+        .await
+        .unwrap();
+    until(
+        "the pool follows the new tip",
+        Duration::from_secs(10),
+        || async { pool.get("/api/pool").await["height"] == 103 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(close_wait_on(n1.rpc), 0, "a long poll was abandoned");
+    assert!(n1.call("getblockcount", json!([])).await.is_ok());
+    pool.stop().await;
+}

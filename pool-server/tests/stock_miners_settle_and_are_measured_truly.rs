@@ -152,6 +152,27 @@ async fn every_client_settles_near_the_ideal_and_its_hashrate_reads_true() {
             .map(|(t, d)| format!("{:.1}s:{:.2}x", t.as_secs_f64(), d / ideal(r.hashrate())))
             .collect();
         println!("  {}", timeline.join(" "));
+        let want = ideal(r.hashrate());
+        // Settled: from the first change after which every difficulty is within 2x.
+        let settled = r
+            .difficulties
+            .iter()
+            .enumerate()
+            .find(|(i, _)| {
+                r.difficulties[*i..]
+                    .iter()
+                    .all(|(_, d)| (0.5..=2.0).contains(&(d / want)))
+            })
+            .map(|(_, (t, _))| t.as_secs_f64() / TARGET_INTERVAL);
+        let overshoot = r
+            .difficulties
+            .iter()
+            .map(|(_, d)| d / want)
+            .fold(0.0, f64::max);
+        println!(
+            "  settled within 2x after {:.1} target intervals, highest {overshoot:.2}x the ideal",
+            settled.unwrap_or(f64::NAN)
+        );
         assert!(r.rejected.is_empty(), "{name}: rejects {:?}", r.rejected);
         check_settles(name, r);
         assert!(

@@ -62,6 +62,10 @@ pub struct RpcClient {
     cfg: NodeConfig,
 }
 
+/// How long a long poll may wait for the node: it answers when its tip changes, which can
+/// take an hour on a quiet chain; giving up sooner would leave the node's thread busy anyway.
+const LONGPOLL_PATIENCE: Duration = Duration::from_secs(3600);
+
 /// Transport failures retried per call before the error is returned.
 const RETRIES: u32 = 2;
 
@@ -368,6 +372,13 @@ impl NodeSource {
 
     /// Keep templates current: long poll when the node offers it, else poll the best block;
     /// refresh transactions on an interval; back off while the node is away.
+    ///
+    /// At most one long poll is in flight, and it is never abandoned: the node keeps an RPC
+    /// thread busy for every long poll until its tip changes, even when the client has gone
+    /// (an abandoned one sits in CLOSE-WAIT on the node), so refreshes and ZMQ-triggered
+    /// fetches use a plain `getblocktemplate` beside it, and a new long poll starts only when
+    /// the last one has answered. (At shutdown the one in flight is closed; the node frees
+    /// that thread at its next block.)
     async fn follow(
         self: Arc<Self>,
         cfg: NodeConfig,
@@ -377,21 +388,35 @@ impl NodeSource {
         let mut backoff = Duration::from_millis(250);
         let mut last_refresh = Instant::now();
         let mut best = self.tx.borrow().prev_hash.to_string();
+        let mut longpoll: Option<tokio::task::JoinHandle<Result<BlockTemplate, RpcError>>> = None;
         loop {
             if shutdown.is_cancelled() {
-                return;
+                break;
             }
-            let result = if let Some(id) = longpollid.clone() {
-                // Returns when the tip or the transactions change, or after the refresh period.
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = self.refresh_now.notified() => self.rpc.getblocktemplate(None, Duration::from_secs(10)).await,
-                    r = self.rpc.getblocktemplate(Some(&id), cfg.refresh + Duration::from_secs(30)) => r,
-                    _ = tokio::time::sleep(cfg.refresh) => self.rpc.getblocktemplate(None, Duration::from_secs(10)).await,
+            if longpoll.is_none() {
+                if let Some(id) = longpollid.clone() {
+                    let rpc = self.rpc.clone();
+                    longpoll = Some(tokio::spawn(async move {
+                        rpc.getblocktemplate(Some(&id), LONGPOLL_PATIENCE).await
+                    }));
                 }
+            }
+            let result = if let Some(lp) = longpoll.as_mut() {
+                // Returns when the tip or the transactions change; meanwhile refreshes and
+                // ZMQ's new tips take a plain template.
+                let (answered, r) = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    r = lp => (true, r.unwrap_or_else(|e| Err(RpcError::Transport(e.to_string())))),
+                    _ = self.refresh_now.notified() => (false, self.rpc.getblocktemplate(None, Duration::from_secs(10)).await),
+                    _ = tokio::time::sleep(cfg.refresh) => (false, self.rpc.getblocktemplate(None, Duration::from_secs(10)).await),
+                };
+                if answered {
+                    longpoll = None;
+                }
+                r
             } else {
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => break,
                     _ = self.refresh_now.notified() => {}
                     _ = tokio::time::sleep(cfg.poll) => {}
                 }
@@ -411,7 +436,9 @@ impl NodeSource {
                     backoff = Duration::from_millis(250);
                     last_refresh = Instant::now();
                     best = t.prev_hash.to_string();
-                    longpollid = raw.longpollid;
+                    if cfg.longpoll {
+                        longpollid = raw.longpollid;
+                    }
                     self.publish(t);
                 }
                 Err(e) => {
@@ -420,12 +447,15 @@ impl NodeSource {
                         self.set_stale(true);
                     }
                     tokio::select! {
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
+        }
+        if let Some(lp) = longpoll {
+            lp.abort();
         }
     }
 }
