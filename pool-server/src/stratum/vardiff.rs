@@ -13,10 +13,12 @@
 //!   younger than that, the sum is divided by the time actually covered (ckpool's time bias),
 //!   so the first estimate is simply the work so far over the time so far.
 //! - A raise needs the evidence of 8 shares (effective count: a decayed sum of shares weighted
-//!   by difficulty), so an estimate is rarely more than 2x high and never 4x; and it needs two
-//!   shares at the current difficulty, or a retarget window, since the last change.
-//! - A cut needs a retarget window since the last change, and is judged with one more share
-//!   at the current difficulty added to the sum (no share yet is not "no hashrate"). A silent
+//!   by difficulty) and two shares at the current difficulty, or a retarget window, since the
+//!   last change; it is judged on the estimate less one standard error (`1/sqrt(shares)`), so
+//!   a lucky run of shares cannot ratchet the difficulty up look after look.
+//! - A cut needs a retarget window since the last change, and is judged on the estimate plus
+//!   one standard error, with one more share at the current difficulty added to the sum (no
+//!   share yet is not "no hashrate"). A silent
 //!   session (no share for 16 target intervals) is taken to mine at most
 //!   `4 x current / silent intervals`.
 //! - A change happens only outside the tolerated variance (hysteresis), moves at most x4 either
@@ -86,8 +88,8 @@ impl CreditRate {
         self.sum_sq += difficulty * difficulty;
     }
 
-    /// The decayed sum, the time it covers (in decayed seconds) and the effective number of
-    /// shares behind it.
+    /// The decayed sum, the decayed sum of squares, and the time they cover (in decayed
+    /// seconds).
     fn estimate(&mut self, now: Instant) -> (f64, f64, f64) {
         self.decay_to(now);
         let covered = now
@@ -95,12 +97,16 @@ impl CreditRate {
             .as_secs_f64()
             .max(1e-3);
         let weight = self.tau * (1.0 - (-covered / self.tau).exp());
-        let samples = if self.sum_sq > 0.0 {
-            self.sum * self.sum / self.sum_sq
-        } else {
-            0.0
-        };
-        (self.sum, weight, samples)
+        (self.sum, self.sum_sq, weight)
+    }
+}
+
+/// The effective number of shares behind a sum (shares weighted by difficulty).
+fn samples(sum: f64, sum_sq: f64) -> f64 {
+    if sum_sq > 0.0 {
+        sum * sum / sum_sq
+    } else {
+        0.0
     }
 }
 
@@ -171,33 +177,39 @@ impl Vardiff {
         self.retarget(current, now)
     }
 
-    /// The difficulty the credited rate asks for: the estimate for a raise, and for a cut
-    /// the estimate with one more share at the current difficulty (so a young session with
-    /// no share yet is not taken to mine nothing), capped by what a silence allows.
-    fn ideals(&mut self, current: Difficulty, now: Instant) -> (f64, f64, f64) {
+    /// What the credited rate asks for. A raise is judged on the estimate's lower bound and a
+    /// cut on its upper bound (one standard error, `1/sqrt(shares)`), so a lucky run of
+    /// shares does not ratchet the difficulty up, nor an unlucky gap down. For a cut the
+    /// estimate counts one more share at the current difficulty (no share yet is not "no
+    /// hashrate"), and a silence caps it.
+    fn retarget(&mut self, current: Difficulty, now: Instant) -> Option<Difficulty> {
         let target = self.cfg.target_interval.as_secs_f64();
-        let (sum, weight, samples) = self.rate.estimate(now);
+        let d = current.as_f64();
+        let (sum, sum_sq, weight) = self.rate.estimate(now);
+        let window_passed =
+            now.saturating_duration_since(self.last_change) >= self.cfg.retarget_window;
+
+        let n = samples(sum, sum_sq);
         let raise = sum / weight * target;
-        let mut cut = (sum + current.as_f64()) / weight * target;
+        let raise_low = raise * (1.0 - 1.0 / n.sqrt().max(1.0));
+
+        let n_cut = samples(sum + d, sum_sq + d * d);
+        let mut cut = (sum + d) / weight * target;
+        let mut cut_high = cut * (1.0 + 1.0 / n_cut.sqrt());
         let quiet_since = self
             .last_share
             .map_or(self.last_change, |s| s.max(self.last_change));
         let silent = now.saturating_duration_since(quiet_since).as_secs_f64() / target;
         if silent >= SILENT_INTERVALS {
-            cut = cut.min(current.as_f64() * 4.0 / silent);
+            let cap = d * 4.0 / silent;
+            cut = cut.min(cap);
+            cut_high = cut_high.min(cap);
         }
-        (raise, cut, samples)
-    }
 
-    fn retarget(&mut self, current: Difficulty, now: Instant) -> Option<Difficulty> {
-        let (raise, cut, samples) = self.ideals(current, now);
-        let window_passed =
-            now.saturating_duration_since(self.last_change) >= self.cfg.retarget_window;
-        let d = current.as_f64();
-        let ratio = if raise > d * (1.0 + self.cfg.variance) {
+        let ratio = if raise_low > d * (1.0 + self.cfg.variance) {
             let enough = self.shares_at_current >= SHARES_BEFORE_NEXT_CHANGE || window_passed;
-            (samples >= RAISE_EVIDENCE && enough).then_some(raise / d)?
-        } else if cut < d * (1.0 - self.cfg.variance) {
+            (n >= RAISE_EVIDENCE && enough).then_some(raise / d)?
+        } else if cut_high < d * (1.0 - self.cfg.variance) {
             window_passed.then_some(cut / d)?
         } else {
             return None;
