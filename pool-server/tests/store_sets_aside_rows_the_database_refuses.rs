@@ -57,3 +57,31 @@ async fn a_poisoned_spool_is_replayed_around_the_row_postgres_refuses() {
     pool.stop().await;
     db.drop_db().await;
 }
+
+/// With SQLite, a replayed spool is cut only once the rows are in the database file itself,
+/// not just in its write-ahead log (which `synchronous=NORMAL` may lose at a power loss).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_spool_is_cut_only_once_sqlite_has_it_durably() {
+    use sqlx::Connection;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let spool_dir = dir.path().join("spool");
+    let mut spool = Spool::open(&spool_dir).unwrap();
+    spool
+        .append(&[share("b1"), share("b2"), share("b3")])
+        .unwrap();
+    drop(spool);
+    let pool = start_pool_with(dir.clone(), base_args(&dir)).await;
+    assert_eq!(pool.metric("pool_store_spool_depth").await, 0.0);
+    // The database file alone, without its -wal: what a power loss would leave.
+    let alone = dir.path().join("alone.sqlite");
+    std::fs::copy(dir.path().join("pool.sqlite"), &alone).unwrap();
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", alone.display()))
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM shares WHERE job_id LIKE 'b%'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    pool.stop().await;
+}

@@ -389,11 +389,12 @@ impl NodeSource {
         let mut last_refresh = Instant::now();
         let mut best = self.tx.borrow().prev_hash.to_string();
         let mut longpoll: Option<tokio::task::JoinHandle<Result<BlockTemplate, RpcError>>> = None;
+        let mut recovering = false;
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
-            if longpoll.is_none() {
+            if longpoll.is_none() && !recovering {
                 if let Some(id) = longpollid.clone() {
                     let rpc = self.rpc.clone();
                     longpoll = Some(tokio::spawn(async move {
@@ -401,7 +402,13 @@ impl NodeSource {
                     }));
                 }
             }
-            let result = if let Some(lp) = longpoll.as_mut() {
+            let mut from_longpoll = false;
+            let result = if recovering {
+                // The node failed us: ask plainly (a long poll would wait for the next block).
+                self.rpc
+                    .getblocktemplate(None, Duration::from_secs(10))
+                    .await
+            } else if let Some(lp) = longpoll.as_mut() {
                 // Returns when the tip or the transactions change; meanwhile refreshes and
                 // ZMQ's new tips take a plain template.
                 let (answered, r) = tokio::select! {
@@ -412,6 +419,7 @@ impl NodeSource {
                 };
                 if answered {
                     longpoll = None;
+                    from_longpoll = true;
                 }
                 r
             } else {
@@ -432,7 +440,13 @@ impl NodeSource {
                 }
             };
             match result.and_then(|t| t.to_template().map(|x| (t, x))) {
+                // A long poll answered when an older tip appeared, but a plain template for a
+                // newer one was published meanwhile: the answer is out of date.
+                Ok((_, t)) if from_longpoll && t.height < self.tx.borrow().height => {
+                    tracing::debug!(height = t.height, "dropping a late long-poll answer");
+                }
                 Ok((raw, t)) => {
+                    recovering = false;
                     backoff = Duration::from_millis(250);
                     last_refresh = Instant::now();
                     best = t.prev_hash.to_string();
@@ -442,6 +456,7 @@ impl NodeSource {
                     self.publish(t);
                 }
                 Err(e) => {
+                    recovering = true;
                     tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "node request failed");
                     if self.tx.borrow().created.elapsed() > cfg.max_age {
                         self.set_stale(true);

@@ -208,6 +208,11 @@ impl Batcher {
                 }
             }
         }
+        // The spool is the only other copy: cut it only once the database's is durable.
+        if let Err(e) = self.backend.make_durable().await {
+            tracing::warn!(error = %e, "replayed, but not yet durable; keeping the spool");
+            return;
+        }
         let spool = &mut self.spool;
         if let Err(e) = blocking(|| spool.clear()) {
             tracing::error!(error = %e, "cannot truncate the spool after replay");

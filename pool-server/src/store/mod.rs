@@ -160,6 +160,24 @@ impl Backend {
         Ok(())
     }
 
+    /// Make every committed write durable before the caller forgets its own copy (the
+    /// spool, after a replay). PostgreSQL's commits already are; SQLite in WAL with
+    /// `synchronous=NORMAL` may lose its last commits at a power loss until a checkpoint
+    /// has synced them into the database file.
+    pub async fn make_durable(&self) -> anyhow::Result<()> {
+        match self {
+            Backend::Postgres(_) => Ok(()),
+            Backend::Sqlite(p) => {
+                let r = sqlx::query("PRAGMA wal_checkpoint(FULL)")
+                    .fetch_one(p)
+                    .await?;
+                let busy: i64 = sqlx::Row::get(&r, 0);
+                anyhow::ensure!(busy == 0, "the WAL checkpoint could not complete");
+                Ok(())
+            }
+        }
+    }
+
     pub async fn ping(&self) -> anyhow::Result<()> {
         match self {
             Backend::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ())?,
