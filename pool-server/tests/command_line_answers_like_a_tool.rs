@@ -4,21 +4,26 @@
 
 use std::process::{Command, Output};
 
-fn pool(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let dir = tempfile::tempdir().unwrap();
+/// The pool binary on loopback, its files in `dir`, listening on Stratum `port` (0: any).
+fn pool_command(dir: &tempfile::TempDir, port: u16) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pool-server"));
     c.args([
         "--stratum",
-        "127.0.0.1:0",
+        &format!("127.0.0.1:{port}"),
         "--http",
         "127.0.0.1:0",
         "--database-url",
         &format!("sqlite://{}/p.sqlite", dir.path().display()),
         "--spool-dir",
         &format!("{}/spool", dir.path().display()),
-    ])
-    .args(args)
-    .env("RUST_BACKTRACE", "0");
+    ]);
+    c
+}
+
+fn pool(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = pool_command(&dir, 0);
+    c.args(args).env("RUST_BACKTRACE", "0");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -85,19 +90,8 @@ fn a_worker_name_cannot_forge_a_log_line() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pool-server"))
-        .args([
-            "--stratum",
-            &format!("127.0.0.1:{port}"),
-            "--http",
-            "127.0.0.1:0",
-            "--database-url",
-            &format!("sqlite://{}/p.sqlite", dir.path().display()),
-            "--spool-dir",
-            &format!("{}/spool", dir.path().display()),
-            "--log",
-            "info",
-        ])
+    let mut child = pool_command(&dir, port)
+        .args(["--log", "info"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

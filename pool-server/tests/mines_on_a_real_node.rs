@@ -185,6 +185,21 @@ async fn regtest_pair(
     (n1, n2, addr)
 }
 
+/// A pool taking its work from `node`, with `extra` flags.
+async fn pool_on(node: &Node, extra: &[&str]) -> TestPool {
+    let url = node.url();
+    let mut args = vec![
+        "--node-rpc-url",
+        url.as_str(),
+        "--node-rpc-user",
+        "u",
+        "--node-rpc-password",
+        "p",
+    ];
+    args.extend_from_slice(extra);
+    start_pool(&args).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_blocks_through_stratum_are_accepted_by_the_node() {
     let Some(bin) = bitcoind() else {
@@ -194,20 +209,17 @@ async fn twenty_blocks_through_stratum_are_accepted_by_the_node() {
     let dir = tempfile::tempdir().unwrap();
     let (mut n1, _n2, _) = regtest_pair(&bin, dir.path(), &[]).await;
 
-    let pool = start_pool(&[
-        "--node-rpc-url",
-        &n1.url(),
-        "--node-rpc-user",
-        "u",
-        "--node-rpc-password",
-        "p",
-        "--node-template-max-age",
-        "1s",
-        "--start-difficulty",
-        "0.000000001",
-        "--vardiff-min",
-        "0.000000000001",
-    ])
+    let pool = pool_on(
+        &n1,
+        &[
+            "--node-template-max-age",
+            "1s",
+            "--start-difficulty",
+            "0.000000001",
+            "--vardiff-min",
+            "0.000000000001",
+        ],
+    )
     .await;
     assert_eq!(pool.get("/api/pool").await["source"], "node");
     assert_eq!(pool.get("/api/pool").await["height"], 102);
@@ -352,19 +364,16 @@ async fn zmq_hashblock_brings_new_tips_without_polling() {
     let (n1, _n2, addr) =
         regtest_pair(&bin, dir.path(), &[format!("-zmqpubhashblock={zmq}")]).await;
     // No long polling and a one-minute poll: only ZMQ can bring the next tip quickly.
-    let pool = start_pool(&[
-        "--node-rpc-url",
-        &n1.url(),
-        "--node-rpc-user",
-        "u",
-        "--node-rpc-password",
-        "p",
-        "--node-zmq",
-        &zmq,
-        "--node-no-longpoll",
-        "--node-poll",
-        "60s",
-    ])
+    let pool = pool_on(
+        &n1,
+        &[
+            "--node-zmq",
+            &zmq,
+            "--node-no-longpoll",
+            "--node-poll",
+            "60s",
+        ],
+    )
     .await;
     let mut c = Client::login(pool.stratum()).await;
     tokio::time::sleep(Duration::from_millis(500)).await; // the subscription settles
@@ -411,17 +420,7 @@ async fn template_refreshes_never_abandon_a_long_poll() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (n1, _n2, addr) = regtest_pair(&bin, dir.path(), &[]).await;
-    let pool = start_pool(&[
-        "--node-rpc-url",
-        &n1.url(),
-        "--node-rpc-user",
-        "u",
-        "--node-rpc-password",
-        "p",
-        "--node-template-refresh",
-        "500ms",
-    ])
-    .await;
+    let pool = pool_on(&n1, &["--node-template-refresh", "500ms"]).await;
     // Twelve refresh periods with no new block: the one long poll waits throughout.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(close_wait_on(n1.rpc), 0, "a long poll was abandoned");

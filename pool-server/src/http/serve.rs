@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::stratum::server::ConnectionLimits;
+use crate::stratum::server::{accept, ConnectionLimits};
 
 /// How long open requests get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -37,19 +37,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "HTTP accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    while let Some((stream, peer)) = accept(&listener, &shutdown).await {
         let Ok(slot) = limits.try_acquire(peer.ip()) else {
             tracing::debug!(peer = %peer, "HTTP connection refused: too many");
             continue;

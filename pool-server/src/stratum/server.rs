@@ -67,6 +67,28 @@ impl ConnectionLimits {
     }
 }
 
+/// The next connection on `listener`, or `None` at shutdown. A failed accept (out of file
+/// descriptors and the like) is logged and retried after a pause instead of spinning.
+pub async fn accept(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok(x) => return Some(x),
+            Err(e) => {
+                let local = listener.local_addr().ok();
+                tracing::warn!(error = %e, listener = ?local, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Accept on `listener` until shutdown, one session task per connection.
 pub async fn serve(
     listener: TcpListener,
@@ -76,20 +98,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    while let Some((stream, peer)) = accept(&listener, &shutdown).await {
         if ctx.bans.is_banned(peer.ip()) {
             ctx.metrics
                 .disconnects
