@@ -256,6 +256,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                     _ = t.tick() => {
                         metrics.refresh(&stats, &jobs, bans.len());
                         ctx.resume.expire();
+                        metrics.sessions_parked.set(ctx.resume.len() as i64);
                     }
                 }
             }

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub sessions: IntGauge,
     pub connections: IntCounter,
     pub resumes: IntCounter,
+    pub sessions_parked: IntGauge,
     pub disconnects: IntCounterVec,
     pub blocks: IntCounterVec,
     pub last_block_time: Gauge,
@@ -139,6 +140,14 @@ impl Metrics {
                 IntCounter::new(
                     "pool_session_resumes_total",
                     "Sessions resumed with their subscription id after a reconnect"
+                )
+                .unwrap()
+            ),
+            sessions_parked: register!(
+                r,
+                IntGauge::new(
+                    "pool_sessions_parked",
+                    "Ended sessions kept for a resume (each holds its extranonce1)"
                 )
                 .unwrap()
             ),
