@@ -155,6 +155,7 @@ mod tests {
                     min: d,
                     max: d,
                 },
+                d,
                 Instant::now(),
             ),
             version_mask: None,

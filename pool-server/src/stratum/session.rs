@@ -116,8 +116,9 @@ pub async fn run(
 ) -> &'static str {
     let id = ctx.session_ids.fetch_add(1, Ordering::Relaxed);
     let now = Instant::now().into_std();
-    let vardiff = Vardiff::new(ctx.vardiff, now);
+    let mut vardiff = Vardiff::new(ctx.vardiff, start_difficulty, now);
     let difficulty = vardiff.clamp(start_difficulty);
+    vardiff.changed(difficulty, now);
     let session = Session {
         ctx,
         id,
@@ -456,6 +457,7 @@ impl Session {
         self.issued = p.issued;
         self.dedup = p.dedup;
         self.vardiff = p.vardiff;
+        self.vardiff.resumed(Instant::now().into_std());
         self.version_mask = self.version_mask.or(p.version_mask);
         self.resumed = true;
         self.ctx.metrics.resumes.inc();
@@ -497,7 +499,8 @@ impl Session {
         }
         self.started = true;
         if !self.resumed {
-            self.vardiff.start(Instant::now().into_std());
+            self.vardiff
+                .start(self.difficulty, Instant::now().into_std());
         }
         self.push_difficulty();
         let job = self.ctx.jobs.current();
@@ -566,7 +569,7 @@ impl Session {
         let now = Instant::now().into_std();
         self.difficulty = d;
         self.target = d.to_target();
-        self.vardiff.changed(now);
+        self.vardiff.changed(d, now);
         self.push_difficulty();
         let Some(newest) = self.issued.back().map(|j| j.job.clone()) else {
             return;
