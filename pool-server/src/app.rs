@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::chain::block_file::BlockFile;
 use crate::chain::coinbase::CoinbaseBuilder;
 use crate::chain::embedded::{ChainParams, EmbeddedChain};
 use crate::chain::node_rpc::{NodeConfig, NodeSource};
@@ -109,7 +110,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             batch: cfg.store_batch,
             flush: cfg.store_flush,
             queue: cfg.store_queue,
-            connect_patience: Duration::from_secs(30),
+            connect_patience: Duration::from_secs(5),
         },
         metrics.clone(),
     )
@@ -320,18 +321,54 @@ async fn open_embedded_chain(
         payout,
     };
     let keep = (cfg.retarget_interval as i64 + 1).max(11) + 1;
-    let stored = store
-        .backend
-        .load_chain("embedded", keep)
-        .await?
-        .into_iter()
-        .map(|(h, raw)| {
-            bitcoin::consensus::deserialize(&raw)
-                .map(|b| (h, b))
-                .with_context(|| format!("stored block at height {h} does not decode"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let decode = |(h, raw): (u64, Vec<u8>)| {
+        bitcoin::consensus::deserialize(&raw)
+            .map(|b| (h, b))
+            .with_context(|| format!("stored block at height {h} does not decode"))
+    };
+    // The database is the record; the chain file lets the chain resume while it is away (and
+    // holds any block found while it was away that the spool has not replayed yet).
+    let from_db = if store.connected() {
+        Some(
+            store
+                .backend
+                .load_chain("embedded", keep)
+                .await?
+                .into_iter()
+                .map(decode)
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        )
+    } else {
+        None
+    };
+    std::fs::create_dir_all(&cfg.spool_dir)
+        .with_context(|| format!("creating {}", cfg.spool_dir.display()))?;
+    let (file, from_file) = BlockFile::open(&cfg.spool_dir.join("embedded.blocks"), keep as usize)
+        .context("opening the embedded chain's block file")?;
+    let stored = match from_db {
+        Some(db) if db.last().map(|b| b.0) >= from_file.last().map(|b| b.0) => {
+            if db.last().map(|b| b.0) != from_file.last().map(|b| b.0) {
+                file.reset(&db).context("writing the chain file")?;
+            }
+            db
+        }
+        Some(_) => from_file,
+        None if from_file.is_empty() => anyhow::bail!(
+            "the share database is unreachable and there is no chain file ({}) to resume the \
+             embedded chain from: start the database first, so the chain is not started anew",
+            file.path().display()
+        ),
+        None => {
+            tracing::warn!("share database unreachable: embedded chain resumed from its file");
+            from_file
+        }
+    };
     let (chain, genesis) = EmbeddedChain::open(params, stored)?;
+    if let Some(g) = &genesis {
+        file.append(0, g)
+            .context("writing the genesis to the chain file")?;
+    }
+    chain.keep_blocks_in(file);
     if let Some(g) = genesis {
         tracing::info!(hash = %g.block_hash(), bits = %cfg.genesis_bits, "new embedded chain");
         store

@@ -129,3 +129,68 @@ async fn restart_during_outage_replays_the_spool_at_start() {
     pool.stop().await;
     db.drop_db().await;
 }
+
+/// A pool whose database is down at start starts anyway (the issue: it exited after 31 s):
+/// in spool mode, its embedded chain resumed from the chain file at the tip it had, and every
+/// share answered meanwhile reaches the database once it answers (schema migrated then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_starts_while_its_database_is_down() {
+    let db = PgTestDb::create().await;
+    let proxy = Proxy::start(db.target()).await;
+    let via = db.url_via(proxy.addr);
+    let pool = start_pool(&["--database-url", &via, "--store-flush", "100ms"]).await;
+    let tip = pool.get("/api/pool").await["prev_hash"].clone();
+    let mut c = Client::login(pool.stratum()).await;
+    let mut counter = 0;
+    let mut answered = mine_for(&mut c, &mut counter, Duration::from_millis(500)).await;
+    drop(c);
+    let (dir, args) = pool.stop().await;
+
+    proxy.cut();
+    let began = std::time::Instant::now();
+    let pool = start_pool_with(dir, args).await;
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "started in {:?}",
+        began.elapsed()
+    );
+    assert_eq!(
+        pool.get("/api/pool").await["prev_hash"],
+        tip,
+        "the embedded chain resumed at its tip, not anew"
+    );
+    assert_eq!(pool.metric("pool_store_up").await, 0.0);
+    let mut c = Client::login(pool.stratum()).await;
+    answered += mine_for(&mut c, &mut counter, Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(pool.metric("pool_store_spool_depth").await > 0.0);
+    proxy.restore();
+    answered += mine_for(&mut c, &mut counter, Duration::from_millis(500)).await;
+    assert_eq!(
+        wait_accepted(&db.url, answered as i64).await,
+        answered as i64
+    );
+    assert_eq!(pool.metric("pool_store_up").await, 1.0);
+    pool.stop().await;
+    db.drop_db().await;
+}
+
+/// A pool that never saw its database, and has no chain file, refuses to start a chain that
+/// may already exist there, and says why; a node-backed pool has no such chain and would
+/// start (covered by the spool tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_chain_is_never_started_anew_blind() {
+    let db = PgTestDb::create().await;
+    let proxy = Proxy::start(db.target()).await;
+    proxy.cut();
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let mut args = base_args(&dir);
+    args.extend(["--database-url".to_string(), db.url_via(proxy.addr)]);
+    let cfg = <pool_server::config::Config as clap::Parser>::try_parse_from(&args).unwrap();
+    let err = match pool_server::app::start(cfg).await {
+        Ok(_) => panic!("started a new chain without knowing the stored one"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("no chain file"), "{err}");
+    db.drop_db().await;
+}

@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use protocol::{CompactTarget, Version};
 use tokio::sync::watch;
 
+use super::block_file::BlockFile;
 use super::coinbase::{subsidy, CoinbaseBuilder};
 use super::retarget::{median_time_past, RetargetParams};
 use super::{BlockVerdict, Template, TemplateSource};
@@ -85,6 +86,8 @@ pub struct EmbeddedChain {
     keep: usize,
     state: Mutex<State>,
     tx: watch::Sender<Arc<Template>>,
+    /// Where accepted blocks are also kept, so the chain resumes without the database.
+    file: std::sync::OnceLock<BlockFile>,
 }
 
 fn now_secs() -> u32 {
@@ -142,6 +145,7 @@ impl EmbeddedChain {
                 keep,
                 state: Mutex::new(state),
                 tx,
+                file: std::sync::OnceLock::new(),
             }),
             genesis,
         ))
@@ -259,6 +263,11 @@ impl EmbeddedChain {
         self.state.lock().mempool.txs.len()
     }
 
+    /// Keep every block accepted from now on in `file` too.
+    pub fn keep_blocks_in(&self, file: BlockFile) {
+        let _ = self.file.set(file);
+    }
+
     /// Check a block as a node would and make it the tip.
     pub fn validate_and_append(&self, block: &Block) -> BlockVerdict {
         let mut s = self.state.lock();
@@ -267,6 +276,12 @@ impl EmbeddedChain {
             Err(reason) => return reason,
         }
         let tip = s.recent.back().expect("tip").clone();
+        if let Some(f) = self.file.get() {
+            if let Err(e) = f.append(tip.height + 1, block) {
+                // The database still gets the block; only a resume without it would miss it.
+                tracing::error!(error = %e, file = %f.path().display(), "cannot keep the block in the chain file");
+            }
+        }
         s.recent.push_back(ChainBlock {
             height: tip.height + 1,
             hash: block.block_hash(),

@@ -4,6 +4,7 @@
 //! `getblocktemplate` is the other. Everything downstream (jobs, sessions, validation) sees only
 //! [`Template`], so adding a source touches nothing else.
 
+pub mod block_file;
 pub mod coinbase;
 pub mod embedded;
 pub mod node_rpc;

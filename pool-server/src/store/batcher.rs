@@ -26,6 +26,9 @@ pub struct Batcher {
     batch: usize,
     flush: Duration,
     metrics: Arc<Metrics>,
+    /// Whether the schema is known to be migrated; until then (a pool started while its
+    /// database was away) every batch is spooled and the replay migrates first.
+    migrated: bool,
 }
 
 /// Run blocking file I/O without stalling other tasks on a multi-threaded runtime.
@@ -53,7 +56,13 @@ impl Batcher {
             batch,
             flush,
             metrics,
+            migrated: false,
         }
+    }
+
+    /// The schema is migrated (the store did it at start).
+    pub fn migrated(&mut self) {
+        self.migrated = true;
     }
 
     pub fn spool_depth(&self) -> u64 {
@@ -105,7 +114,7 @@ impl Batcher {
         if events.is_empty() {
             return;
         }
-        if self.spool.depth() == 0 {
+        if self.spool.depth() == 0 && self.migrated {
             let started = Instant::now();
             match tokio::time::timeout(WRITE_TIMEOUT, self.backend.write(&events)).await {
                 Ok(Ok(())) => {
@@ -181,6 +190,14 @@ impl Batcher {
         if self.backend.ping().await.is_err() {
             self.metrics.store_up.set(0);
             return;
+        }
+        if !self.migrated {
+            if let Err(e) = self.backend.migrate().await {
+                tracing::warn!(error = %e, "the database answers but cannot be migrated yet");
+                return;
+            }
+            tracing::info!("share database reachable: schema migrated, replaying the spool");
+            self.migrated = true;
         }
         let spool = &self.spool;
         let events = match blocking(|| spool.read_all()) {

@@ -128,6 +128,16 @@ impl Backend {
         }
     }
 
+    pub fn is_postgres(url: &str) -> bool {
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+
+    /// A PostgreSQL pool that connects when first used (the database is away at start).
+    pub fn connect_lazy(url: &str) -> anyhow::Result<Backend> {
+        anyhow::ensure!(Backend::is_postgres(url), "only PostgreSQL connects lazily");
+        Ok(Backend::Postgres(postgres::connect_lazy(url)?))
+    }
+
     /// Connect, retrying for up to `patience` while the database comes up.
     pub async fn connect_patiently(url: &str, patience: Duration) -> anyhow::Result<Backend> {
         let deadline = tokio::time::Instant::now() + patience;
@@ -276,6 +286,7 @@ impl StoreHandle {
 /// The store: its reader, its handle, and the writer task.
 pub struct Store {
     pub backend: Backend,
+    connected: bool,
     handle: StoreHandle,
     stop: CancellationToken,
     writer: JoinHandle<()>,
@@ -291,31 +302,49 @@ pub struct StoreOptions<'a> {
 }
 
 impl Store {
-    /// Connect, migrate, replay any spool left by an earlier run, and start the writer.
+    /// Connect, migrate, replay any spool left by an earlier run, and start the writer. A
+    /// PostgreSQL that does not answer within the patience does not stop the pool: it starts
+    /// in spool mode, and the writer connects, migrates and replays when the database returns.
     pub async fn open(opts: StoreOptions<'_>, metrics: Arc<Metrics>) -> anyhow::Result<Store> {
-        let backend = Backend::connect_patiently(opts.url, opts.connect_patience)
+        let (backend, connected) = match Backend::connect_patiently(opts.url, opts.connect_patience)
             .await
-            .context("connecting to the share database")?;
-        backend
-            .migrate()
-            .await
-            .context("migrating the share database")?;
+        {
+            Ok(b) => {
+                b.migrate().await.context("migrating the share database")?;
+                (b, true)
+            }
+            Err(e) if Backend::is_postgres(opts.url) => {
+                tracing::warn!(error = %e, "share database unreachable: starting in spool mode; shares are kept in the spool until it answers");
+                (Backend::connect_lazy(opts.url)?, false)
+            }
+            Err(e) => return Err(e).context("connecting to the share database"),
+        };
+        metrics.store_up.set(i64::from(connected));
         let spool = spool::Spool::open(opts.spool_dir).context("opening the spool")?;
         let (tx, rx) = mpsc::channel(opts.queue);
         let stop = CancellationToken::new();
         let mut writer =
             batcher::Batcher::new(backend.clone(), spool, rx, opts.batch, opts.flush, metrics);
-        writer.replay().await;
-        if writer.spool_depth() > 0 {
-            anyhow::bail!("the spool could not be replayed into the database");
+        if connected {
+            writer.migrated();
+            writer.replay().await;
+            if writer.spool_depth() > 0 {
+                anyhow::bail!("the spool could not be replayed into the database");
+            }
         }
         let writer = tokio::spawn(writer.run(stop.clone()));
         Ok(Store {
             backend,
+            connected,
             handle: StoreHandle { tx },
             stop,
             writer,
         })
+    }
+
+    /// Whether the database answered at start (else the pool began in spool mode).
+    pub fn connected(&self) -> bool {
+        self.connected
     }
 
     pub fn handle(&self) -> StoreHandle {

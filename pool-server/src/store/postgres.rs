@@ -11,13 +11,21 @@ use uuid::Uuid;
 
 use super::{BlockRecord, BlockRow, ShareRecord, WorkerRow};
 
-pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
-    let opts = PgConnectOptions::from_str(url)?;
-    Ok(PgPoolOptions::new()
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(3))
-        .connect_with(opts)
-        .await?)
+}
+
+pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+    let opts = PgConnectOptions::from_str(url)?;
+    Ok(pool_options().connect_with(opts).await?)
+}
+
+/// A pool that connects when first used.
+pub fn connect_lazy(url: &str) -> anyhow::Result<PgPool> {
+    let opts = PgConnectOptions::from_str(url)?;
+    Ok(pool_options().connect_lazy_with(opts))
 }
 
 pub async fn write(
