@@ -133,3 +133,49 @@ async fn a_bad_database_url_is_refused_clearly() {
     );
     let _ = Arc::new(Metrics::new());
 }
+
+/// Every connection readers may use is busy (slow API reads): a batch still goes straight to
+/// SQLite on the writer's own connection, not to the spool after a 3 s acquire timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_readers_cannot_starve_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("pool.db").display());
+    let metrics = Arc::new(Metrics::new());
+    let store = pool_server::store::Store::open(
+        pool_server::store::StoreOptions {
+            url: &url,
+            spool_dir: &dir.path().join("spool"),
+            batch: 100,
+            flush: std::time::Duration::from_millis(50),
+            queue: 1000,
+            connect_patience: std::time::Duration::from_secs(1),
+        },
+        metrics.clone(),
+    )
+    .await
+    .unwrap();
+    let Backend::Sqlite(readers) = &store.backend else {
+        unreachable!()
+    };
+    let mut held = Vec::new();
+    while let Ok(Ok(c)) =
+        tokio::time::timeout(std::time::Duration::from_millis(200), readers.acquire()).await
+    {
+        held.push(c);
+    }
+    assert!(!held.is_empty());
+    store.handle().record(share("w.1", true, 1.0, 1)).await;
+    let counter = Backend::connect(&url).await.unwrap();
+    let mut written = (0, 0);
+    for _ in 0..15 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        written = counter.share_counts().await.unwrap();
+        if written.0 == 1 {
+            break;
+        }
+    }
+    assert_eq!(written, (1, 0), "the share reached the database at once");
+    assert_eq!(metrics.spool_depth.get(), 0, "nothing was spooled");
+    drop(held);
+    store.close().await;
+}

@@ -323,8 +323,12 @@ impl Store {
         let spool = spool::Spool::open(opts.spool_dir).context("opening the spool")?;
         let (tx, rx) = mpsc::channel(opts.queue);
         let stop = CancellationToken::new();
-        let mut writer =
-            batcher::Batcher::new(backend.clone(), spool, rx, opts.batch, opts.flush, metrics);
+        // SQLite's writer gets a connection of its own, so API reads cannot starve it.
+        let writes = match &backend {
+            Backend::Sqlite(_) => Backend::Sqlite(sqlite::connect_writer(opts.url).await?),
+            Backend::Postgres(_) => backend.clone(),
+        };
+        let mut writer = batcher::Batcher::new(writes, spool, rx, opts.batch, opts.flush, metrics);
         if connected {
             writer.migrated();
             writer.replay().await;

@@ -11,14 +11,25 @@ use sqlx::{Row, SqlitePool};
 
 use super::{BlockRecord, BlockRow, ShareRecord, WorkerRow};
 
+/// The pool API readers share (WAL: readers never block the writer, nor it them).
 pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
+    connect_with(url, 4).await
+}
+
+/// The share writer's own connection: however busy the API's readers are, a batch never
+/// waits for a connection (and so is never spooled for want of one).
+pub async fn connect_writer(url: &str) -> anyhow::Result<SqlitePool> {
+    connect_with(url, 1).await
+}
+
+async fn connect_with(url: &str, connections: u32) -> anyhow::Result<SqlitePool> {
     let opts = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5));
     Ok(SqlitePoolOptions::new()
-        .max_connections(4)
+        .max_connections(connections)
         .acquire_timeout(Duration::from_secs(3))
         .connect_with(opts)
         .await?)
