@@ -232,7 +232,7 @@ impl Vardiff {
         let estimate = shares / exposure * target;
         let raise = estimate * (1.0 - 1.0 / n.sqrt().max(1.0));
 
-        // One more share at the current difficulty: the sessions's rate is judged at least
+        // One more share at the current difficulty: the session's rate is judged at least
         // that, so an unlucky gap is not taken for a slow miner.
         let mut cut = (shares + 1.0) / exposure * target;
         let quiet_since = self
