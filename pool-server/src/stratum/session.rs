@@ -116,9 +116,8 @@ pub async fn run(
 ) -> &'static str {
     let id = ctx.session_ids.fetch_add(1, Ordering::Relaxed);
     let now = Instant::now().into_std();
-    let mut vardiff = Vardiff::new(ctx.vardiff, start_difficulty, now);
+    let vardiff = Vardiff::new(ctx.vardiff, start_difficulty, now);
     let difficulty = vardiff.clamp(start_difficulty);
-    vardiff.changed(difficulty, now);
     let session = Session {
         ctx,
         id,

@@ -143,16 +143,19 @@ pub struct Vardiff {
 }
 
 impl Vardiff {
-    /// A session that will mine at `difficulty` (until `start`, nothing is measured).
+    /// A session that will mine at `difficulty` (clamped to the bounds; until `start`,
+    /// nothing is measured).
     pub fn new(cfg: VardiffConfig, difficulty: Difficulty, now: Instant) -> Self {
         let tau = (cfg.target_interval.as_secs_f64() * DECAY_INTERVALS).max(1e-3);
-        Vardiff {
+        let mut v = Vardiff {
             cfg,
             rate: ShareRate::new(tau, difficulty.as_f64(), now),
             last_change: now,
             last_share: None,
             shares_at_current: 0,
-        }
+        };
+        v.rate.difficulty = v.clamp(difficulty).as_f64();
+        v
     }
 
     pub fn clamp(&self, d: Difficulty) -> Difficulty {
