@@ -274,7 +274,7 @@ impl Metrics {
                 r,
                 IntGauge::new(
                     "pool_store_spool_depth",
-                    "Events spooled to disk waiting for the database"
+                    "Events in the spool file (cut once all of them are durably in the database)"
                 )
                 .unwrap()
             ),

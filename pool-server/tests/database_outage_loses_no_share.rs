@@ -117,6 +117,8 @@ async fn restart_during_outage_replays_the_spool_at_start() {
     );
     proxy.restore();
     let pool = start_pool_with(dir.clone(), args).await;
+    // The pool serves at once and replays the spool behind.
+    assert_eq!(pool.wait_metric("pool_store_spool_depth", 0.0).await, 0.0);
     assert_eq!(accepted_in_db(&db.url).await, answered as i64);
     assert_eq!(
         dir.path()

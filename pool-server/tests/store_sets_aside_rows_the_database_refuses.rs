@@ -40,8 +40,9 @@ async fn a_poisoned_spool_is_replayed_around_the_row_postgres_refuses() {
     let mut args = base_args(&dir);
     args.extend(["--database-url".to_string(), db.url.clone()]);
     let pool = start_pool_with(dir.clone(), args).await;
+    // The pool serves at once and replays the spool behind.
+    assert_eq!(pool.wait_metric("pool_store_spool_depth", 0.0).await, 0.0);
     assert_eq!(pool.metric("pool_store_quarantined_total").await, 1.0);
-    assert_eq!(pool.metric("pool_store_spool_depth").await, 0.0);
     let stored = pool.get("/api/shares?limit=10").await;
     let jobs: Vec<&str> = stored
         .as_array()
@@ -71,7 +72,7 @@ async fn a_replayed_spool_is_cut_only_once_sqlite_has_it_durably() {
         .unwrap();
     drop(spool);
     let pool = start_pool_with(dir.clone(), base_args(&dir)).await;
-    assert_eq!(pool.metric("pool_store_spool_depth").await, 0.0);
+    assert_eq!(pool.wait_metric("pool_store_spool_depth", 0.0).await, 0.0);
     // The database file alone, without its -wal: what a power loss would leave.
     let alone = dir.path().join("alone.sqlite");
     std::fs::copy(dir.path().join("pool.sqlite"), &alone).unwrap();

@@ -10,6 +10,7 @@ pub mod batcher;
 pub mod postgres;
 pub mod spool;
 pub mod sqlite;
+pub mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -270,8 +271,9 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
-    /// Queue an event. Waits only when the queue is full (the writer is behind by a whole
-    /// queue), which bounds memory.
+    /// Queue an event. The batcher behind the queue never waits for the database (it spools
+    /// what the writer cannot take), so this waits only if the spool's disk cannot keep up:
+    /// memory stays bounded and a slow database never delays a session.
     pub async fn record(&self, event: StoreEvent) {
         if self.tx.send(event).await.is_err() {
             tracing::error!("share store is closed; event dropped");
@@ -289,6 +291,7 @@ pub struct Store {
     connected: bool,
     handle: StoreHandle,
     stop: CancellationToken,
+    batcher: JoinHandle<()>,
     writer: JoinHandle<()>,
 }
 
@@ -302,9 +305,10 @@ pub struct StoreOptions<'a> {
 }
 
 impl Store {
-    /// Connect, migrate, replay any spool left by an earlier run, and start the writer. A
-    /// PostgreSQL that does not answer within the patience does not stop the pool: it starts
-    /// in spool mode, and the writer connects, migrates and replays when the database returns.
+    /// Connect, migrate, and start the batcher and the writer (which replays any spool left by
+    /// an earlier run in the background). A PostgreSQL that does not answer within the patience
+    /// does not stop the pool: it starts in spool mode, and the writer connects, migrates and
+    /// replays when the database returns.
     pub async fn open(opts: StoreOptions<'_>, metrics: Arc<Metrics>) -> anyhow::Result<Store> {
         let (backend, connected) = match Backend::connect_patiently(opts.url, opts.connect_patience)
             .await
@@ -321,27 +325,46 @@ impl Store {
         };
         metrics.store_up.set(i64::from(connected));
         let spool = spool::Spool::open(opts.spool_dir).context("opening the spool")?;
+        metrics.spool_depth.set(spool.depth() as i64);
+        let spool: batcher::SharedSpool = Arc::new(parking_lot::Mutex::new(spool));
         let (tx, rx) = mpsc::channel(opts.queue);
+        // Two batches in hand: one being written, one waiting. Beyond that the batcher spools.
+        let (to_writer, from_batcher) = mpsc::channel(2);
+        let spooled = Arc::new(tokio::sync::Notify::new());
         let stop = CancellationToken::new();
         // SQLite's writer gets a connection of its own, so API reads cannot starve it.
         let writes = match &backend {
             Backend::Sqlite(_) => Backend::Sqlite(sqlite::connect_writer(opts.url).await?),
             Backend::Postgres(_) => backend.clone(),
         };
-        let mut writer = batcher::Batcher::new(writes, spool, rx, opts.batch, opts.flush, metrics);
-        if connected {
-            writer.migrated();
-            writer.replay().await;
-            if writer.spool_depth() > 0 {
-                anyhow::bail!("the spool could not be replayed into the database");
-            }
-        }
-        let writer = tokio::spawn(writer.run(stop.clone()));
+        let writer = writer::Writer {
+            backend: writes,
+            spool: spool.clone(),
+            rx: from_batcher,
+            spooled: spooled.clone(),
+            batch: opts.batch,
+            metrics: metrics.clone(),
+            migrated: connected,
+            failing: false,
+        };
+        let batcher = batcher::Batcher {
+            rx,
+            writer: to_writer,
+            spool,
+            spooled,
+            batch: opts.batch,
+            flush: opts.flush,
+            metrics,
+        };
+        // A spool left by an earlier run is replayed by the writer in the background.
+        let writer = tokio::spawn(writer.run());
+        let batcher = tokio::spawn(batcher.run(stop.clone()));
         Ok(Store {
             backend,
             connected,
             handle: StoreHandle { tx },
             stop,
+            batcher,
             writer,
         })
     }
@@ -359,6 +382,9 @@ impl Store {
     pub async fn close(self) {
         self.stop.cancel();
         drop(self.handle);
+        if let Err(e) = self.batcher.await {
+            tracing::error!(error = %e, "share batcher panicked");
+        }
         if let Err(e) = self.writer.await {
             tracing::error!(error = %e, "share writer panicked");
         }

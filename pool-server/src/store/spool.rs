@@ -5,12 +5,16 @@
 //!
 //! The file only ever holds whole lines. A torn last line (a crash mid-write) is cut off when
 //! the spool opens, and an append that fails (a full disk) is cut back off at once, so the
-//! next append never lands glued to a fragment. A whole line that does not parse is moved to
+//! next append never lands glued to a fragment.
+//!
+//! Replay reads the file in chunks from a cursor while appends go on behind it, so a spool of
+//! any size replays in bounded memory; the file is cut only when the cursor has reached its
+//! end. A whole line that does not parse is moved to
 //! `shares.spool.bad` beside the spool, never deleted. The directory is fsynced when the file
 //! is created, so the file itself survives a power loss.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::StoreEvent;
@@ -21,6 +25,17 @@ pub struct Spool {
     /// Bytes of whole lines in the file.
     len: u64,
     depth: u64,
+    /// Bytes, and events, at the start of the file already replayed into the database.
+    replayed_len: u64,
+    replayed: u64,
+}
+
+/// Events read from the spool, and where the next read starts.
+pub struct Chunk {
+    pub events: Vec<StoreEvent>,
+    pub end: u64,
+    /// Lines read (events, and unreadable lines skipped).
+    pub lines: u64,
 }
 
 impl Spool {
@@ -41,6 +56,8 @@ impl Spool {
             file,
             len: 0,
             depth: 0,
+            replayed_len: 0,
+            replayed: 0,
         };
         spool.repair()?;
         Ok(spool)
@@ -89,9 +106,61 @@ impl Spool {
         Ok(())
     }
 
-    /// Events waiting for the database.
+    /// Events in the file (replayed or not) since it was last cut.
     pub fn depth(&self) -> u64 {
         self.depth
+    }
+
+    /// Events still waiting for the database.
+    pub fn pending(&self) -> u64 {
+        self.depth.saturating_sub(self.replayed)
+    }
+
+    /// Up to `max` events after the replay cursor. Reads whole lines only, and only those
+    /// appended before the call, so appends may go on meanwhile.
+    pub fn read_pending(&self, max: usize) -> std::io::Result<Chunk> {
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(self.replayed_len))?;
+        let mut reader = BufReader::new(file.take(self.len - self.replayed_len));
+        let mut chunk = Chunk {
+            events: Vec::with_capacity(max.min(65_536)),
+            end: self.replayed_len,
+            lines: 0,
+        };
+        let mut line = Vec::new();
+        while chunk.events.len() < max {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            chunk.end += n as u64;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            chunk.lines += 1;
+            match serde_json::from_slice(&line) {
+                Ok(e) => chunk.events.push(e),
+                // Lines are checked at open and written whole since: this is disk damage.
+                Err(e) => tracing::error!(offset = chunk.end, error = %e, "unreadable spool line"),
+            }
+        }
+        Ok(chunk)
+    }
+
+    /// The events of `chunk` (read by [`Spool::read_pending`]) are in the database.
+    pub fn replayed(&mut self, chunk: &Chunk) {
+        self.replayed_len = chunk.end;
+        self.replayed += chunk.lines;
+    }
+
+    /// Cut the file if every event in it has been replayed; `false` when appends came in.
+    pub fn clear_if_replayed(&mut self) -> std::io::Result<bool> {
+        if self.replayed_len < self.len {
+            return Ok(false);
+        }
+        self.clear()?;
+        Ok(true)
     }
 
     pub fn path(&self) -> &Path {
@@ -165,6 +234,8 @@ impl Spool {
         self.file.sync_all()?;
         self.len = 0;
         self.depth = 0;
+        self.replayed_len = 0;
+        self.replayed = 0;
         Ok(())
     }
 }

@@ -656,7 +656,7 @@ impl Session {
                 self.ctx
                     .store
                     .record(StoreEvent::Share(ShareRecord {
-                        id: Uuid::new_v4(),
+                        id: Uuid::now_v7(),
                         worker: worker.to_owned(),
                         session_id: self.id as i64,
                         job_id: submit.job_id.to_string(),
@@ -714,7 +714,7 @@ impl Session {
         self.ctx
             .store
             .record(StoreEvent::Share(ShareRecord {
-                id: Uuid::new_v4(),
+                id: Uuid::now_v7(),
                 worker: worker.to_owned(),
                 session_id: self.id as i64,
                 job_id: storable_job_id(job_id),

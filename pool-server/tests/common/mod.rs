@@ -91,6 +91,19 @@ impl TestPool {
         metric(&self.http(), name).await
     }
 
+    /// Wait (up to a minute) until a metric reads `want`; the value it last read.
+    pub async fn wait_metric(&self, name: &str, want: f64) -> f64 {
+        let mut got = f64::NAN;
+        for _ in 0..600 {
+            got = self.metric(name).await;
+            if got == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        got
+    }
+
     pub async fn stop(self) -> (Arc<tempfile::TempDir>, Vec<String>) {
         self.running.stop().await.unwrap();
         (self.dir, self.args)

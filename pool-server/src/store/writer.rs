@@ -1,0 +1,218 @@
+//! The writer: the one task that talks to the database for writes. It writes the batches the
+//! [`batcher`](super::batcher) hands it, spools those the database fails or times out on, and
+//! replays the spool in bounded chunks whenever the database answers.
+//!
+//! Writes are idempotent (rows carry a unique id and ids already stored are skipped), so a
+//! batch that timed out yet committed, or a chunk replayed twice after a crash, never counts
+//! a share twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, Notify};
+
+use super::batcher::{blocking, spool_events, SharedSpool};
+use super::{Backend, StoreEvent};
+use crate::metrics::Metrics;
+
+/// How long one database write may take before the batch goes to the spool.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often to try the database again while it is failing.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Writer {
+    pub backend: Backend,
+    pub spool: SharedSpool,
+    pub rx: mpsc::Receiver<Vec<StoreEvent>>,
+    /// Notified by the batcher when it spooled a batch.
+    pub spooled: Arc<Notify>,
+    pub batch: usize,
+    pub metrics: Arc<Metrics>,
+    /// Whether the schema is known to be migrated; until then (a pool started while its
+    /// database was away) every batch is spooled and the replay migrates first.
+    pub migrated: bool,
+    /// The last write or replay failed: try again on the retry tick, not on every batch.
+    pub failing: bool,
+}
+
+impl Writer {
+    fn pending(&self) -> u64 {
+        self.spool.lock().pending()
+    }
+
+    /// Write until the batcher is gone, then replay what the spool holds and return.
+    pub async fn run(mut self) {
+        let mut retry = tokio::time::interval(RETRY_EVERY);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let pending = self.pending() > 0;
+            tokio::select! {
+                biased;
+                batch = self.rx.recv() => match batch {
+                    Some(events) => self.write(events).await,
+                    None => {
+                        self.replay().await;
+                        return;
+                    }
+                },
+                _ = self.spooled.notified(), if pending && !self.failing => self.replay().await,
+                _ = retry.tick(), if pending || self.failing => self.replay().await,
+            }
+        }
+    }
+
+    /// Whether the database answers with its schema migrated (migrating it if need be).
+    async fn reconnect(&mut self) -> bool {
+        if self.backend.ping().await.is_err() {
+            self.down();
+            return false;
+        }
+        if !self.migrated {
+            if let Err(e) = self.backend.migrate().await {
+                tracing::warn!(error = %e, "the database answers but cannot be migrated yet");
+                return false;
+            }
+            tracing::info!("share database reachable: schema migrated");
+            self.migrated = true;
+        }
+        if self.pending() == 0 {
+            self.up();
+        }
+        true
+    }
+
+    fn up(&mut self) {
+        self.failing = false;
+        self.metrics.store_up.set(1);
+    }
+
+    /// Write a batch to the database, or to the spool when the database fails, is not yet
+    /// migrated, or something is already spooled (to keep order).
+    async fn write(&mut self, events: Vec<StoreEvent>) {
+        if self.pending() == 0 && self.migrated && !self.failing {
+            let started = Instant::now();
+            match tokio::time::timeout(WRITE_TIMEOUT, self.backend.write(&events)).await {
+                Ok(Ok(())) => {
+                    self.metrics
+                        .store_batch_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    self.metrics.store_written.inc_by(events.len() as u64);
+                    self.metrics.store_up.set(1);
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, events = events.len(), "database write failed; spooling")
+                }
+                Err(_) => {
+                    tracing::warn!(events = events.len(), "database write timed out; spooling")
+                }
+            }
+            self.down();
+        }
+        spool_events(&self.spool, &events, &self.metrics);
+    }
+
+    fn down(&mut self) {
+        self.failing = true;
+        self.metrics.store_up.set(0);
+        self.metrics.store_errors.inc();
+    }
+
+    /// Write `events` one at a time; a row the database refuses twice while it answers pings
+    /// is quarantined. `false` when the database went away meanwhile.
+    async fn write_one_by_one(&mut self, events: &[StoreEvent]) -> bool {
+        for event in events {
+            let one = std::slice::from_ref(event);
+            let mut refused = None;
+            for _ in 0..2 {
+                match tokio::time::timeout(WRITE_TIMEOUT, self.backend.write(one)).await {
+                    Ok(Ok(())) => {
+                        refused = None;
+                        break;
+                    }
+                    Ok(Err(e)) => refused = Some(e.to_string()),
+                    Err(_) => return false,
+                }
+                if self.backend.ping().await.is_err() {
+                    return false;
+                }
+            }
+            if let Some(why) = refused {
+                let spool = &self.spool;
+                if let Err(e) = blocking(|| spool.lock().quarantine(event, &why)) {
+                    tracing::error!(error = %e, "cannot quarantine a refused row");
+                    return false;
+                }
+                self.metrics.store_quarantined.inc();
+                tracing::error!(
+                    error = %why,
+                    file = %self.spool.lock().quarantine_path().display(),
+                    "the database refuses a share row; set aside"
+                );
+            }
+        }
+        true
+    }
+
+    /// Move the spool into the database, chunk by chunk, while it answers (also how a failing
+    /// database is retried). Batches spooled
+    /// meanwhile are replayed too; the file is cut once the replay has reached its end and
+    /// the database's copy is durable.
+    pub async fn replay(&mut self) {
+        if !self.reconnect().await || self.pending() == 0 {
+            return;
+        }
+        let mut total = 0u64;
+        loop {
+            let (spool, batch) = (self.spool.clone(), self.batch);
+            let chunk = match blocking(|| spool.lock().read_pending(batch)) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the spool");
+                    return;
+                }
+            };
+            if chunk.lines == 0 {
+                // Caught up. The spool is the only other copy: cut it only once the
+                // database's copy is durable, and only if nothing was spooled meanwhile.
+                if let Err(e) = self.backend.make_durable().await {
+                    tracing::warn!(error = %e, "replayed, but not yet durable; keeping the spool");
+                    return;
+                }
+                match blocking(|| spool.lock().clear_if_replayed()) {
+                    Ok(true) => break,
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot truncate the spool after replay");
+                        return;
+                    }
+                }
+            }
+            match tokio::time::timeout(WRITE_TIMEOUT, self.backend.write(&chunk.events)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    // Down again, or one row it will never take (writes are idempotent, so
+                    // the rows of the batch can go one by one to find it).
+                    if self.backend.ping().await.is_err()
+                        || !self.write_one_by_one(&chunk.events).await
+                    {
+                        tracing::warn!(error = %e, "spool replay interrupted; will retry");
+                        self.down();
+                        return;
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!("spool replay timed out; will retry");
+                    self.down();
+                    return;
+                }
+            }
+            total += chunk.events.len() as u64;
+            self.metrics.store_written.inc_by(chunk.events.len() as u64);
+            self.spool.lock().replayed(&chunk);
+        }
+        self.up();
+        self.metrics.spool_depth.set(0);
+        tracing::info!(events = total, "spool replayed into the database");
+    }
+}
