@@ -5,10 +5,11 @@
 //! a window costs a sum over at most 720 numbers and memory per worker is fixed.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use protocol::Hashrate;
 use serde::Serialize;
 
@@ -89,12 +90,44 @@ struct WorkerStats {
     sessions: u32,
 }
 
+/// Workers each behind a lock of their own: a session touches only its worker's (and the
+/// pool's), and a walk over every worker (an API page, a metrics scrape) holds the map only
+/// long enough to copy the handles, never across the whole walk.
 #[derive(Default)]
-struct Inner {
-    workers: HashMap<String, WorkerStats>,
-    pool: Series,
-    pool_accepted: u64,
-    pool_rejected: u64,
+struct Workers {
+    map: RwLock<HashMap<String, Arc<Mutex<WorkerStats>>>>,
+}
+
+impl Workers {
+    fn get(&self, name: &str) -> Option<Arc<Mutex<WorkerStats>>> {
+        self.map.read().get(name).cloned()
+    }
+
+    fn entry(&self, name: &str) -> Arc<Mutex<WorkerStats>> {
+        if let Some(w) = self.get(name) {
+            return w;
+        }
+        self.map.write().entry(name.to_owned()).or_default().clone()
+    }
+
+    /// Handles to every worker, sorted by name.
+    fn all(&self) -> Vec<(String, Arc<Mutex<WorkerStats>>)> {
+        let mut v: Vec<_> = self
+            .map
+            .read()
+            .iter()
+            .map(|(n, w)| (n.clone(), w.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+#[derive(Default)]
+struct PoolStats {
+    series: Series,
+    accepted: u64,
+    rejected: u64,
 }
 
 /// A worker's live numbers.
@@ -127,7 +160,17 @@ pub struct PoolSnapshot {
 
 #[derive(Default)]
 pub struct Stats {
-    inner: Mutex<Inner>,
+    workers: Workers,
+    pool: Mutex<PoolStats>,
+}
+
+/// One minute of accepted work from the rollups, to warm the windows at start.
+#[derive(Debug, Clone)]
+pub struct WarmMinute {
+    /// `None` for the whole pool.
+    pub worker: Option<String>,
+    pub minute: DateTime<Utc>,
+    pub difficulty: f64,
 }
 
 fn windows(series: &Series, now: i64) -> BTreeMap<&'static str, f64> {
@@ -144,47 +187,65 @@ impl Stats {
 
     pub fn accepted(&self, worker: &str, difficulty: f64, at: DateTime<Utc>) {
         let now = at.timestamp();
-        let mut g = self.inner.lock();
-        let w = g.workers.entry(worker.to_owned()).or_default();
-        w.series.add(now, difficulty);
-        w.accepted += 1;
-        w.last_share = Some(at);
-        g.pool.add(now, difficulty);
-        g.pool_accepted += 1;
+        {
+            let w = self.workers.entry(worker);
+            let mut w = w.lock();
+            w.series.add(now, difficulty);
+            w.accepted += 1;
+            w.last_share = Some(at);
+        }
+        let mut p = self.pool.lock();
+        p.series.add(now, difficulty);
+        p.accepted += 1;
     }
 
     pub fn rejected(&self, worker: &str, reason: &'static str) {
-        let mut g = self.inner.lock();
-        *g.workers
-            .entry(worker.to_owned())
-            .or_default()
+        *self
+            .workers
+            .entry(worker)
+            .lock()
             .rejected
             .entry(reason)
             .or_default() += 1;
-        g.pool_rejected += 1;
+        self.pool.lock().rejected += 1;
     }
 
     pub fn set_difficulty(&self, worker: &str, difficulty: f64) {
-        self.inner
-            .lock()
-            .workers
-            .entry(worker.to_owned())
-            .or_default()
-            .difficulty = difficulty;
+        self.workers.entry(worker).lock().difficulty = difficulty;
     }
 
     /// A session began mining for `worker`: its hashrate counts time from now on, not from
     /// its first share (which would read high for a young worker).
     pub fn session_opened(&self, worker: &str, at: DateTime<Utc>) {
-        let mut g = self.inner.lock();
-        let w = g.workers.entry(worker.to_owned()).or_default();
+        let w = self.workers.entry(worker);
+        let mut w = w.lock();
         w.sessions += 1;
         w.series.first.get_or_insert(at.timestamp());
     }
 
     pub fn session_closed(&self, worker: &str) {
-        if let Some(w) = self.inner.lock().workers.get_mut(worker) {
+        if let Some(w) = self.workers.get(worker) {
+            let mut w = w.lock();
             w.sessions = w.sessions.saturating_sub(1);
+        }
+    }
+
+    /// Seed the windows and the history with minutes of accepted work a previous run stored
+    /// (the rollups), so a restart leaves no hole. Call before sessions start.
+    pub fn warm(&self, minutes: &[WarmMinute]) {
+        let mut sorted: Vec<&WarmMinute> = minutes.iter().collect();
+        sorted.sort_by_key(|m| m.minute);
+        for m in sorted {
+            let at = m.minute.timestamp();
+            match &m.worker {
+                Some(name) => {
+                    let w = self.workers.entry(name);
+                    let mut w = w.lock();
+                    w.series.add(at, m.difficulty);
+                    w.last_share = Some(w.last_share.map_or(m.minute, |l| l.max(m.minute)));
+                }
+                None => self.pool.lock().series.add(at, m.difficulty),
+            }
         }
     }
 
@@ -201,14 +262,18 @@ impl Stats {
         }
     }
 
+    /// Every worker's numbers in name order, each taken under its own lock only: sessions
+    /// keep recording (and `f` may record too) while the walk goes on.
+    pub fn for_each_worker(&self, now: DateTime<Utc>, mut f: impl FnMut(WorkerSnapshot)) {
+        for (name, w) in self.workers.all() {
+            let snap = Self::snapshot_of(&name, &w.lock(), now.timestamp());
+            f(snap);
+        }
+    }
+
     pub fn workers(&self, now: DateTime<Utc>) -> Vec<WorkerSnapshot> {
-        let g = self.inner.lock();
-        let mut v: Vec<_> = g
-            .workers
-            .iter()
-            .map(|(n, w)| Self::snapshot_of(n, w, now.timestamp()))
-            .collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut v = Vec::new();
+        self.for_each_worker(now, |w| v.push(w));
         v
     }
 
@@ -217,39 +282,43 @@ impl Stats {
         name: &str,
         now: DateTime<Utc>,
     ) -> Option<(WorkerSnapshot, Vec<HistoryPoint>)> {
-        let g = self.inner.lock();
-        let w = g.workers.get(name)?;
+        let w = self.workers.get(name)?;
+        let w = w.lock();
         Some((
-            Self::snapshot_of(name, w, now.timestamp()),
+            Self::snapshot_of(name, &w, now.timestamp()),
             history(&w.series, now.timestamp()),
         ))
     }
 
     pub fn pool(&self, now: DateTime<Utc>) -> (PoolSnapshot, Vec<HistoryPoint>) {
-        let g = self.inner.lock();
+        let mut active = 0;
+        for (_, w) in self.workers.all() {
+            active += usize::from(w.lock().sessions > 0);
+        }
+        let p = self.pool.lock();
         (
             PoolSnapshot {
-                hashrate: windows(&g.pool, now.timestamp()),
-                accepted: g.pool_accepted,
-                rejected: g.pool_rejected,
-                workers: g.workers.values().filter(|w| w.sessions > 0).count(),
+                hashrate: windows(&p.series, now.timestamp()),
+                accepted: p.accepted,
+                rejected: p.rejected,
+                workers: active,
             },
-            history(&g.pool, now.timestamp()),
+            history(&p.series, now.timestamp()),
         )
     }
 
     /// Forget workers with no session and no share for an hour (their series go too).
     pub fn prune(&self, now: DateTime<Utc>) -> Vec<String> {
-        let mut g = self.inner.lock();
         let cutoff = now - chrono::Duration::hours(1);
-        let gone: Vec<String> = g
-            .workers
+        let idle = |w: &WorkerStats| w.sessions == 0 && w.last_share.is_none_or(|t| t < cutoff);
+        let mut map = self.workers.map.write();
+        let gone: Vec<String> = map
             .iter()
-            .filter(|(_, w)| w.sessions == 0 && w.last_share.is_none_or(|t| t < cutoff))
+            .filter(|(_, w)| idle(&w.lock()))
             .map(|(n, _)| n.clone())
             .collect();
         for n in &gone {
-            g.workers.remove(n);
+            map.remove(n);
         }
         gone
     }
@@ -323,5 +392,41 @@ mod tests {
         assert_eq!(s.workers(later)[0].hashrate["1h"], 0.0);
         assert_eq!(s.prune(later), vec!["w".to_string()]);
         assert!(s.workers(later).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    /// A walk over every worker (an API page, a metrics scrape) holds no lock a session
+    /// needs: a session records shares, even for a worker new to the pool, from inside the
+    /// walk. (With one mutex over all workers this deadlocked.)
+    #[test]
+    fn a_walk_over_every_worker_never_blocks_a_session() {
+        let s = Arc::new(Stats::new());
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        for i in 0..1000 {
+            s.accepted(&format!("w{i:04}"), 1.0, t0);
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        let walker = s.clone();
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            walker.for_each_worker(t0, |w| {
+                seen += 1;
+                walker.accepted(&w.name, 1.0, t0);
+                walker.accepted(&format!("new{seen}"), 1.0, t0);
+                walker.rejected(&w.name, "stale");
+                let _ = walker.pool(t0);
+            });
+            done.send(seen).unwrap();
+        });
+        let seen = finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the walk finished while sessions recorded");
+        assert_eq!(seen, 1000);
+        assert_eq!(s.workers(t0).len(), 2000);
+        assert_eq!(s.pool(t0).0.accepted, 3000);
     }
 }
