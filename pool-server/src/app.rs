@@ -30,7 +30,7 @@ use crate::http::{self, ApiState};
 use crate::jobs::{JobBuilder, JobFeed, JobIds};
 use crate::metrics::Metrics;
 use crate::stats::Stats;
-use crate::store::{Backend, BlockRecord, Store, StoreEvent, StoreOptions};
+use crate::store::{retention, rollup, Backend, BlockRecord, Store, StoreEvent, StoreOptions};
 use crate::stratum::account::AccountPolicy;
 use crate::stratum::bans::BanList;
 use crate::stratum::extranonce::ExtranonceAllocator;
@@ -163,6 +163,31 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         crate::blocks::spawn(source.clone(), store.handle(), metrics.clone(), block_rx);
 
     let stats = Arc::new(Stats::new());
+    // A restart leaves no hole: the windows (the last hour of every worker) and the pool's
+    // day of history come back from the rollups.
+    if store.connected() {
+        let now = chrono::Utc::now();
+        let hour = now - chrono::Duration::hours(1);
+        match rollup::warm_minutes(&store.backend, hour, now - chrono::Duration::hours(24)).await {
+            Ok(m) => {
+                stats.warm(&m);
+                tracing::info!(
+                    minutes = m.len(),
+                    "hashrate windows warmed from the rollups"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the rollups; windows start empty"),
+        }
+    }
+    tokio::spawn(retention::run(
+        store.backend.clone(),
+        retention::Policy {
+            shares: cfg.share_retention,
+            minutes: cfg.minute_rollup_retention,
+            hours: cfg.rollup_retention,
+        },
+        shutdown.clone(),
+    ));
     let bans = Arc::new(BanList::new(cfg.ban_duration, cfg.ban_threshold));
     let ctx = Arc::new(SessionContext {
         extranonce2_size: cfg.extranonce2_size as usize,

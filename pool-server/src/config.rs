@@ -220,6 +220,18 @@ pub struct Config {
     #[arg(long, env = "POOL_STORE_QUEUE", default_value_t = 200_000)]
     pub store_queue: usize,
 
+    /// How long raw shares are kept (PostgreSQL drops whole days past it; SQLite deletes).
+    #[arg(long, env = "POOL_SHARE_RETENTION", default_value = "7d", value_parser = parse_interval)]
+    pub share_retention: Duration,
+
+    /// How long the per-minute rollups are kept (they serve ranges up to 24 h).
+    #[arg(long, env = "POOL_MINUTE_ROLLUP_RETENTION", default_value = "8d", value_parser = parse_interval)]
+    pub minute_rollup_retention: Duration,
+
+    /// How long the hourly rollups are kept (they serve 7 d, 30 d and 1 y).
+    #[arg(long, env = "POOL_ROLLUP_RETENTION", default_value = "400d", value_parser = parse_interval)]
+    pub rollup_retention: Duration,
+
     /// Token required by endpoints that change state (mempool feed, bans). Those endpoints
     /// are off when unset. Never logged.
     #[arg(long, env = "POOL_API_TOKEN", hide_env_values = true)]
@@ -272,7 +284,7 @@ impl FromStr for Listener {
     }
 }
 
-/// `500ms`, `30s`, `10m`, `1h`, or a bare number of seconds.
+/// `500ms`, `30s`, `10m`, `1h`, `7d`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s
@@ -280,13 +292,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_or((s, ""), |i| (&s[..i], &s[i..]));
     let v: f64 = num
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration (like 500ms, 30s, 10m, 1h)"))?;
+        .map_err(|_| format!("{s:?} is not a duration (like 500ms, 30s, 10m, 1h, 7d)"))?;
     let secs = match unit {
         "ms" => v / 1000.0,
         "" | "s" => v,
         "m" => v * 60.0,
         "h" => v * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+        "d" => v * 86_400.0,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
+            ))
+        }
     };
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range for a duration"))
 }

@@ -79,7 +79,8 @@ async fn a_replayed_spool_is_cut_only_once_sqlite_has_it_durably() {
     let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", alone.display()))
         .await
         .unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM shares WHERE job_id LIKE 'b%'")
+    // b1..b3 are hex job ids: stored as integers 0xb1..0xb3.
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM shares WHERE job BETWEEN 177 AND 179")
         .fetch_one(&mut c)
         .await
         .unwrap();

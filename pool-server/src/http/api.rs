@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::ApiState;
 use crate::stats::{HistoryPoint, WorkerSnapshot};
+use crate::store::rollup::{self, Range};
 use crate::store::WorkerRow;
 
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -27,8 +28,43 @@ fn db_error(e: anyhow::Error) -> Response {
     )
 }
 
-pub async fn pool(State(s): State<Arc<ApiState>>) -> Response {
-    let (snap, history) = s.stats.pool(Utc::now());
+#[derive(Deserialize)]
+pub struct RangeQuery {
+    /// `1h`, `24h` (default), `7d`, `30d` or `1y`.
+    pub range: Option<String>,
+}
+
+impl RangeQuery {
+    fn range(&self) -> Result<Range, String> {
+        self.range.as_deref().unwrap_or("24h").parse()
+    }
+}
+
+/// The history from the rollups, or, while the database does not answer, the last day the
+/// pool holds in memory.
+async fn history_of(
+    s: &ApiState,
+    worker: Option<&str>,
+    range: Range,
+    memory: Vec<HistoryPoint>,
+) -> Option<serde_json::Value> {
+    match rollup::history(&s.store, worker, range, Utc::now()).await {
+        Ok(Some(points)) => Some(json!(points)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "rollups unavailable; history from memory");
+            Some(json!(memory))
+        }
+    }
+}
+
+pub async fn pool(State(s): State<Arc<ApiState>>, Query(q): Query<RangeQuery>) -> Response {
+    let range = match q.range() {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let (snap, memory) = s.stats.pool(Utc::now());
+    let history = history_of(&s, None, range, memory).await;
     let job = s.jobs.current();
     let t = &job.template;
     Json(json!({
@@ -102,19 +138,7 @@ pub async fn workers(State(s): State<Arc<ApiState>>, Query(q): Query<WorkersQuer
         .take(limit as usize)
         .map(|(name, (live, total))| WorkerView {
             // Workers known only from the database (not seen since start) read zero.
-            live: live.unwrap_or_else(|| WorkerSnapshot {
-                name,
-                hashrate: crate::stats::WINDOWS
-                    .iter()
-                    .map(|(n, _)| (*n, 0.0))
-                    .collect(),
-                accepted: 0,
-                rejected: 0,
-                rejected_by_reason: Default::default(),
-                difficulty: 0.0,
-                sessions: 0,
-                last_share: None,
-            }),
+            live: live.unwrap_or_else(|| idle_worker(name)),
             total,
         })
         .collect();
@@ -150,13 +174,48 @@ fn url_escape(s: &str) -> String {
 struct WorkerDetail {
     #[serde(flatten)]
     live: WorkerSnapshot,
-    history: Vec<HistoryPoint>,
+    history: serde_json::Value,
 }
 
-pub async fn worker(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
-    match s.stats.worker(&name, Utc::now()) {
-        Some((live, history)) => Json(WorkerDetail { live, history }).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no worker named {name:?}")),
+/// A worker's live numbers and its history over `?range=` (default 24h) from the rollups:
+/// also for a worker not seen since the pool started.
+pub async fn worker(
+    State(s): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    Query(q): Query<RangeQuery>,
+) -> Response {
+    let range = match q.range() {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let (live, memory) = match s.stats.worker(&name, Utc::now()) {
+        Some((live, memory)) => (Some(live), memory),
+        None => (None, Vec::new()),
+    };
+    match (live, history_of(&s, Some(&name), range, memory).await) {
+        (None, None) => error(StatusCode::NOT_FOUND, format!("no worker named {name:?}")),
+        (live, history) => Json(WorkerDetail {
+            live: live.unwrap_or_else(|| idle_worker(name)),
+            history: history.unwrap_or_else(|| json!([])),
+        })
+        .into_response(),
+    }
+}
+
+/// The live numbers of a worker with no session and no share since the pool started.
+fn idle_worker(name: String) -> WorkerSnapshot {
+    WorkerSnapshot {
+        name,
+        hashrate: crate::stats::WINDOWS
+            .iter()
+            .map(|(n, _)| (*n, 0.0))
+            .collect(),
+        accepted: 0,
+        rejected: 0,
+        rejected_by_reason: Default::default(),
+        difficulty: 0.0,
+        sessions: 0,
+        last_share: None,
     }
 }
 

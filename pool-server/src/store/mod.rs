@@ -7,7 +7,10 @@
 //! a replayed batch can never count a share twice.
 
 pub mod batcher;
+pub mod compact;
 pub mod postgres;
+pub mod retention;
+pub mod rollup;
 pub mod spool;
 pub mod sqlite;
 pub mod writer;
@@ -328,8 +331,9 @@ impl Store {
         metrics.spool_depth.set(spool.depth() as i64);
         let spool: batcher::SharedSpool = Arc::new(parking_lot::Mutex::new(spool));
         let (tx, rx) = mpsc::channel(opts.queue);
-        // Two batches in hand: one being written, one waiting. Beyond that the batcher spools.
-        let (to_writer, from_batcher) = mpsc::channel(2);
+        // Batches wait for the writer in memory up to the queue's size again (so a burst costs
+        // no disk); beyond that the batcher spools them.
+        let (to_writer, from_batcher) = mpsc::channel((opts.queue / opts.batch).max(2));
         let spooled = Arc::new(tokio::sync::Notify::new());
         let stop = CancellationToken::new();
         // SQLite's writer gets a connection of its own, so API reads cannot starve it.

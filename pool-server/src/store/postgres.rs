@@ -1,15 +1,17 @@
-//! PostgreSQL: batches go in as arrays through `UNNEST`, one statement for the shares and the
-//! worker totals they change, so a batch costs one round trip whatever its size.
+//! PostgreSQL: batches go in as arrays through `UNNEST`, one statement for the shares and
+//! everything they change (worker totals, rollups), so a batch costs a few round trips
+//! whatever its size. `shares` is partitioned by day (see the migrations and `retention`).
 
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::{BlockRecord, BlockRow, ShareRecord, WorkerRow};
+use super::{compact, BlockRecord, BlockRow, ShareRecord, WorkerRow};
 
 fn pool_options() -> PgPoolOptions {
     PgPoolOptions::new()
@@ -28,6 +30,52 @@ pub fn connect_lazy(url: &str) -> anyhow::Result<PgPool> {
     Ok(pool_options().connect_lazy_with(opts))
 }
 
+/// The integer ids of the workers `shares` name, creating the rows of new ones (in name
+/// order, so concurrent pool-servers take row locks in one order and never deadlock).
+async fn worker_ids(
+    tx: &mut sqlx::PgConnection,
+    shares: &[&ShareRecord],
+) -> anyhow::Result<HashMap<String, i32>> {
+    let seen = compact::worker_spans(shares);
+    let names: Vec<&str> = seen.keys().copied().collect();
+    let first: Vec<DateTime<Utc>> = seen.values().map(|v| v.0).collect();
+    let last: Vec<DateTime<Utc>> = seen.values().map(|v| v.1).collect();
+    let rows = sqlx::query(
+        r#"INSERT INTO workers AS w (name, account, first_seen, last_seen)
+           SELECT n, split_part(n, '.', 1), f, l
+           FROM UNNEST($1::text[], $2::timestamptz[], $3::timestamptz[]) AS t(n, f, l)
+           ORDER BY n
+           ON CONFLICT (name) DO UPDATE SET
+               first_seen = LEAST(w.first_seen, EXCLUDED.first_seen),
+               last_seen = GREATEST(w.last_seen, EXCLUDED.last_seen)
+           RETURNING id, name"#,
+    )
+    .bind(&names)
+    .bind(&first)
+    .bind(&last)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.iter().map(|r| (r.get(1), r.get(0))).collect())
+}
+
+/// Make sure the day partitions `shares` fall in exist (the pool creates them ahead; this
+/// covers a clock jump or a replay of an old spool).
+async fn partitions_for(
+    tx: &mut sqlx::PgConnection,
+    shares: &[&ShareRecord],
+) -> anyhow::Result<()> {
+    let days: BTreeSet<NaiveDate> = shares.iter().map(|s| s.created_at.date_naive()).collect();
+    let days: Vec<NaiveDate> = days.into_iter().collect();
+    sqlx::query("SELECT pool_share_partition(d) FROM UNNEST($1::date[]) AS d")
+        .bind(&days)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Store a batch in one transaction: the shares not stored yet, and, from exactly those rows
+/// (what the insert returns), the worker totals and the per-minute and per-hour rollups of
+/// the worker and of the pool (worker 0). A replayed batch adds nothing.
 pub async fn write(
     pool: &PgPool,
     shares: &[&ShareRecord],
@@ -35,54 +83,85 @@ pub async fn write(
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     if !shares.is_empty() {
-        let ids: Vec<Uuid> = shares.iter().map(|s| s.id).collect();
-        let workers: Vec<&str> = shares.iter().map(|s| s.worker.as_str()).collect();
+        partitions_for(&mut tx, shares).await?;
+        let ids = worker_ids(&mut tx, shares).await?;
+        let created: Vec<DateTime<Utc>> = shares.iter().map(|s| s.created_at).collect();
+        let uuids: Vec<Uuid> = shares.iter().map(|s| s.id).collect();
         let sessions: Vec<i64> = shares.iter().map(|s| s.session_id).collect();
-        let jobs: Vec<&str> = shares.iter().map(|s| s.job_id.as_str()).collect();
-        let heights: Vec<i64> = shares.iter().map(|s| s.height).collect();
+        let (jobs, job_texts): (Vec<Option<i64>>, Vec<Option<&str>>) =
+            shares.iter().map(|s| compact::split_job(&s.job_id)).unzip();
         let assigned: Vec<f64> = shares.iter().map(|s| s.assigned_difficulty).collect();
         let achieved: Vec<f64> = shares.iter().map(|s| s.achieved_difficulty).collect();
-        let accepted: Vec<bool> = shares.iter().map(|s| s.accepted).collect();
-        let reasons: Vec<Option<&str>> = shares.iter().map(|s| s.reason.as_deref()).collect();
-        let block_hashes: Vec<Option<&str>> =
-            shares.iter().map(|s| s.block_hash.as_deref()).collect();
-        let created: Vec<DateTime<Utc>> = shares.iter().map(|s| s.created_at).collect();
+        let workers: Vec<i32> = shares.iter().map(|s| ids[s.worker.as_str()]).collect();
+        let heights: Vec<i32> = shares
+            .iter()
+            .map(|s| i32::try_from(s.height).unwrap_or(i32::MAX))
+            .collect();
+        let reasons: Vec<i16> = shares.iter().map(|s| compact::reason_code(s)).collect();
+        let hashes: Vec<Option<Vec<u8>>> = shares
+            .iter()
+            .map(|s| compact::hash_bytes(s.block_hash.as_deref()))
+            .collect();
         sqlx::query(
             r#"
             WITH ins AS (
-                INSERT INTO shares (id, worker, session_id, job_id, height, assigned_difficulty,
-                                    achieved_difficulty, accepted, reason, block_hash, created_at)
-                SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::int8[],
-                                     $6::float8[], $7::float8[], $8::bool[], $9::text[], $10::text[],
-                                     $11::timestamptz[])
-                ON CONFLICT (id) DO NOTHING
-                RETURNING worker, accepted, assigned_difficulty, created_at
+                INSERT INTO shares (created_at, id, session_id, job, assigned_difficulty,
+                                    achieved_difficulty, worker_id, height, reason, job_text,
+                                    block_hash)
+                SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::int8[], $4::int8[],
+                                     $5::float8[], $6::float8[], $7::int4[], $8::int4[],
+                                     $9::int2[], $10::text[], $11::bytea[])
+                ON CONFLICT DO NOTHING
+                RETURNING created_at, worker_id, reason, assigned_difficulty, achieved_difficulty
+            ),
+            per_minute AS (
+                SELECT date_trunc('minute', created_at, 'UTC') AS minute, w AS worker_id, reason,
+                       count(*) AS shares, sum(assigned_difficulty) AS difficulty,
+                       max(achieved_difficulty) AS best
+                FROM ins, LATERAL (VALUES (worker_id), (0)) AS both_(w)
+                GROUP BY 1, 2, 3
+            ),
+            minutes AS (
+                INSERT INTO worker_minutes AS m (minute, worker_id, reason, shares, difficulty, best)
+                SELECT * FROM per_minute ORDER BY worker_id, minute, reason
+                ON CONFLICT (worker_id, minute, reason) DO UPDATE SET
+                    shares = m.shares + EXCLUDED.shares,
+                    difficulty = m.difficulty + EXCLUDED.difficulty,
+                    best = GREATEST(m.best, EXCLUDED.best)
+            ),
+            hours AS (
+                INSERT INTO worker_hours AS h (hour, worker_id, reason, shares, difficulty, best)
+                SELECT date_trunc('hour', minute, 'UTC'), worker_id, reason, sum(shares),
+                       sum(difficulty), max(best)
+                FROM per_minute GROUP BY 1, 2, 3 ORDER BY 2, 1, 3
+                ON CONFLICT (worker_id, hour, reason) DO UPDATE SET
+                    shares = h.shares + EXCLUDED.shares,
+                    difficulty = h.difficulty + EXCLUDED.difficulty,
+                    best = GREATEST(h.best, EXCLUDED.best)
             )
-            INSERT INTO workers AS w (name, account, first_seen, last_seen, accepted_shares,
-                                      rejected_shares, accepted_difficulty)
-            SELECT worker, split_part(worker, '.', 1), min(created_at), max(created_at),
-                   count(*) FILTER (WHERE accepted), count(*) FILTER (WHERE NOT accepted),
-                   coalesce(sum(assigned_difficulty) FILTER (WHERE accepted), 0)
-            FROM ins GROUP BY worker
-            ON CONFLICT (name) DO UPDATE SET
-                first_seen = LEAST(w.first_seen, EXCLUDED.first_seen),
-                last_seen = GREATEST(w.last_seen, EXCLUDED.last_seen),
-                accepted_shares = w.accepted_shares + EXCLUDED.accepted_shares,
-                rejected_shares = w.rejected_shares + EXCLUDED.rejected_shares,
-                accepted_difficulty = w.accepted_difficulty + EXCLUDED.accepted_difficulty
+            UPDATE workers AS w SET
+                accepted_shares = w.accepted_shares + t.accepted,
+                rejected_shares = w.rejected_shares + t.rejected,
+                accepted_difficulty = w.accepted_difficulty + t.difficulty
+            FROM (SELECT worker_id,
+                         count(*) FILTER (WHERE reason = 0) AS accepted,
+                         count(*) FILTER (WHERE reason <> 0) AS rejected,
+                         coalesce(sum(assigned_difficulty) FILTER (WHERE reason = 0), 0) AS difficulty
+                  FROM ins GROUP BY worker_id) AS t
+            WHERE w.id = t.worker_id
             "#,
         )
-        .bind(&ids)
-        .bind(&workers)
+        .bind(&created)
+        .bind(&uuids)
         .bind(&sessions)
         .bind(&jobs)
-        .bind(&heights)
         .bind(&assigned)
         .bind(&achieved)
-        .bind(&accepted)
+        .bind(&workers)
+        .bind(&heights)
         .bind(&reasons)
-        .bind(&block_hashes)
-        .bind(&created)
+        .bind(&job_texts)
+        .bind(&hashes)
         .execute(&mut *tx)
         .await?;
     }
@@ -140,15 +219,18 @@ pub async fn shares(
     worker: Option<&str>,
     limit: i64,
 ) -> anyhow::Result<Vec<ShareRecord>> {
-    Ok(sqlx::query_as::<_, ShareRecord>(
-        "SELECT id, worker, session_id, job_id, height, assigned_difficulty, achieved_difficulty,
-                accepted, reason, block_hash, created_at
-         FROM shares WHERE ($1::text IS NULL OR worker = $1) ORDER BY created_at DESC LIMIT $2",
+    let rows: Vec<compact::StoredShare> = sqlx::query_as(
+        "SELECT s.id, w.name, s.session_id, s.job, s.job_text, s.height::int8, s.assigned_difficulty,
+                s.achieved_difficulty, s.reason, s.block_hash, (extract(epoch FROM s.created_at) * 1000000)::int8
+         FROM shares s JOIN workers w ON w.id = s.worker_id
+         WHERE ($1::text IS NULL OR s.worker_id = (SELECT id FROM workers WHERE name = $1))
+         ORDER BY s.created_at DESC LIMIT $2",
     )
     .bind(worker)
     .bind(limit)
     .fetch_all(pool)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(compact::record).collect())
 }
 
 pub async fn workers(pool: &PgPool, after: &str, limit: i64) -> anyhow::Result<Vec<WorkerRow>> {
@@ -164,7 +246,7 @@ pub async fn workers(pool: &PgPool, after: &str, limit: i64) -> anyhow::Result<V
 
 pub async fn share_counts(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
     let r = sqlx::query(
-        "SELECT count(*) FILTER (WHERE accepted), count(*) FILTER (WHERE NOT accepted) FROM shares",
+        "SELECT count(*) FILTER (WHERE reason = 0), count(*) FILTER (WHERE reason <> 0) FROM shares",
     )
     .fetch_one(pool)
     .await?;

@@ -1,15 +1,17 @@
-//! SQLite, the embedded default: one transaction per batch with `INSERT OR IGNORE`, worker
-//! totals summed from the rows that were actually new.
+//! SQLite, the embedded default: one transaction per batch, each step one statement over the
+//! batch as a JSON array (`json_each`), so the writer stores tens of thousands of rows a
+//! second; worker totals and rollups are summed from the rows that were actually new.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{BlockRecord, BlockRow, ShareRecord, WorkerRow};
+use super::{compact, BlockRecord, BlockRow, ShareRecord, WorkerRow};
 
 /// The pool API readers share (WAL: readers never block the writer, nor it them).
 pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
@@ -27,7 +29,8 @@ async fn connect_with(url: &str, connections: u32) -> anyhow::Result<SqlitePool>
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5));
+        .busy_timeout(Duration::from_secs(5))
+        .pragma("cache_size", "-65536");
     Ok(SqlitePoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(3))
@@ -35,73 +38,97 @@ async fn connect_with(url: &str, connections: u32) -> anyhow::Result<SqlitePool>
         .await?)
 }
 
-#[derive(Default)]
-struct Totals {
-    first: Option<DateTime<Utc>>,
-    last: Option<DateTime<Utc>>,
-    accepted: i64,
-    rejected: i64,
-    difficulty: f64,
-}
+/// Rows per multi-row `INSERT` (11 parameters each, well under SQLite's 32,766): full chunks
+/// share one prepared statement.
+const ROWS_PER_INSERT: usize = 256;
 
+/// What the rows a batch really added change: (worker id, minute, reason) ->
+/// (shares, difficulty, best).
+type Rollup = BTreeMap<(i64, i64, i64), (i64, f64, f64)>;
+
+/// Store a batch in one transaction: the shares not stored yet, then, from exactly those rows
+/// (what the insert returns), the worker totals and the per-minute and per-hour rollups of
+/// the worker and of the pool (worker 0). Each step is one statement over a JSON array, so a
+/// batch costs a handful of statements whatever its size. A replayed batch adds nothing.
 pub async fn write(
     pool: &SqlitePool,
     shares: &[&ShareRecord],
     blocks: &[&BlockRecord],
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    let mut totals: HashMap<&str, Totals> = HashMap::new();
-    for s in shares {
-        let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO shares (id, worker, session_id, job_id, height, assigned_difficulty,
-                 achieved_difficulty, accepted, reason, block_hash, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(s.id)
-        .bind(&s.worker)
-        .bind(s.session_id)
-        .bind(&s.job_id)
-        .bind(s.height)
-        .bind(s.assigned_difficulty)
-        .bind(s.achieved_difficulty)
-        .bind(s.accepted)
-        .bind(&s.reason)
-        .bind(&s.block_hash)
-        .bind(s.created_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            continue;
+    if !shares.is_empty() {
+        let ids = worker_ids(&mut tx, shares).await?;
+        let mut added = Vec::with_capacity(shares.len());
+        for chunk in shares.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT OR IGNORE INTO shares (created_at, id, worker_id, reason, height,
+                     session_id, job, job_text, assigned_difficulty, achieved_difficulty,
+                     block_hash) ",
+            );
+            q.push_values(chunk, |mut row, s| {
+                let (job, job_text) = compact::split_job(&s.job_id);
+                row.push_bind(compact::micros(s.created_at))
+                    .push_bind(s.id)
+                    .push_bind(ids[s.worker.as_str()])
+                    .push_bind(compact::reason_code(s))
+                    .push_bind(s.height)
+                    .push_bind(s.session_id)
+                    .push_bind(job)
+                    .push_bind(job_text.map(str::to_owned))
+                    .push_bind(s.assigned_difficulty)
+                    .push_bind(s.achieved_difficulty)
+                    .push_bind(compact::hash_bytes(s.block_hash.as_deref()));
+            });
+            q.push(
+                " RETURNING worker_id, created_at, reason, assigned_difficulty, achieved_difficulty",
+            );
+            added.extend(q.build().fetch_all(&mut *tx).await?);
         }
-        let t = totals.entry(s.worker.as_str()).or_default();
-        t.first = Some(t.first.map_or(s.created_at, |f| f.min(s.created_at)));
-        t.last = Some(t.last.map_or(s.created_at, |l| l.max(s.created_at)));
-        if s.accepted {
-            t.accepted += 1;
-            t.difficulty += s.assigned_difficulty;
-        } else {
-            t.rejected += 1;
+        let mut minutes = Rollup::new();
+        for r in &added {
+            let (worker, at, reason): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+            let (difficulty, achieved): (f64, f64) = (r.get(3), r.get(4));
+            let minute = at.div_euclid(60_000_000) * 60;
+            for w in [worker, 0] {
+                let e = minutes.entry((w, minute, reason)).or_insert((0, 0.0, 0.0));
+                e.0 += 1;
+                e.1 += difficulty;
+                e.2 = e.2.max(achieved);
+            }
         }
-    }
-    for (name, t) in totals {
+        let mut hours = Rollup::new();
+        for ((w, minute, reason), (n, d, best)) in &minutes {
+            let e = hours
+                .entry((*w, compact::hour_of(*minute), *reason))
+                .or_insert((0, 0.0, 0.0));
+            e.0 += n;
+            e.1 += d;
+            e.2 = e.2.max(*best);
+        }
+        add_rollup(&mut tx, "worker_minutes", "minute", &minutes).await?;
+        add_rollup(&mut tx, "worker_hours", "hour", &hours).await?;
+        let totals: Vec<serde_json::Value> = minutes
+            .iter()
+            .filter(|((w, _, _), _)| *w != 0)
+            .map(|((w, _, reason), (n, d, _))| {
+                let accepted = *reason == i64::from(compact::ACCEPTED);
+                json!([
+                    w,
+                    if accepted { *n } else { 0 },
+                    if accepted { 0 } else { *n },
+                    if accepted { *d } else { 0.0 }
+                ])
+            })
+            .collect();
         sqlx::query(
-            "INSERT INTO workers (name, account, first_seen, last_seen, accepted_shares, rejected_shares, accepted_difficulty)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (name) DO UPDATE SET
-                 first_seen = min(first_seen, excluded.first_seen),
-                 last_seen = max(last_seen, excluded.last_seen),
-                 accepted_shares = accepted_shares + excluded.accepted_shares,
-                 rejected_shares = rejected_shares + excluded.rejected_shares,
-                 accepted_difficulty = accepted_difficulty + excluded.accepted_difficulty",
+            "UPDATE workers SET accepted_shares = accepted_shares + t.a,
+                 rejected_shares = rejected_shares + t.r, accepted_difficulty = accepted_difficulty + t.d
+             FROM (SELECT value->>0 AS id, sum(value->>1) AS a, sum(value->>2) AS r,
+                          total(value->>3) AS d
+                   FROM json_each(?1) GROUP BY 1) AS t
+             WHERE workers.id = t.id",
         )
-        .bind(name)
-        .bind(name.split('.').next().unwrap_or(name))
-        .bind(t.first)
-        .bind(t.last)
-        .bind(t.accepted)
-        .bind(t.rejected)
-        .bind(t.difficulty)
+        .bind(serde_json::Value::Array(totals).to_string())
         .execute(&mut *tx)
         .await?;
     }
@@ -125,6 +152,59 @@ pub async fn write(
         .await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// The integer ids of the workers `shares` name, creating the rows of new ones.
+async fn worker_ids(
+    tx: &mut sqlx::SqliteConnection,
+    shares: &[&ShareRecord],
+) -> anyhow::Result<HashMap<String, i64>> {
+    let seen = compact::worker_spans(shares);
+    let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
+    let rows: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|(name, (first, last))| {
+            let account = name.split('.').next().unwrap_or(name);
+            json!([name, account, time(first), time(last)])
+        })
+        .collect();
+    let rows = sqlx::query(
+        "INSERT INTO workers (name, account, first_seen, last_seen)
+         SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?1) WHERE true
+         ON CONFLICT (name) DO UPDATE SET
+             first_seen = min(first_seen, excluded.first_seen),
+             last_seen = max(last_seen, excluded.last_seen)
+         RETURNING id, name",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.iter().map(|r| (r.get(1), r.get(0))).collect())
+}
+
+async fn add_rollup(
+    tx: &mut sqlx::SqliteConnection,
+    table: &str,
+    period: &str,
+    rows: &Rollup,
+) -> anyhow::Result<()> {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|((w, at, reason), (n, d, best))| json!([w, at, reason, n, d, best]))
+        .collect();
+    sqlx::query(&format!(
+        "INSERT INTO {table} AS r (worker_id, {period}, reason, shares, difficulty, best)
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5
+         FROM json_each(?1) WHERE true
+         ON CONFLICT (worker_id, {period}, reason) DO UPDATE SET
+             shares = r.shares + excluded.shares,
+             difficulty = r.difficulty + excluded.difficulty,
+             best = max(r.best, excluded.best)"
+    ))
+    .bind(serde_json::Value::Array(rows).to_string())
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -158,15 +238,18 @@ pub async fn shares(
     worker: Option<&str>,
     limit: i64,
 ) -> anyhow::Result<Vec<ShareRecord>> {
-    Ok(sqlx::query_as::<_, ShareRecord>(
-        "SELECT id, worker, session_id, job_id, height, assigned_difficulty, achieved_difficulty,
-                accepted, reason, block_hash, created_at
-         FROM shares WHERE (?1 IS NULL OR worker = ?1) ORDER BY created_at DESC LIMIT ?2",
+    let rows: Vec<compact::StoredShare> = sqlx::query_as(
+        "SELECT s.id, w.name, s.session_id, s.job, s.job_text, s.height, s.assigned_difficulty,
+                s.achieved_difficulty, s.reason, s.block_hash, s.created_at
+         FROM shares s JOIN workers w ON w.id = s.worker_id
+         WHERE (?1 IS NULL OR s.worker_id = (SELECT id FROM workers WHERE name = ?1))
+         ORDER BY s.created_at DESC LIMIT ?2",
     )
     .bind(worker)
     .bind(limit)
     .fetch_all(pool)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(compact::record).collect())
 }
 
 pub async fn workers(pool: &SqlitePool, after: &str, limit: i64) -> anyhow::Result<Vec<WorkerRow>> {
@@ -182,7 +265,7 @@ pub async fn workers(pool: &SqlitePool, after: &str, limit: i64) -> anyhow::Resu
 
 pub async fn share_counts(pool: &SqlitePool) -> anyhow::Result<(i64, i64)> {
     let r = sqlx::query(
-        "SELECT coalesce(sum(accepted), 0), coalesce(sum(1 - accepted), 0) FROM shares",
+        "SELECT coalesce(sum(reason = 0), 0), coalesce(sum(reason <> 0), 0) FROM shares",
     )
     .fetch_one(pool)
     .await?;

@@ -17,6 +17,8 @@ use crate::metrics::Metrics;
 
 /// How long one database write may take before the batch goes to the spool.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rows per write while the writer is behind (replaying the spool, or two batches waiting).
+const CATCH_UP_ROWS: usize = 20_000;
 /// How often to try the database again while it is failing.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
@@ -36,6 +38,12 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// Rows per write while catching up: larger writes cost less per row (SQLite touches each
+    /// worker's index page once per write, not once per share).
+    fn catch_up_rows(&self) -> usize {
+        self.batch.max(CATCH_UP_ROWS)
+    }
+
     fn pending(&self) -> u64 {
         self.spool.lock().pending()
     }
@@ -49,7 +57,16 @@ impl Writer {
             tokio::select! {
                 biased;
                 batch = self.rx.recv() => match batch {
-                    Some(events) => self.write(events).await,
+                    Some(mut events) => {
+                        // Behind: take the batch waiting behind this one too.
+                        while events.len() < self.catch_up_rows() {
+                            match self.rx.try_recv() {
+                                Ok(more) => events.extend(more),
+                                Err(_) => break,
+                            }
+                        }
+                        self.write(events).await
+                    }
                     None => {
                         self.replay().await;
                         return;
@@ -164,8 +181,8 @@ impl Writer {
         }
         let mut total = 0u64;
         loop {
-            let (spool, batch) = (self.spool.clone(), self.batch);
-            let chunk = match blocking(|| spool.lock().read_pending(batch)) {
+            let (spool, rows) = (self.spool.clone(), self.catch_up_rows());
+            let chunk = match blocking(|| spool.lock().read_pending(rows)) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the spool");
