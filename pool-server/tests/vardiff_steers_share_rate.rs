@@ -38,9 +38,18 @@ async fn fast_miner_is_steered_toward_the_target_interval() {
     let mut counter = 0;
     let mut times = Vec::new();
     let mut kept = Some(kept);
+    let mut late = 0;
     while began.elapsed() < Duration::from_secs(20) {
         counter += 1;
+        // This client reads notifications only while it waits for an answer, so a share it
+        // found on a job replaced meanwhile can reach the pool after the re-issue grace when the
+        // host is busy: stale then, as for any miner that late. Only that, and rarely.
+        let mined_on = c.job.as_ref().unwrap().job_id.clone();
         let (r, _) = c.share(counter).await;
+        if code(&r) == Some(ErrorCode::JobNotFound) && c.job.as_ref().unwrap().job_id != mined_on {
+            late += 1;
+            continue;
+        }
         assert_eq!(r, Ok(Value::Bool(true)));
         times.push(began.elapsed());
         // Right after the first raise, the share found at the start difficulty for the first
@@ -52,6 +61,7 @@ async fn fast_miner_is_steered_toward_the_target_interval() {
         }
     }
     assert!(kept.is_none(), "the difficulty never rose");
+    assert!(late <= 3, "{late} of {counter} shares were stale");
     let end = c.difficulty.unwrap().as_f64();
     assert!(end > start * 16.0, "difficulty rose from {start} to {end}");
 
