@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::PgTestDb;
 use pool_server::store::retention::{self, Policy};
 use pool_server::store::rollup::{self, Range};
-use pool_server::store::{Backend, ShareRecord, StoreEvent};
+use pool_server::store::{Backend, Batch, ShareRecord, StoreEvent};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -112,14 +112,21 @@ async fn rollups_follow_the_new_rows_only(b: &Backend) {
     b.migrate().await.unwrap();
     let t0 = Utc::now() - Duration::hours(3);
     let shares = mix(t0);
-    let evs = events(&shares);
-    for chunk in evs.chunks(300) {
-        b.write(chunk).await.unwrap();
+    let batches: Vec<Batch> = events(&shares)
+        .chunks(300)
+        .map(|c| Batch::new(c.to_vec()))
+        .collect();
+    for batch in &batches {
+        b.write(std::slice::from_ref(batch)).await.unwrap();
     }
-    // A replay of everything, in other chunks: the rollups must not move.
-    for chunk in evs.chunks(777) {
-        b.write(chunk).await.unwrap();
+    // A replay of everything, grouped otherwise (as a spool replay reads it), and one batch
+    // twice in one write: the rollups must not move.
+    for group in batches.chunks(3) {
+        b.write(group).await.unwrap();
     }
+    b.write(&[batches[0].clone(), batches[0].clone()])
+        .await
+        .unwrap();
     assert_eq!(b.share_counts().await.unwrap(), (1600, 400));
     assert_rollups_match(b, &shares).await;
     // The warm-up reads the recent minutes: the pool's and each worker's.
@@ -195,8 +202,8 @@ async fn postgres_partitions_are_made_ahead_and_old_days_dropped_by_the_clock() 
     // Shares ten days back, two days back, and today: the old day gets a partition on demand.
     let old = mix(now - Duration::days(10));
     let recent = mix(now - Duration::days(2));
-    b.write(&events(&old)).await.unwrap();
-    b.write(&events(&recent)).await.unwrap();
+    b.write(&[Batch::new(events(&old))]).await.unwrap();
+    b.write(&[Batch::new(events(&recent))]).await.unwrap();
     assert!(partitions(&b)
         .await
         .contains(&"shares_p20310228".to_string()));
@@ -257,10 +264,10 @@ async fn sqlite_deletes_past_the_retention_in_batches() {
         })
         .collect();
     for chunk in events(&old).chunks(5000) {
-        b.write(chunk).await.unwrap();
+        b.write(&[Batch::new(chunk.to_vec())]).await.unwrap();
     }
     let recent = mix(now - Duration::days(1));
-    b.write(&events(&recent)).await.unwrap();
+    b.write(&[Batch::new(events(&recent))]).await.unwrap();
     let r = retention::maintain(&b, now, &policy()).await.unwrap();
     assert_eq!(r.shares_deleted, 45_000);
     assert_eq!(b.share_counts().await.unwrap(), (1600, 400));

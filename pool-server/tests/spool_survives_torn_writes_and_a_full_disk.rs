@@ -8,7 +8,7 @@ use std::io::Write;
 
 use chrono::Utc;
 use pool_server::store::spool::Spool;
-use pool_server::store::{ShareRecord, StoreEvent};
+use pool_server::store::{Batch, ShareRecord, StoreEvent};
 use uuid::Uuid;
 
 fn share(n: i64) -> StoreEvent {
@@ -27,6 +27,10 @@ fn share(n: i64) -> StoreEvent {
     })
 }
 
+fn batch(events: Vec<StoreEvent>) -> [Batch; 1] {
+    [Batch::new(events)]
+}
+
 fn sessions(events: &[StoreEvent]) -> Vec<i64> {
     events
         .iter()
@@ -41,7 +45,9 @@ fn sessions(events: &[StoreEvent]) -> Vec<i64> {
 fn a_torn_last_line_is_cut_and_bad_lines_move_aside() {
     let dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::open(dir.path()).unwrap();
-    spool.append(&[share(1), share(2), share(3)]).unwrap();
+    spool
+        .append(&batch(vec![share(1), share(2), share(3)]))
+        .unwrap();
     let path = spool.path().to_owned();
     drop(spool);
     // A crash in the middle of the next line, and a damaged line before it.
@@ -55,7 +61,7 @@ fn a_torn_last_line_is_cut_and_bad_lines_move_aside() {
 
     let mut spool = Spool::open(dir.path()).unwrap();
     assert_eq!(spool.depth(), 3);
-    spool.append(&[share(4)]).unwrap();
+    spool.append(&batch(vec![share(4)])).unwrap();
     assert_eq!(sessions(&spool.read_all().unwrap()), [1, 2, 3, 4]);
     let aside = std::fs::read_to_string(path.with_extension("spool.bad")).unwrap();
     assert_eq!(aside, "{\"not\": \"an event\"}\n");
@@ -65,7 +71,7 @@ fn a_torn_last_line_is_cut_and_bad_lines_move_aside() {
 fn a_full_disk_loses_only_the_batch_that_did_not_fit() {
     let dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::open(dir.path()).unwrap();
-    spool.append(&[share(1), share(2)]).unwrap();
+    spool.append(&batch(vec![share(1), share(2)])).unwrap();
     let used = std::fs::metadata(spool.path()).unwrap().len();
     let limit = |bytes: u64| unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
@@ -77,7 +83,7 @@ fn a_full_disk_loses_only_the_batch_that_did_not_fit() {
     };
     // Room for half a line more: the next batch fails part-way.
     limit(used + 100);
-    let err = spool.append(&[share(3), share(4)]).unwrap_err();
+    let err = spool.append(&batch(vec![share(3), share(4)])).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EFBIG), "{err}");
     assert_eq!(spool.depth(), 2);
     assert_eq!(
@@ -87,7 +93,7 @@ fn a_full_disk_loses_only_the_batch_that_did_not_fit() {
     );
     // Space comes back: the next batch is whole, nothing before it lost or glued.
     limit(libc::RLIM_INFINITY);
-    spool.append(&[share(5)]).unwrap();
+    spool.append(&batch(vec![share(5)])).unwrap();
     assert_eq!(spool.depth(), 3);
     drop(spool);
     let spool = Spool::open(dir.path()).unwrap();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use common::PgTestDb;
 use pool_server::metrics::Metrics;
-use pool_server::store::{Backend, BlockRecord, ShareRecord, StoreEvent};
+use pool_server::store::{Backend, Batch, BlockRecord, ShareRecord, StoreEvent};
 use uuid::Uuid;
 
 fn share(worker: &str, accepted: bool, difficulty: f64, secs: i64) -> StoreEvent {
@@ -56,6 +56,7 @@ async fn exercise(b: &Backend) {
         })
         .chain((1..=3).map(|h| block(h, vec![h as u8; 81])))
         .collect();
+    let batch = [Batch::new(batch)];
     b.write(&batch).await.unwrap();
     // The same batch again (a spool replay after a partial write): nothing doubles.
     b.write(&batch).await.unwrap();
@@ -82,7 +83,7 @@ async fn exercise(b: &Backend) {
     );
     let rejected = shares.iter().find(|s| !s.accepted).unwrap();
     assert_eq!(rejected.reason.as_deref(), Some("low-difficulty"));
-    if let StoreEvent::Share(orig) = &batch[1] {
+    if let StoreEvent::Share(orig) = &batch[0].events[1] {
         let back = shares.iter().find(|s| s.id == orig.id).unwrap();
         assert_eq!(back.achieved_difficulty, orig.achieved_difficulty);
         assert_eq!(back.job_id, orig.job_id);

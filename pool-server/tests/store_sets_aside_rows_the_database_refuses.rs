@@ -7,7 +7,7 @@ mod common;
 use chrono::Utc;
 use common::*;
 use pool_server::store::spool::Spool;
-use pool_server::store::{ShareRecord, StoreEvent};
+use pool_server::store::{Batch, ShareRecord, StoreEvent};
 use uuid::Uuid;
 
 fn share(job_id: &str) -> StoreEvent {
@@ -33,7 +33,7 @@ async fn a_poisoned_spool_is_replayed_around_the_row_postgres_refuses() {
     let spool_dir = dir.path().join("spool");
     let mut spool = Spool::open(&spool_dir).unwrap();
     spool
-        .append(&[share("a1"), share("\u{0}"), share("a2")])
+        .append(&[Batch::new(vec![share("a1"), share("\u{0}"), share("a2")])])
         .unwrap();
     drop(spool);
 
@@ -66,11 +66,13 @@ async fn a_replayed_spool_is_cut_only_once_sqlite_has_it_durably() {
     use sqlx::Connection;
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let spool_dir = dir.path().join("spool");
-    let mut spool = Spool::open(&spool_dir).unwrap();
-    spool
-        .append(&[share("b1"), share("b2"), share("b3")])
-        .unwrap();
-    drop(spool);
+    // Written by a pool from before batch ids: one event per line.
+    std::fs::create_dir_all(&spool_dir).unwrap();
+    let lines: String = [share("b1"), share("b2"), share("b3")]
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap() + "\n")
+        .collect();
+    std::fs::write(spool_dir.join("shares.spool"), lines).unwrap();
     let pool = start_pool_with(dir.clone(), base_args(&dir)).await;
     assert_eq!(pool.wait_metric("pool_store_spool_depth", 0.0).await, 0.0);
     // The database file alone, without its -wal: what a power loss would leave.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::batch::{events_in, Batch};
 use super::spool::Spool;
 use super::StoreEvent;
 use crate::metrics::Metrics;
@@ -27,15 +28,16 @@ pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Append `events` to the spool; what it cannot keep is counted as lost, loudly.
-pub(super) fn spool_events(spool: &SharedSpool, events: &[StoreEvent], metrics: &Metrics) {
+/// Append `batches` to the spool; what it cannot keep is counted as lost, loudly.
+pub(super) fn spool_batches(spool: &SharedSpool, batches: &[Batch], metrics: &Metrics) {
     blocking(|| {
         let mut spool = spool.lock();
-        match spool.append(events) {
+        match spool.append(batches) {
             Ok(()) => metrics.spool_depth.set(spool.depth() as i64),
             Err(e) => {
-                metrics.store_events_lost.inc_by(events.len() as u64);
-                tracing::error!(error = %e, events = events.len(), "spool write failed; events lost");
+                let events = events_in(batches);
+                metrics.store_events_lost.inc_by(events as u64);
+                tracing::error!(error = %e, events, "spool write failed; events lost");
             }
         }
     });
@@ -43,7 +45,7 @@ pub(super) fn spool_events(spool: &SharedSpool, events: &[StoreEvent], metrics: 
 
 pub struct Batcher {
     pub rx: mpsc::Receiver<StoreEvent>,
-    pub writer: mpsc::Sender<Vec<StoreEvent>>,
+    pub writer: mpsc::Sender<Batch>,
     pub spool: SharedSpool,
     /// Wakes the writer when something was spooled.
     pub spooled: Arc<Notify>,
@@ -91,20 +93,22 @@ impl Batcher {
         }
     }
 
-    /// To the writer if it has room and nothing waits in the spool, else to the spool.
+    /// As a batch with an id of its own, to the writer if it has room and nothing waits in
+    /// the spool, else to the spool.
     fn dispatch(&mut self, events: Vec<StoreEvent>) {
         if events.is_empty() {
             return;
         }
-        let events = if self.spool.lock().pending() == 0 {
-            match self.writer.try_send(events) {
+        let batch = Batch::new(events);
+        let batch = if self.spool.lock().pending() == 0 {
+            match self.writer.try_send(batch) {
                 Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e)) => e,
+                Err(mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b)) => b,
             }
         } else {
-            events
+            batch
         };
-        spool_events(&self.spool, &events, &self.metrics);
+        spool_batches(&self.spool, std::slice::from_ref(&batch), &self.metrics);
         self.spooled.notify_one();
     }
 }

@@ -3,9 +3,11 @@
 //! Sessions never touch the database. They hand a [`StoreEvent`] to a [`StoreHandle`] (a
 //! bounded channel); the [`batcher`] writes batches off the hot path and, while the database
 //! is unreachable, appends them to an append-only [`spool`] file that is replayed when it
-//! returns (and at start-up). Rows carry a unique id and writes ignore ids already present, so
-//! a replayed batch can never count a share twice.
+//! returns (and at start-up). Each [`Batch`] carries an id the database records with its
+//! rows, and a batch already recorded adds nothing, so a replayed batch can never count a
+//! share twice.
 
+pub mod batch;
 pub mod batcher;
 pub mod compact;
 pub mod postgres;
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
+pub use batch::Batch;
 
 /// The job id a share record keeps: what the miner sent when it is an id this pool could have
 /// issued (at most 16 printable ASCII characters), else nothing. Whatever a miner puts in a
@@ -200,25 +203,20 @@ impl Backend {
         Ok(())
     }
 
-    /// Write a batch in one transaction; ids already stored are skipped.
-    pub async fn write(&self, events: &[StoreEvent]) -> anyhow::Result<()> {
-        let shares: Vec<&ShareRecord> = events
-            .iter()
-            .filter_map(|e| match e {
-                StoreEvent::Share(s) => Some(s),
-                _ => None,
-            })
-            .collect();
-        let blocks: Vec<&BlockRecord> = events
-            .iter()
-            .filter_map(|e| match e {
-                StoreEvent::Block(b) => Some(b),
-                _ => None,
-            })
-            .collect();
+    /// Write batches in one transaction; a batch stored before adds nothing.
+    pub async fn write(&self, batches: &[Batch]) -> anyhow::Result<()> {
         match self {
-            Backend::Postgres(p) => postgres::write(p, &shares, &blocks).await,
-            Backend::Sqlite(p) => sqlite::write(p, &shares, &blocks).await,
+            Backend::Postgres(p) => postgres::write(p, batches, true).await,
+            Backend::Sqlite(p) => sqlite::write(p, batches, true).await,
+        }
+    }
+
+    /// Whether the database would take `event`: written in a transaction that is rolled back.
+    pub async fn probe(&self, event: &StoreEvent) -> anyhow::Result<()> {
+        let one = [Batch::new(vec![event.clone()])];
+        match self {
+            Backend::Postgres(p) => postgres::write(p, &one, false).await,
+            Backend::Sqlite(p) => sqlite::write(p, &one, false).await,
         }
     }
 
@@ -256,6 +254,38 @@ impl Backend {
             Backend::Postgres(p) => postgres::workers(p, after, limit).await,
             Backend::Sqlite(p) => sqlite::workers(p, after, limit).await,
         }
+    }
+
+    /// Workers whose lowercased name contains `needle` (all when empty), up to `limit`, by
+    /// name.
+    pub async fn workers_matching(
+        &self,
+        needle: &str,
+        limit: i64,
+    ) -> anyhow::Result<Vec<WorkerRow>> {
+        let sql = "SELECT name, account, first_seen, last_seen, accepted_shares, rejected_shares,
+                          accepted_difficulty
+                   FROM workers WHERE $1 = '' OR strpos(lower(name), $1) > 0
+                   ORDER BY name LIMIT $2";
+        Ok(match self {
+            Backend::Postgres(p) => {
+                sqlx::query_as(sql)
+                    .bind(needle)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?
+            }
+            Backend::Sqlite(p) => {
+                sqlx::query_as(
+                    &sql.replace("strpos(lower(name), $1)", "instr(lower(name), $1)")
+                        .replace('$', "?"),
+                )
+                .bind(needle)
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+            }
+        })
     }
 
     /// (accepted, rejected) share counts.

@@ -1,8 +1,10 @@
 //! PostgreSQL: batches go in as arrays through `UNNEST`, one statement for the shares and
 //! everything they change (worker totals, rollups), so a batch costs a few round trips
-//! whatever its size. `shares` is partitioned by day (see the migrations and `retention`).
+//! whatever its size. `shares` is partitioned by day (see the migrations and `retention`),
+//! has no unique index (a batch is written once by its id, see [`super::batch`]), and is
+//! found by time through a BRIN index and by worker through a deduplicated B-tree.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::{compact, BlockRecord, BlockRow, ShareRecord, WorkerRow};
+use super::{compact, Batch, BlockRow, ShareRecord, WorkerRow};
 
 fn pool_options() -> PgPoolOptions {
     PgPoolOptions::new()
@@ -73,18 +75,47 @@ async fn partitions_for(
     Ok(())
 }
 
-/// Store a batch in one transaction: the shares not stored yet, and, from exactly those rows
-/// (what the insert returns), the worker totals and the per-minute and per-hour rollups of
-/// the worker and of the pool (worker 0). A replayed batch adds nothing.
-pub async fn write(
-    pool: &PgPool,
-    shares: &[&ShareRecord],
-    blocks: &[&BlockRecord],
-) -> anyhow::Result<()> {
+/// Record the ids of `batches` that carry shares; the ids that were new (a batch whose id was
+/// already recorded was stored before, and adds nothing now).
+async fn new_batches(
+    tx: &mut sqlx::PgConnection,
+    batches: &[Batch],
+) -> anyhow::Result<HashSet<Uuid>> {
+    let (ids, counts): (Vec<Uuid>, Vec<i32>) = batches
+        .iter()
+        .map(|b| (b.id, b.share_count()))
+        .filter(|(_, n)| *n > 0)
+        .unzip();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let fresh: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO share_batches (id, shares) SELECT * FROM UNNEST($1::uuid[], $2::int4[])
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(&ids)
+    .bind(&counts)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(fresh.into_iter().collect())
+}
+
+/// Store batches in one transaction: the shares of those not stored before, and, from
+/// exactly those rows (what the insert returns), the worker totals and the per-minute and
+/// per-hour rollups of the worker and of the pool (worker 0); blocks by upsert. A replayed
+/// batch adds nothing. With `commit` false the transaction is rolled back (a probe).
+pub async fn write(pool: &PgPool, batches: &[Batch], commit: bool) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
+    let mut fresh = new_batches(&mut tx, batches).await?;
+    // `remove`: a batch id twice in one write (an old spool's duplicate line) counts once.
+    let shares: Vec<&ShareRecord> = batches
+        .iter()
+        .filter(|b| fresh.remove(&b.id))
+        .flat_map(Batch::shares)
+        .collect();
     if !shares.is_empty() {
-        partitions_for(&mut tx, shares).await?;
-        let ids = worker_ids(&mut tx, shares).await?;
+        partitions_for(&mut tx, &shares).await?;
+        let ids = worker_ids(&mut tx, &shares).await?;
         let created: Vec<DateTime<Utc>> = shares.iter().map(|s| s.created_at).collect();
         let uuids: Vec<Uuid> = shares.iter().map(|s| s.id).collect();
         let sessions: Vec<i64> = shares.iter().map(|s| s.session_id).collect();
@@ -111,7 +142,6 @@ pub async fn write(
                 SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::int8[], $4::int8[],
                                      $5::float8[], $6::float8[], $7::int4[], $8::int4[],
                                      $9::int2[], $10::text[], $11::bytea[])
-                ON CONFLICT DO NOTHING
                 RETURNING created_at, worker_id, reason, assigned_difficulty, achieved_difficulty
             ),
             per_minute AS (
@@ -165,7 +195,7 @@ pub async fn write(
         .execute(&mut *tx)
         .await?;
     }
-    for b in blocks {
+    for b in batches.iter().flat_map(Batch::blocks) {
         sqlx::query(
             r#"INSERT INTO blocks (hash, height, prev_hash, chain, worker, network_difficulty,
                                    status, detail, raw, found_at)
@@ -185,7 +215,11 @@ pub async fn write(
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
+    if commit {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
     Ok(())
 }
 
@@ -214,22 +248,36 @@ pub async fn blocks(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<BlockRow>> 
     .await?)
 }
 
+/// How far back [`shares`] looks, widening until it has enough: time is indexed by BRIN
+/// (block ranges, no order), so the newest rows are found by a recent range, then sorted.
+const LOOK_BACK: [&str; 4] = ["1 minute", "1 hour", "1 day", "100 years"];
+
+/// The newest `limit` shares, of one worker or of all.
 pub async fn shares(
     pool: &PgPool,
     worker: Option<&str>,
     limit: i64,
 ) -> anyhow::Result<Vec<ShareRecord>> {
-    let rows: Vec<compact::StoredShare> = sqlx::query_as(
-        "SELECT s.id, w.name, s.session_id, s.job, s.job_text, s.height::int8, s.assigned_difficulty,
-                s.achieved_difficulty, s.reason, s.block_hash, (extract(epoch FROM s.created_at) * 1000000)::int8
-         FROM shares s JOIN workers w ON w.id = s.worker_id
-         WHERE ($1::text IS NULL OR s.worker_id = (SELECT id FROM workers WHERE name = $1))
-         ORDER BY s.created_at DESC LIMIT $2",
-    )
-    .bind(worker)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
+    let mut rows: Vec<compact::StoredShare> = Vec::new();
+    for back in LOOK_BACK {
+        rows = sqlx::query_as(
+            "SELECT s.id, w.name, s.session_id, s.job, s.job_text, s.height::int8,
+                    s.assigned_difficulty, s.achieved_difficulty, s.reason, s.block_hash,
+                    (extract(epoch FROM s.created_at) * 1000000)::int8
+             FROM shares s JOIN workers w ON w.id = s.worker_id
+             WHERE ($1::text IS NULL OR s.worker_id = (SELECT id FROM workers WHERE name = $1))
+               AND s.created_at >= now() - $3::interval
+             ORDER BY s.created_at DESC LIMIT $2",
+        )
+        .bind(worker)
+        .bind(limit)
+        .bind(back)
+        .fetch_all(pool)
+        .await?;
+        if rows.len() as i64 >= limit {
+            break;
+        }
+    }
     Ok(rows.into_iter().map(compact::record).collect())
 }
 

@@ -6,6 +6,10 @@
 //! and a day goes by dropping its partition (no `DELETE`, no bloat). SQLite deletes old rows
 //! in small batches, yielding between them so the share writer is never shut out.
 //!
+//! The ids of stored batches (what makes a replayed batch add nothing) are kept as long as
+//! the shares or the minute rollups they counted into, whichever is longer: a spool replayed
+//! later than that could not have been stored before anyway.
+//!
 //! [`maintain`] takes the clock as an argument, so tests drive it through days and years.
 
 use std::time::Duration;
@@ -37,6 +41,7 @@ pub struct Report {
     pub partitions_dropped: Vec<String>,
     pub shares_deleted: u64,
     pub rollups_deleted: u64,
+    pub batch_ids_deleted: u64,
 }
 
 fn before(now: DateTime<Utc>, keep: Duration) -> DateTime<Utc> {
@@ -60,6 +65,7 @@ pub async fn maintain(
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let shares_before = before(now, policy.shares);
+    let batches_before = before(now, policy.shares.max(policy.minutes));
     match backend {
         Backend::Postgres(p) => {
             let today = now.date_naive();
@@ -100,21 +106,26 @@ pub async fn maintain(
                     report.partitions_dropped.push(name);
                 }
             }
-            for (table, column, keep) in [
-                ("worker_minutes", "minute", policy.minutes),
-                ("worker_hours", "hour", policy.hours),
+            for (table, column, cutoff) in [
+                ("worker_minutes", "minute", before(now, policy.minutes)),
+                ("worker_hours", "hour", before(now, policy.hours)),
+                ("share_batches", "stored_at", batches_before),
             ] {
                 loop {
                     let n = sqlx::query(&format!(
                         "DELETE FROM {table} WHERE ctid IN
                              (SELECT ctid FROM {table} WHERE {column} < $1 LIMIT $2)"
                     ))
-                    .bind(before(now, keep))
+                    .bind(cutoff)
                     .bind(DELETE_BATCH)
                     .execute(p)
                     .await?
                     .rows_affected();
-                    report.rollups_deleted += n;
+                    if table == "share_batches" {
+                        report.batch_ids_deleted += n;
+                    } else {
+                        report.rollups_deleted += n;
+                    }
                     if n < DELETE_BATCH as u64 {
                         break;
                     }
@@ -123,8 +134,30 @@ pub async fn maintain(
             }
         }
         Backend::Sqlite(p) => {
+            // Shares are stored in time order, so the old ones lead the table: delete from
+            // its start (by rowid, no index on time) until the first row young enough.
+            loop {
+                let n = sqlx::query(
+                    "DELETE FROM shares WHERE rowid IN (
+                         SELECT rowid FROM shares
+                         WHERE created_at < ?1 AND rowid < coalesce(
+                             (SELECT rowid FROM shares WHERE created_at >= ?1 ORDER BY rowid LIMIT 1),
+                             9223372036854775807)
+                         ORDER BY rowid LIMIT ?2)",
+                )
+                .bind(shares_before.timestamp_micros())
+                .bind(DELETE_BATCH)
+                .execute(p)
+                .await?
+                .rows_affected();
+                report.shares_deleted += n;
+                if n == 0 {
+                    break;
+                }
+                // Let the share writer in between batches.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             for (table, column, cutoff) in [
-                ("shares", "created_at", shares_before.timestamp_micros()),
                 (
                     "worker_minutes",
                     "minute",
@@ -135,6 +168,7 @@ pub async fn maintain(
                     "hour",
                     before(now, policy.hours).timestamp(),
                 ),
+                ("share_batches", "stored_at", batches_before.timestamp()),
             ] {
                 loop {
                     // About DELETE_BATCH rows: those before the cutoff, up to the time of
@@ -149,8 +183,8 @@ pub async fn maintain(
                     .execute(p)
                     .await?
                     .rows_affected();
-                    if table == "shares" {
-                        report.shares_deleted += n;
+                    if table == "share_batches" {
+                        report.batch_ids_deleted += n;
                     } else {
                         report.rollups_deleted += n;
                     }

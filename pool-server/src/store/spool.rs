@@ -1,7 +1,9 @@
 //! The append-only spool: where batches go while the database is unreachable.
 //!
-//! One JSON line per event, fsynced per batch, so an accepted share survives the database
-//! being away and the pool restarting. After a successful replay the file is truncated.
+//! One JSON line per [`Batch`] (with the id that makes its write happen once), fsynced per
+//! append, so an accepted share survives the database being away and the pool restarting.
+//! After a successful replay the file is truncated. A spool written before batches had ids
+//! (one event per line) still reads.
 //!
 //! The file only ever holds whole lines. A torn last line (a crash mid-write) is cut off when
 //! the spool opens, and an append that fails (a full disk) is cut back off at once, so the
@@ -17,6 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use super::batch::Batch;
 use super::StoreEvent;
 
 pub struct Spool {
@@ -24,18 +27,21 @@ pub struct Spool {
     file: File,
     /// Bytes of whole lines in the file.
     len: u64,
+    /// Events in the file.
     depth: u64,
     /// Bytes, and events, at the start of the file already replayed into the database.
     replayed_len: u64,
     replayed: u64,
 }
 
-/// Events read from the spool, and where the next read starts.
+/// Batches read from the spool, and where the next read starts.
 pub struct Chunk {
-    pub events: Vec<StoreEvent>,
+    pub batches: Vec<Batch>,
     pub end: u64,
-    /// Lines read (events, and unreadable lines skipped).
+    /// Lines read (batches, and unreadable lines skipped).
     pub lines: u64,
+    /// Events read (the spool's count, whatever is later set aside of them).
+    pub events: u64,
 }
 
 impl Spool {
@@ -81,9 +87,9 @@ impl Spool {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            if serde_json::from_slice::<StoreEvent>(line).is_ok() {
+            if let Ok(batch) = Batch::from_spool_line(line) {
                 good.extend_from_slice(line);
-                depth += 1;
+                depth += batch.events.len() as u64;
             } else {
                 bad.extend_from_slice(line);
             }
@@ -116,19 +122,21 @@ impl Spool {
         self.depth.saturating_sub(self.replayed)
     }
 
-    /// Up to `max` events after the replay cursor. Reads whole lines only, and only those
-    /// appended before the call, so appends may go on meanwhile.
+    /// Whole batches after the replay cursor, until they hold `max` events or more (at least
+    /// one batch, whatever its size). Reads whole lines only, and only those appended before
+    /// the call, so appends may go on meanwhile.
     pub fn read_pending(&self, max: usize) -> std::io::Result<Chunk> {
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(self.replayed_len))?;
         let mut reader = BufReader::new(file.take(self.len - self.replayed_len));
         let mut chunk = Chunk {
-            events: Vec::with_capacity(max.min(65_536)),
+            batches: Vec::new(),
             end: self.replayed_len,
             lines: 0,
+            events: 0,
         };
         let mut line = Vec::new();
-        while chunk.events.len() < max {
+        while (chunk.events as usize) < max {
             line.clear();
             let n = reader.read_until(b'\n', &mut line)?;
             if n == 0 {
@@ -139,8 +147,11 @@ impl Spool {
                 continue;
             }
             chunk.lines += 1;
-            match serde_json::from_slice(&line) {
-                Ok(e) => chunk.events.push(e),
+            match Batch::from_spool_line(&line) {
+                Ok(b) => {
+                    chunk.events += b.events.len() as u64;
+                    chunk.batches.push(b);
+                }
                 // Lines are checked at open and written whole since: this is disk damage.
                 Err(e) => tracing::error!(offset = chunk.end, error = %e, "unreadable spool line"),
             }
@@ -151,7 +162,7 @@ impl Spool {
     /// The events of `chunk` (read by [`Spool::read_pending`]) are in the database.
     pub fn replayed(&mut self, chunk: &Chunk) {
         self.replayed_len = chunk.end;
-        self.replayed += chunk.lines;
+        self.replayed += chunk.events;
     }
 
     /// Cut the file if every event in it has been replayed; `false` when appends came in.
@@ -167,12 +178,13 @@ impl Spool {
         &self.path
     }
 
-    /// Append `events` durably, or not at all: on failure the file is cut back to what it
+    /// Append `batches` durably, or not at all: on failure the file is cut back to what it
     /// held before, so a later append starts on a line of its own.
-    pub fn append(&mut self, events: &[StoreEvent]) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(events.len() * 256);
-        for e in events {
-            serde_json::to_writer(&mut buf, e)?;
+    pub fn append(&mut self, batches: &[Batch]) -> std::io::Result<()> {
+        let events = super::batch::events_in(batches);
+        let mut buf = Vec::with_capacity(events * 256);
+        for b in batches {
+            serde_json::to_writer(&mut buf, b)?;
             buf.push(b'\n');
         }
         let written = self
@@ -186,10 +198,11 @@ impl Spool {
             return Err(e);
         }
         self.len += buf.len() as u64;
-        self.depth += events.len() as u64;
+        self.depth += events as u64;
         Ok(())
     }
 
+    /// Every event in the file, in order (replayed or not).
     pub fn read_all(&self) -> std::io::Result<Vec<StoreEvent>> {
         let reader = BufReader::new(File::open(&self.path)?);
         let mut out = Vec::new();
@@ -198,8 +211,8 @@ impl Spool {
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str(&line) {
-                Ok(e) => out.push(e),
+            match Batch::from_spool_line(line.as_bytes()) {
+                Ok(b) => out.extend(b.events),
                 // Lines are checked at open and written whole since: this is disk damage.
                 Err(e) => {
                     tracing::error!(line = n + 1, error = %e, "unreadable spool line")

@@ -1,8 +1,10 @@
 //! SQLite, the embedded default: one transaction per batch, each step one statement over the
 //! batch as a JSON array (`json_each`), so the writer stores tens of thousands of rows a
 //! second; worker totals and rollups are summed from the rows that were actually new.
+//! `shares` is a rowid table (rows append in the order they are stored) with one index, by
+//! worker; a batch is written once by its id (see [`super::batch`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{compact, BlockRecord, BlockRow, ShareRecord, WorkerRow};
+use super::{compact, Batch, BlockRow, ShareRecord, WorkerRow};
 
 /// The pool API readers share (WAL: readers never block the writer, nor it them).
 pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
@@ -46,22 +48,52 @@ const ROWS_PER_INSERT: usize = 256;
 /// (shares, difficulty, best).
 type Rollup = BTreeMap<(i64, i64, i64), (i64, f64, f64)>;
 
-/// Store a batch in one transaction: the shares not stored yet, then, from exactly those rows
-/// (what the insert returns), the worker totals and the per-minute and per-hour rollups of
-/// the worker and of the pool (worker 0). Each step is one statement over a JSON array, so a
-/// batch costs a handful of statements whatever its size. A replayed batch adds nothing.
-pub async fn write(
-    pool: &SqlitePool,
-    shares: &[&ShareRecord],
-    blocks: &[&BlockRecord],
-) -> anyhow::Result<()> {
+/// Record the ids of `batches` that carry shares; the ids that were new.
+async fn new_batches(
+    tx: &mut sqlx::SqliteConnection,
+    batches: &[Batch],
+) -> anyhow::Result<HashSet<String>> {
+    let now = chrono::Utc::now().timestamp();
+    let rows: Vec<serde_json::Value> = batches
+        .iter()
+        .filter(|b| b.share_count() > 0)
+        .map(|b| json!([b.id.simple().to_string(), b.share_count()]))
+        .collect();
+    if rows.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let fresh: Vec<String> = sqlx::query_scalar(
+        "INSERT OR IGNORE INTO share_batches (id, stored_at, shares)
+         SELECT value->>0, ?2, value->>1 FROM json_each(?1) RETURNING id",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(fresh.into_iter().collect())
+}
+
+/// Store batches in one transaction: the shares of those not stored before, then, from
+/// exactly those rows, the worker totals and the per-minute and per-hour rollups of the
+/// worker and of the pool (worker 0); blocks by upsert. Each step is one statement over a
+/// JSON array (or a few multi-row inserts), so a batch costs a handful of statements whatever
+/// its size. A replayed batch adds nothing. With `commit` false the transaction is rolled
+/// back (a probe).
+pub async fn write(pool: &SqlitePool, batches: &[Batch], commit: bool) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
+    let mut fresh = new_batches(&mut tx, batches).await?;
+    // `remove`: a batch id twice in one write (an old spool's duplicate line) counts once.
+    let shares: Vec<&ShareRecord> = batches
+        .iter()
+        .filter(|b| fresh.remove(&b.id.simple().to_string()))
+        .flat_map(Batch::shares)
+        .collect();
     if !shares.is_empty() {
-        let ids = worker_ids(&mut tx, shares).await?;
+        let ids = worker_ids(&mut tx, &shares).await?;
         let mut added = Vec::with_capacity(shares.len());
         for chunk in shares.chunks(ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new(
-                "INSERT OR IGNORE INTO shares (created_at, id, worker_id, reason, height,
+                "INSERT INTO shares (created_at, id, worker_id, reason, height,
                      session_id, job, job_text, assigned_difficulty, achieved_difficulty,
                      block_hash) ",
             );
@@ -132,7 +164,7 @@ pub async fn write(
         .execute(&mut *tx)
         .await?;
     }
-    for b in blocks {
+    for b in batches.iter().flat_map(Batch::blocks) {
         sqlx::query(
             "INSERT INTO blocks (hash, height, prev_hash, chain, worker, network_difficulty, status, detail, raw, found_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -151,7 +183,11 @@ pub async fn write(
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
+    if commit {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
     Ok(())
 }
 
@@ -243,13 +279,16 @@ pub async fn shares(
                 s.achieved_difficulty, s.reason, s.block_hash, s.created_at
          FROM shares s JOIN workers w ON w.id = s.worker_id
          WHERE (?1 IS NULL OR s.worker_id = (SELECT id FROM workers WHERE name = ?1))
-         ORDER BY s.created_at DESC LIMIT ?2",
+         ORDER BY s.rowid DESC LIMIT ?2",
     )
     .bind(worker)
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(compact::record).collect())
+    // The newest stored, newest first (a replayed spool stores older shares late).
+    let mut out: Vec<ShareRecord> = rows.into_iter().map(compact::record).collect();
+    out.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+    Ok(out)
 }
 
 pub async fn workers(pool: &SqlitePool, after: &str, limit: i64) -> anyhow::Result<Vec<WorkerRow>> {

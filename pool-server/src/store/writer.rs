@@ -2,17 +2,18 @@
 //! [`batcher`](super::batcher) hands it, spools those the database fails or times out on, and
 //! replays the spool in bounded chunks whenever the database answers.
 //!
-//! Writes are idempotent (rows carry a unique id and ids already stored are skipped), so a
-//! batch that timed out yet committed, or a chunk replayed twice after a crash, never counts
-//! a share twice.
+//! Writes are idempotent (each [`Batch`] carries an id the database records with its rows,
+//! and a batch already recorded adds nothing), so a batch that timed out yet committed, or a
+//! chunk replayed twice after a crash, never counts a share twice.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Notify};
 
-use super::batcher::{blocking, spool_events, SharedSpool};
-use super::{Backend, StoreEvent};
+use super::batch::{events_in, Batch};
+use super::batcher::{blocking, spool_batches, SharedSpool};
+use super::Backend;
 use crate::metrics::Metrics;
 
 /// How long one database write may take before the batch goes to the spool.
@@ -25,7 +26,7 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 pub struct Writer {
     pub backend: Backend,
     pub spool: SharedSpool,
-    pub rx: mpsc::Receiver<Vec<StoreEvent>>,
+    pub rx: mpsc::Receiver<Batch>,
     /// Notified by the batcher when it spooled a batch.
     pub spooled: Arc<Notify>,
     pub batch: usize,
@@ -57,15 +58,20 @@ impl Writer {
             tokio::select! {
                 biased;
                 batch = self.rx.recv() => match batch {
-                    Some(mut events) => {
-                        // Behind: take the batch waiting behind this one too.
-                        while events.len() < self.catch_up_rows() {
+                    Some(batch) => {
+                        // Behind: take the batches waiting behind this one too.
+                        let mut events = batch.events.len();
+                        let mut batches = vec![batch];
+                        while events < self.catch_up_rows() {
                             match self.rx.try_recv() {
-                                Ok(more) => events.extend(more),
+                                Ok(more) => {
+                                    events += more.events.len();
+                                    batches.push(more);
+                                }
                                 Err(_) => break,
                             }
                         }
-                        self.write(events).await
+                        self.write(batches).await
                     }
                     None => {
                         self.replay().await;
@@ -103,30 +109,31 @@ impl Writer {
         self.metrics.store_up.set(1);
     }
 
-    /// Write a batch to the database, or to the spool when the database fails, is not yet
+    /// Write batches to the database, or to the spool when the database fails, is not yet
     /// migrated, or something is already spooled (to keep order).
-    async fn write(&mut self, events: Vec<StoreEvent>) {
+    async fn write(&mut self, batches: Vec<Batch>) {
+        let events = events_in(&batches);
         if self.pending() == 0 && self.migrated && !self.failing {
             let started = Instant::now();
-            match tokio::time::timeout(WRITE_TIMEOUT, self.backend.write(&events)).await {
+            match tokio::time::timeout(WRITE_TIMEOUT, self.backend.write(&batches)).await {
                 Ok(Ok(())) => {
                     self.metrics
                         .store_batch_seconds
                         .observe(started.elapsed().as_secs_f64());
-                    self.metrics.store_written.inc_by(events.len() as u64);
+                    self.metrics.store_written.inc_by(events as u64);
                     self.metrics.store_up.set(1);
                     return;
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, events = events.len(), "database write failed; spooling")
+                    tracing::warn!(error = %e, events, "database write failed; spooling")
                 }
                 Err(_) => {
-                    tracing::warn!(events = events.len(), "database write timed out; spooling")
+                    tracing::warn!(events, "database write timed out; spooling")
                 }
             }
             self.down();
         }
-        spool_events(&self.spool, &events, &self.metrics);
+        spool_batches(&self.spool, &batches, &self.metrics);
     }
 
     fn down(&mut self) {
@@ -135,30 +142,50 @@ impl Writer {
         self.metrics.store_errors.inc();
     }
 
-    /// Write `events` one at a time; a row the database refuses twice while it answers pings
-    /// is quarantined. `false` when the database went away meanwhile.
-    async fn write_one_by_one(&mut self, events: &[StoreEvent]) -> bool {
-        for event in events {
-            let one = std::slice::from_ref(event);
+    /// Try every event of `batches` on its own (in a transaction rolled back), set aside
+    /// those the database refuses twice while it answers pings, and write the rest, each
+    /// batch under its own id still. `false` when the database went away meanwhile.
+    async fn write_around_refused(&mut self, batches: &mut [Batch]) -> bool {
+        for batch in batches.iter_mut() {
+            let mut kept = Vec::with_capacity(batch.events.len());
+            for event in std::mem::take(&mut batch.events) {
+                match self.probe(&event).await {
+                    None => return false,
+                    Some(true) => kept.push(event),
+                    Some(false) => {}
+                }
+            }
+            batch.events = kept;
+        }
+        matches!(
+            tokio::time::timeout(WRITE_TIMEOUT, self.backend.write(batches)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Whether the database takes `event` (quarantining it when it refuses it twice while it
+    /// answers pings); `None` when the database went away.
+    async fn probe(&mut self, event: &super::StoreEvent) -> Option<bool> {
+        {
             let mut refused = None;
             for _ in 0..2 {
-                match tokio::time::timeout(WRITE_TIMEOUT, self.backend.write(one)).await {
+                match tokio::time::timeout(WRITE_TIMEOUT, self.backend.probe(event)).await {
                     Ok(Ok(())) => {
                         refused = None;
                         break;
                     }
                     Ok(Err(e)) => refused = Some(e.to_string()),
-                    Err(_) => return false,
+                    Err(_) => return None,
                 }
                 if self.backend.ping().await.is_err() {
-                    return false;
+                    return None;
                 }
             }
             if let Some(why) = refused {
                 let spool = &self.spool;
                 if let Err(e) = blocking(|| spool.lock().quarantine(event, &why)) {
                     tracing::error!(error = %e, "cannot quarantine a refused row");
-                    return false;
+                    return None;
                 }
                 self.metrics.store_quarantined.inc();
                 tracing::error!(
@@ -166,9 +193,10 @@ impl Writer {
                     file = %self.spool.lock().quarantine_path().display(),
                     "the database refuses a share row; set aside"
                 );
+                return Some(false);
             }
         }
-        true
+        Some(true)
     }
 
     /// Move the spool into the database, chunk by chunk, while it answers (also how a failing
@@ -205,13 +233,15 @@ impl Writer {
                     }
                 }
             }
-            match tokio::time::timeout(WRITE_TIMEOUT, self.backend.write(&chunk.events)).await {
+            let mut chunk = chunk;
+            let events = chunk.events;
+            match tokio::time::timeout(WRITE_TIMEOUT, self.backend.write(&chunk.batches)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    // Down again, or one row it will never take (writes are idempotent, so
-                    // the rows of the batch can go one by one to find it).
+                    // Down again, or one row it will never take (found by trying each row in
+                    // a transaction that is rolled back).
                     if self.backend.ping().await.is_err()
-                        || !self.write_one_by_one(&chunk.events).await
+                        || !self.write_around_refused(&mut chunk.batches).await
                     {
                         tracing::warn!(error = %e, "spool replay interrupted; will retry");
                         self.down();
@@ -224,8 +254,8 @@ impl Writer {
                     return;
                 }
             }
-            total += chunk.events.len() as u64;
-            self.metrics.store_written.inc_by(chunk.events.len() as u64);
+            total += events;
+            self.metrics.store_written.inc_by(events);
             self.spool.lock().replayed(&chunk);
         }
         self.up();
