@@ -2,46 +2,14 @@
 //! mining it renders per-worker hashrate (a screenshot is saved), and once they stop the
 //! numbers on the page equal the API's.
 
+#[path = "../../pool-server/tests/common/chromium.rs"]
+mod chromium;
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
 use serde_json::Value;
-
-fn chromium(args: &[String]) -> Vec<u8> {
-    let profile = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--virtual-time-budget=8000",
-            "--window-size=1280,1000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .expect("chromium must be installed (scripts/prepare/monitoring-tools)");
-    assert!(out.status.success(), "chromium failed");
-    out.stdout
-}
-
-fn attr(dom: &str, id: &str) -> f64 {
-    let re = Regex::new(&format!(r#"id="{id}" data-value="([^"]*)""#)).unwrap();
-    re.captures(dom)
-        .unwrap_or_else(|| panic!("#{id} not on the page"))[1]
-        .parse()
-        .unwrap_or_else(|_| panic!("#{id} has no number"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_what_the_api_says() {
@@ -73,20 +41,10 @@ async fn dashboard_shows_what_the_api_says() {
 
     // While both mine: a screenshot, and a page that lists both with a hashrate.
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
-    let (u, s) = (url.clone(), shot.clone());
-    tokio::task::spawn_blocking(move || chromium(&[format!("--screenshot={}", s.display()), u]))
-        .await
-        .unwrap();
-    let png = std::fs::read(&shot).expect("screenshot written");
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let png = chromium::screenshot(url.clone(), shot.clone()).await;
     assert!(png.len() > 20_000, "a rendered page, not a blank one");
     eprintln!("dashboard screenshot: {}", shot.display());
-    let u = url.clone();
-    let live = tokio::task::spawn_blocking(move || {
-        String::from_utf8(chromium(&["--dump-dom".into(), u])).unwrap()
-    })
-    .await
-    .unwrap();
+    let live = chromium::dom(url.clone()).await;
     let five_minutes = Regex::new(r#"data-value="([0-9.e+]+)" data-window="5m""#).unwrap();
     for w in ["alice.rig1", "bob.rig7"] {
         let row = Regex::new(&format!(r#"data-worker="{w}">(.*?)</tr>"#)).unwrap();
@@ -105,12 +63,7 @@ async fn dashboard_shows_what_the_api_says() {
     // between the API's just before and just after the page loaded.
     let pool_api = format!("http://{}/api/pool", pool.http);
     let before: Value = reqwest::get(&pool_api).await.unwrap().json().await.unwrap();
-    let u = url.clone();
-    let dom = tokio::task::spawn_blocking(move || {
-        String::from_utf8(chromium(&["--dump-dom".into(), u])).unwrap()
-    })
-    .await
-    .unwrap();
+    let dom = chromium::dom(url.clone()).await;
     let api: Value = reqwest::get(format!("http://{}/api/pool", pool.http))
         .await
         .unwrap()
@@ -122,19 +75,22 @@ async fn dashboard_shows_what_the_api_says() {
         "the page loaded its data"
     );
     assert_eq!(
-        attr(&dom, "pool-accepted"),
+        chromium::data_value(&dom, "pool-accepted"),
         api["accepted"].as_f64().unwrap()
     );
     assert_eq!(
-        attr(&dom, "pool-rejected"),
+        chromium::data_value(&dom, "pool-rejected"),
         api["rejected"].as_f64().unwrap()
     );
-    assert_eq!(attr(&dom, "pool-height"), api["height"].as_f64().unwrap());
     assert_eq!(
-        attr(&dom, "pool-blocks"),
+        chromium::data_value(&dom, "pool-height"),
+        api["height"].as_f64().unwrap()
+    );
+    assert_eq!(
+        chromium::data_value(&dom, "pool-blocks"),
         api["blocks_found"].as_f64().unwrap()
     );
-    let h_page = attr(&dom, "pool-hashrate-1h");
+    let h_page = chromium::data_value(&dom, "pool-hashrate-1h");
     let (h0, h1) = (
         before["hashrate"]["1h"].as_f64().unwrap(),
         api["hashrate"]["1h"].as_f64().unwrap(),

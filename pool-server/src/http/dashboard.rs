@@ -1,13 +1,24 @@
-//! The built-in dashboard: one HTML page and one script, embedded in the binary (no CDN), that
-//! poll the read API.
+//! The built-in dashboard: HTML pages and scripts embedded in the binary (no CDN, works
+//! offline) that poll the read API. `/` is the pool (cards, chart, the workers table paged
+//! on the server, blocks); `/worker?name=NAME` is one worker over a chosen range.
 
 use axum::http::header;
 use axum::response::IntoResponse;
 
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "application/javascript; charset=utf-8";
+
 pub async fn page() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        [(header::CONTENT_TYPE, HTML)],
         include_str!("../../assets/dashboard.html"),
+    )
+}
+
+pub async fn worker_page() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, HTML)],
+        include_str!("../../assets/worker.html"),
     )
 }
 
@@ -18,12 +29,23 @@ pub async fn style() -> impl IntoResponse {
     )
 }
 
+pub async fn charts() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, JS)],
+        include_str!("../../assets/charts.js"),
+    )
+}
+
 pub async fn script() -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/javascript; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, JS)],
         include_str!("../../assets/dashboard.js"),
+    )
+}
+
+pub async fn worker_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, JS)],
+        include_str!("../../assets/worker.js"),
     )
 }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod dashboard;
 pub mod serve;
+pub mod worker_table;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,11 +41,15 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/", get(dashboard::page))
         .route("/dashboard.js", get(dashboard::script))
         .route("/dashboard.css", get(dashboard::style))
+        .route("/charts.js", get(dashboard::charts))
+        .route("/worker", get(dashboard::worker_page))
+        .route("/worker.js", get(dashboard::worker_script))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/api/pool", get(api::pool))
         .route("/api/workers", get(api::workers))
         .route("/api/workers/{name}", get(api::worker))
+        .route("/api/worker-table", get(worker_table::table))
         .route("/api/blocks", get(api::blocks))
         .route("/api/shares", get(api::shares))
         .route("/api/mempool", post(admin::feed_transaction))

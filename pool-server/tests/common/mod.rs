@@ -3,6 +3,7 @@
 //! the pool off from its database.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod pg_cluster;
 pub mod process;
 pub mod scripted_miner;
