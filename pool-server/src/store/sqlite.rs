@@ -90,7 +90,6 @@ pub async fn write(pool: &SqlitePool, batches: &[Batch], commit: bool) -> anyhow
         .collect();
     if !shares.is_empty() {
         let ids = worker_ids(&mut tx, &shares).await?;
-        let mut added = Vec::with_capacity(shares.len());
         for chunk in shares.chunks(ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO shares (created_at, id, worker_id, reason, height,
@@ -111,21 +110,19 @@ pub async fn write(pool: &SqlitePool, batches: &[Batch], commit: bool) -> anyhow
                     .push_bind(s.achieved_difficulty)
                     .push_bind(compact::hash_bytes(s.block_hash.as_deref()));
             });
-            q.push(
-                " RETURNING worker_id, created_at, reason, assigned_difficulty, achieved_difficulty",
-            );
-            added.extend(q.build().fetch_all(&mut *tx).await?);
+            q.build().execute(&mut *tx).await?;
         }
+        // Every share of a fresh batch was inserted (the table has no key that could refuse
+        // one), so the rollups sum them as they are.
         let mut minutes = Rollup::new();
-        for r in &added {
-            let (worker, at, reason): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
-            let (difficulty, achieved): (f64, f64) = (r.get(3), r.get(4));
-            let minute = at.div_euclid(60_000_000) * 60;
-            for w in [worker, 0] {
+        for s in &shares {
+            let minute = compact::micros(s.created_at).div_euclid(60_000_000) * 60;
+            let reason = i64::from(compact::reason_code(s));
+            for w in [ids[s.worker.as_str()], 0] {
                 let e = minutes.entry((w, minute, reason)).or_insert((0, 0.0, 0.0));
                 e.0 += 1;
-                e.1 += difficulty;
-                e.2 = e.2.max(achieved);
+                e.1 += s.assigned_difficulty;
+                e.2 = e.2.max(s.achieved_difficulty);
             }
         }
         let mut hours = Rollup::new();
