@@ -8,9 +8,12 @@
 //! row per batch instead of a unique index entry per share (the biggest part of a share's
 //! bytes on disk before).
 //!
-//! In the spool a batch is one JSON line. Spools written before batches had ids hold one
-//! event per line; such a line reads as a batch of one whose id is the share's own id, which
-//! is just as stable across replays.
+//! In the spool a batch is one JSON line, `{"id", "shares": [...], "blocks": [...]}`: plain
+//! structs, which read back without the buffering a tagged enum costs (a spool is written
+//! and read at full load, when the database is behind). Lines of older spools still read:
+//! `{"id", "events"}` from before the split, and one event per line from before batches had
+//! ids; such a line reads as a batch of one whose id is the share's own id, which is just as
+//! stable across replays.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -23,10 +26,27 @@ pub struct Batch {
     pub events: Vec<StoreEvent>,
 }
 
-/// How a spool line reads: a batch, or one event of an older spool.
+/// A batch as a spool line writes it (blocks are upserted apart from the shares, so their
+/// order among the shares does not matter).
+#[derive(Serialize)]
+struct LineOut<'a> {
+    id: Uuid,
+    shares: Vec<&'a ShareRecord>,
+    blocks: Vec<&'a BlockRecord>,
+}
+
+/// A spool line as written now.
+#[derive(Deserialize)]
+struct LineIn {
+    id: Uuid,
+    shares: Vec<ShareRecord>,
+    blocks: Vec<BlockRecord>,
+}
+
+/// How a line of an older spool reads: a batch of events, or one event.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Line {
+enum OlderLine {
     Batch(Batch),
     Event(StoreEvent),
 }
@@ -40,11 +60,32 @@ impl Batch {
         }
     }
 
-    /// Parse a spool line (a batch, or a lone event of a spool from before batch ids).
+    /// The batch as one spool line (without the newline).
+    pub fn write_spool_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(
+            out,
+            &LineOut {
+                id: self.id,
+                shares: self.shares().collect(),
+                blocks: self.blocks().collect(),
+            },
+        )
+    }
+
+    /// Parse a spool line (as written now, or by an older pool).
     pub fn from_spool_line(line: &[u8]) -> serde_json::Result<Batch> {
+        if let Ok(l) = serde_json::from_slice::<LineIn>(line) {
+            let shares = l.shares.into_iter().map(StoreEvent::Share);
+            return Ok(Batch {
+                id: l.id,
+                events: shares
+                    .chain(l.blocks.into_iter().map(StoreEvent::Block))
+                    .collect(),
+            });
+        }
         Ok(match serde_json::from_slice(line)? {
-            Line::Batch(b) => b,
-            Line::Event(e) => Batch {
+            OlderLine::Batch(b) => b,
+            OlderLine::Event(e) => Batch {
                 id: match &e {
                     StoreEvent::Share(s) => s.id,
                     // Blocks are written by upsert: writing one twice changes nothing.
@@ -102,6 +143,14 @@ mod tests {
 
     #[test]
     fn a_batch_reads_back_with_its_id() {
+        let b = Batch::new(vec![share(), share()]);
+        let mut line = Vec::new();
+        b.write_spool_line(&mut line).unwrap();
+        assert_eq!(Batch::from_spool_line(&line).unwrap(), b);
+    }
+
+    #[test]
+    fn a_batch_line_of_an_older_spool_reads_back_with_its_id() {
         let b = Batch::new(vec![share(), share()]);
         let line = serde_json::to_vec(&b).unwrap();
         assert_eq!(Batch::from_spool_line(&line).unwrap(), b);

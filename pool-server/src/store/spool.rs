@@ -184,7 +184,7 @@ impl Spool {
         let events = super::batch::events_in(batches);
         let mut buf = Vec::with_capacity(events * 256);
         for b in batches {
-            serde_json::to_writer(&mut buf, b)?;
+            b.write_spool_line(&mut buf)?;
             buf.push(b'\n');
         }
         let written = self
