@@ -13,7 +13,7 @@ use pool_server::store::{Backend, Batch, ShareRecord, StoreEvent};
 use uuid::Uuid;
 
 fn share(i: usize) -> StoreEvent {
-    let ok = i % 50 != 0;
+    let ok = !i.is_multiple_of(50);
     StoreEvent::Share(ShareRecord {
         id: Uuid::now_v7(),
         worker: format!("load.{}", i % 1000),
