@@ -141,9 +141,24 @@ mod tests {
         })
     }
 
+    fn block() -> StoreEvent {
+        StoreEvent::Block(BlockRecord {
+            hash: "00ab".into(),
+            height: 7,
+            prev_hash: "00cd".into(),
+            chain: "embedded".into(),
+            worker: Some("a.b".into()),
+            network_difficulty: 1.5,
+            status: "accepted".into(),
+            detail: None,
+            raw: vec![1, 2, 3],
+            found_at: chrono::Utc::now(),
+        })
+    }
+
     #[test]
     fn a_batch_reads_back_with_its_id() {
-        let b = Batch::new(vec![share(), share()]);
+        let b = Batch::new(vec![share(), share(), block()]);
         let mut line = Vec::new();
         b.write_spool_line(&mut line).unwrap();
         assert_eq!(Batch::from_spool_line(&line).unwrap(), b);

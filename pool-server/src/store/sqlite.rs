@@ -116,7 +116,7 @@ pub async fn write(pool: &SqlitePool, batches: &[Batch], commit: bool) -> anyhow
         // one), so the rollups sum them as they are.
         let mut minutes = Rollup::new();
         for s in &shares {
-            let minute = compact::micros(s.created_at).div_euclid(60_000_000) * 60;
+            let minute = compact::minute_of(s.created_at);
             let reason = i64::from(compact::reason_code(s));
             for w in [ids[s.worker.as_str()], 0] {
                 let e = minutes.entry((w, minute, reason)).or_insert((0, 0.0, 0.0));
