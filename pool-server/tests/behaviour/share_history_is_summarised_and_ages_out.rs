@@ -4,7 +4,7 @@
 //! is past the retention in batches, rollups outlive the raw shares, and the migration from
 //! the first schema keeps every existing share.
 
-mod common;
+use crate::common;
 
 use std::borrow::Cow;
 

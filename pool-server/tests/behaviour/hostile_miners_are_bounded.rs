@@ -3,7 +3,7 @@
 //! reconnects, a ban (automatic or by an operator) ends every session from the address, a
 //! connection authorizes at most 64 names, and per-worker series go when the worker does.
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -2,9 +2,8 @@
 //! mining it renders per-worker hashrate (a screenshot is saved), and once they stop the
 //! numbers on the page equal the API's.
 
-#[path = "../../pool-server/tests/common/chromium.rs"]
-mod chromium;
-mod common;
+use crate::chromium;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

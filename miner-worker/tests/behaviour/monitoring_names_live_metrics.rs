@@ -2,7 +2,7 @@
 //! expression of `monitoring/` must be exported by a live pool-server or miner-worker, and the
 //! Grafana files must be well formed (datasource, `$worker` variable, unique panel ids).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

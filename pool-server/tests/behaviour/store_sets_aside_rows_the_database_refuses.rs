@@ -2,7 +2,7 @@
 //! spool by an older pool) no longer blocks the shares behind it or the pool's start: it is
 //! set aside in `quarantine.jsonl`, counted, and everything else is stored.
 
-mod common;
+use crate::common;
 
 use chrono::Utc;
 use common::*;

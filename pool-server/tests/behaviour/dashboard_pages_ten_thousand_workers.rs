@@ -3,7 +3,7 @@
 //! rows, the same rows in the same order as the API), and a worker's page shows its history
 //! over the chosen range with the numbers the API gives.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::*;

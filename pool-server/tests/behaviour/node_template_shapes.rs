@@ -12,7 +12,7 @@ use protocol::{Extranonce1, Extranonce2, Nonce};
 
 #[test]
 fn core_segwit_template_becomes_a_block_with_a_valid_witness_commitment() {
-    let raw = include_str!("fixtures/core_segwit_template.json");
+    let raw = include_str!("../fixtures/core_segwit_template.json");
     let gbt: BlockTemplate = serde_json::from_str(raw).unwrap();
     let t = Arc::new(gbt.to_template().unwrap());
     assert_eq!(t.height, 871_234);
@@ -62,13 +62,13 @@ fn core_segwit_template_becomes_a_block_with_a_valid_witness_commitment() {
 
 #[test]
 fn templates_from_nodes_without_segwit_carry_no_commitment() {
-    let raw = include_str!("fixtures/core_segwit_template.json")
+    let raw = include_str!("../fixtures/core_segwit_template.json")
         .replace("\"default_witness_commitment\"", "\"unused\"");
     let gbt: BlockTemplate = serde_json::from_str(&raw).unwrap();
     assert!(gbt.to_template().unwrap().witness_commitment.is_none());
     // A transaction whose data does not hash to its txid is refused.
     let mut v: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/core_segwit_template.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/core_segwit_template.json")).unwrap();
     v["transactions"][0]["txid"] = serde_json::json!("11".repeat(32));
     let gbt: BlockTemplate = serde_json::from_value(v).unwrap();
     assert!(gbt

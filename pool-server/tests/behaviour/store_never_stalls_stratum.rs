@@ -5,7 +5,7 @@
 //! when the lock goes. (Before the batcher spooled on its own, sessions waited in
 //! `record().await` behind the locked database, and these tests timed out.)
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

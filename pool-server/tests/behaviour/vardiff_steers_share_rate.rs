@@ -1,7 +1,7 @@
 //! Vardiff raises a fast miner's difficulty toward the target share interval; a share found at
 //! the old difficulty stays valid for the job it was issued with, but not for newer jobs.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

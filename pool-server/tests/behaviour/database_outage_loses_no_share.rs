@@ -5,7 +5,7 @@
 //! The outage is a TCP proxy between the pool and a real PostgreSQL that drops every
 //! connection and refuses new ones. `POOL_TEST_OUTAGE_SECS` lengthens it (default 3 s).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! no share found for one id is valid for another: work withheld at a low difficulty cannot be
 //! credited at a higher one.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! history and its 1 h hashrate picks up where it was, and several pool-servers writing to
 //! one PostgreSQL show one worker one set of numbers.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

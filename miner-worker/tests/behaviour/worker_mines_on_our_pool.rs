@@ -68,6 +68,7 @@ async fn worker_gets_accepted_shares_and_a_block_and_survives_a_pool_restart() {
         "alice.rig1",
         "-t",
         "1",
+        // Normal priority: other tests share the machine (the default, idle, yields to them).
         "--retry-max",
         "1s",
         "--log",

@@ -2,7 +2,7 @@
 //! reconnect on shutdown, idle and login timeouts, offenders banned, the read API and the
 //! token-guarded admin API (feeding a transaction makes the merkle branch real).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! own. Every `true` a miner counts is a share the pool promised to keep, so the tests compare
 //! those counts with the rows in the database.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! is closed after the header timeout, connections past the per-address cap are closed at
 //! once, and everyone else (and Stratum) is still served meanwhile.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

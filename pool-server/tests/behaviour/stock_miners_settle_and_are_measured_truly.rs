@@ -5,7 +5,7 @@
 //! the default 3 s target) is 4 s here. The retarget window is 3 intervals (the default is
 //! 10), so the pool changes difficulty more eagerly here than on its defaults.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! A cpuminer-style client (subscribe, authorize, submit) gets `true` for valid shares and the
 //! right Stratum code for every kind of invalid one, and its connection survives bad lines.
 
-mod common;
+use crate::common;
 
 use common::*;
 use protocol::{

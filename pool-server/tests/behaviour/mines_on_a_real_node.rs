@@ -5,7 +5,7 @@
 //! node's reason; when the node goes away the work is marked stale, and it recovers when the
 //! node returns.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -2,7 +2,7 @@
 //! clean job for the new tip, old jobs turn stale, blocks are recorded, and difficulty
 //! retargets after the configured number of blocks.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! keeps its extranonce1 and difficulty, and its shares found before the drop are accepted
 //! once and only once. An unknown id just gets a fresh session.
 
-mod common;
+use crate::common;
 
 use common::*;
 use protocol::{ClientRequest, Difficulty, ErrorCode, Extranonce2, SubscriptionId};

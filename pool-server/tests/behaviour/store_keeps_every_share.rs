@@ -2,7 +2,7 @@
 //! idempotent (a replayed batch never counts twice), worker totals follow the rows, and the
 //! chain's blocks come back in order.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 //! rules and routing, only their durations shortened. Stopping one worker must deliver a
 //! firing `WorkerDown` for it to the webhook; restarting it must deliver the resolution.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::sync::Arc;

@@ -1,0 +1,31 @@
+//! The pool's behaviour, end to end: one test binary whose modules are each named after the
+//! behaviour they pin (`cargo nextest run -p pool-server -E 'test(/^MODULE::/)'` runs one).
+//! One binary rather than one per file: each test binary links the whole pool, and linking
+//! some thirty of them took a large part of a CI run.
+
+mod common;
+
+mod blocks_extend_the_chain;
+mod command_line_answers_like_a_tool;
+mod config_file_and_env;
+mod dashboard_pages_ten_thousand_workers;
+mod database_outage_loses_no_share;
+mod difficulty_changes_reissue_distinct_work;
+mod hostile_miners_are_bounded;
+mod http_clients_cannot_hold_descriptors;
+mod mines_on_a_real_node;
+mod node_template_shapes;
+mod operating_the_pool;
+mod readme_commands_run;
+mod sessions_resume_with_their_subscription_id;
+mod share_history_is_summarised_and_ages_out;
+mod spool_survives_torn_writes_and_a_full_disk;
+mod stock_miners_settle_and_are_measured_truly;
+mod store_keeps_every_share;
+mod store_never_stalls_stratum;
+mod store_sets_aside_rows_the_database_refuses;
+mod stratum_answers_every_share_kind;
+mod survives_faults_under_load;
+mod vardiff_settles_for_every_client_kind;
+mod vardiff_steers_share_rate;
+mod worker_numbers_survive_restarts_and_span_pools;
