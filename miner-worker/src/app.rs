@@ -64,13 +64,28 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     if cfg.login().is_empty() {
         bail!("no login: give -u ADDRESS.rig (or WALLET_ADDRESS)");
     }
+    let placement = cfg.placement();
+    placement.check().map_err(anyhow::Error::msg)?;
     let kernel = pick_kernel(&cfg.kernel)?;
     let threads = cfg.thread_count();
     let board = WorkBoard::new();
     let status = Arc::new(Status::default());
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let miner = Miner::start(threads, kernel, board.clone(), status.clone(), tx);
-    tracing::info!(threads, kernel = kernel.name(), "mining threads started");
+    let miner = Miner::start(
+        threads,
+        kernel,
+        &placement,
+        board.clone(),
+        status.clone(),
+        tx,
+    );
+    tracing::info!(
+        threads,
+        kernel = kernel.name(),
+        cpu_priority = %placement.priority,
+        cpu_affinity = %placement.affinity.as_ref().map_or("any".to_owned(), |a| a.to_string()),
+        "mining threads started"
+    );
     let shutdown = CancellationToken::new();
     let client = tokio::spawn(failover::run(
         FailoverConfig {

@@ -1,9 +1,15 @@
-//! `--benchmark`: every kernel this CPU supports, offline, per thread and on all threads, next
-//! to a naive baseline, plus the SHA-NI issue limit that bounds any SHA-NI kernel.
+//! `--benchmark`: how fast this machine mines, offline.
+//!
+//! The quick benchmark (the default) answers "how fast is this box" in seconds, as a person at
+//! a new machine or fleet tooling provisioning one wants: the calibrated kernel and its close
+//! contenders, per thread and on all threads, each row printed as soon as it is measured.
+//! `--benchmark=full` measures every kernel this CPU supports next to a naive baseline, plus the
+//! SHA-NI issue limit that bounds any SHA-NI kernel.
 //!
 //! Figures are medians of several runs (the machine may be shared and noisy); the CPU model and
 //! flags are printed with them.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -13,6 +19,15 @@ use crate::search::{self, calibrate, Kernel};
 use search::sha_ni::{
     MSG1_PER_NONCE as MIX_MSG1, MSG2_PER_NONCE as MIX_MSG2, RNDS2_PER_NONCE as MIX_RNDS2,
 };
+
+/// Which benchmark `--benchmark` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// The calibrated kernel and close contenders, within about ten seconds.
+    Quick,
+    /// Every kernel, the naive baseline and the SHA-NI bounds.
+    Full,
+}
 
 pub struct Options {
     pub threads: usize,
@@ -247,6 +262,81 @@ fn mhs(h: f64) -> String {
 /// Run the whole benchmark and print it (on a thread with a kernel-sized stack).
 pub fn run(opts: &Options) {
     search::on_kernel_thread("benchmark", || run_here(opts))
+}
+
+/// The quick benchmark's measurements: each figure the median of [`QUICK_RUNS`] runs of
+/// [`QUICK_EACH`], for at most [`QUICK_KERNELS`] kernels.
+pub const QUICK_EACH: Duration = Duration::from_millis(400);
+pub const QUICK_RUNS: usize = 3;
+pub const QUICK_KERNELS: usize = 3;
+
+/// Longest the quick benchmark measures, calibration included: one per-thread and one
+/// all-threads figure per kernel shown, plus the naive baseline. (Calibration takes about
+/// half a second: 20 ms per kernel, then six rounds of the contenders.)
+pub fn quick_budget(supported_kernels: usize) -> Duration {
+    let calibration = Duration::from_millis(20) * (6 * supported_kernels as u32);
+    let per_kernel = QUICK_EACH * (2 * QUICK_RUNS as u32);
+    calibration + per_kernel * supported_kernels.min(QUICK_KERNELS) as u32 + QUICK_EACH
+}
+
+/// The quick benchmark: calibrate as the worker does at start (its figure is printed at once),
+/// then the chosen kernel and up to two close contenders, each row as soon as it is measured.
+pub fn run_quick(threads: usize) {
+    search::on_kernel_thread("benchmark", || quick_here(threads))
+}
+
+fn quick_here(threads: usize) {
+    let started = Instant::now();
+    println!("CPU: {}", search::cpu_description());
+    println!(
+        "quick benchmark: the calibrated kernel and its close contenders, each figure the median of {QUICK_RUNS} runs of {:.1} s, all-threads with {threads} threads (--benchmark=full: every kernel and the SHA-NI bounds)",
+        QUICK_EACH.as_secs_f64()
+    );
+    let ranking = calibrate::ranking();
+    let chosen = ranking[0].kernel;
+    println!(
+        "calibrated in {:.2} s: {} at {} MH/s/thread (what the worker picks at start)",
+        started.elapsed().as_secs_f64(),
+        chosen.name(),
+        mhs(ranking[0].hashes_per_sec)
+    );
+    println!(
+        "{:<12} {:>14} {:>18} {:>10}",
+        "kernel", "MH/s/thread", "MH/s all threads", "vs chosen"
+    );
+    let mut chosen_rate = None;
+    for m in ranking.iter().filter(|m| m.contender).take(QUICK_KERNELS) {
+        let k = m.kernel;
+        print!("{:<12} ", k.name());
+        let one = median(
+            (0..QUICK_RUNS)
+                .map(|r| kernel_rate(k, QUICK_EACH, r))
+                .collect(),
+        );
+        print!("{:>14} ", mhs(one));
+        let _ = std::io::stdout().flush();
+        let all = median(
+            (0..QUICK_RUNS)
+                .map(|_| all_threads_rate(k, threads, QUICK_EACH))
+                .collect(),
+        );
+        let base = *chosen_rate.get_or_insert(one);
+        let mark = if k.name() == chosen.name() {
+            "  <- chosen"
+        } else {
+            ""
+        };
+        println!("{:>18} {:>9.2}x{mark}", mhs(all), one / base);
+    }
+    let naive = naive_rate(QUICK_EACH);
+    println!(
+        "{:<12} {:>14} {:>18} {:>10}",
+        "naive",
+        mhs(naive),
+        "-",
+        format!("{:.2}x", naive / chosen_rate.unwrap_or(naive))
+    );
+    println!("done in {:.1} s", started.elapsed().as_secs_f64());
 }
 
 fn run_here(opts: &Options) {

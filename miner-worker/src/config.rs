@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::Parser;
 use protocol::Difficulty;
 
+use crate::placement::{CpuPriority, CpuSet, Placement};
+
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "miner-worker",
@@ -50,15 +52,34 @@ pub struct Config {
     #[arg(short = 't', long, env = "CPU_THREADS")]
     pub threads: Option<usize>,
 
+    /// CPU priority of the mining threads, on cpuminer's scale: 0 idle (runs only on otherwise
+    /// idle CPU time: the machine's own work never waits), 1 lowest (nice 19), 2 normal, up to
+    /// 5 highest (3-5 need CAP_SYS_NICE).
+    #[arg(long, env = "MINER_CPU_PRIORITY", default_value = "0")]
+    pub cpu_priority: CpuPriority,
+
+    /// Pin mining thread i to the i-th CPU of this set, round robin: a hex mask (0x3) or a
+    /// list (0,2-3). Off by default (the kernel's scheduler places them).
+    #[arg(long, env = "MINER_CPU_AFFINITY")]
+    pub cpu_affinity: Option<CpuSet>,
+
     /// Search kernel: `auto` (fastest by measurement at start) or a name from --benchmark.
     #[arg(long, env = "MINER_KERNEL", default_value = "auto")]
     pub kernel: String,
 
-    /// Benchmark every kernel offline and exit.
-    #[arg(long, env = "MINER_BENCHMARK")]
-    pub benchmark: bool,
+    /// Benchmark offline and exit: `--benchmark` (quick: the calibrated kernel and close
+    /// contenders, about ten seconds) or `--benchmark=full` (every kernel and the SHA-NI bounds).
+    #[arg(
+        long,
+        env = "MINER_BENCHMARK",
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "quick"
+    )]
+    pub benchmark: Option<crate::bench::Mode>,
 
-    /// Seconds per benchmark run (each figure is the median of five).
+    /// Seconds per run of `--benchmark=full` (each figure is the median of five).
     #[arg(long, env = "MINER_BENCH_SECS", default_value_t = 1.0)]
     pub bench_secs: f64,
 
@@ -113,6 +134,13 @@ impl Config {
         match &self.rig {
             Some(rig) if !self.user.contains('.') => format!("{}.{rig}", self.user),
             _ => self.user.clone(),
+        }
+    }
+
+    pub fn placement(&self) -> Placement {
+        Placement {
+            priority: self.cpu_priority,
+            affinity: self.cpu_affinity.clone(),
         }
     }
 

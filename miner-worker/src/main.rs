@@ -6,12 +6,15 @@ use miner_worker::{app, bench, config::Config, logging};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::parse();
-    if cfg.benchmark {
-        bench::run(&bench::Options {
-            threads: cfg.thread_count(),
-            each: std::time::Duration::from_secs_f64(cfg.bench_secs.max(0.05)),
-            runs: 5,
-        });
+    if let Some(mode) = cfg.benchmark {
+        match mode {
+            bench::Mode::Quick => bench::run_quick(cfg.thread_count()),
+            bench::Mode::Full => bench::run(&bench::Options {
+                threads: cfg.thread_count(),
+                each: std::time::Duration::from_secs_f64(cfg.bench_secs.max(0.05)),
+                runs: 5,
+            }),
+        }
         return Ok(());
     }
     logging::init(&cfg.log, cfg.log_json)?;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use protocol::{Extranonce2, Nonce, Ntime, Version};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::placement::Placement;
 use crate::search::{self, Kernel};
 use crate::status::Status;
 use crate::work::{JobWork, WorkBoard};
@@ -36,6 +37,7 @@ impl Miner {
     pub fn start(
         threads: usize,
         kernel: &'static dyn Kernel,
+        placement: &Placement,
         board: Arc<WorkBoard>,
         status: Arc<Status>,
         shares: UnboundedSender<FoundShare>,
@@ -43,10 +45,20 @@ impl Miner {
         let stop = Arc::new(AtomicBool::new(false));
         let handles = (0..threads)
             .map(|i| {
-                let (stop, board, status, shares) =
-                    (stop.clone(), board.clone(), status.clone(), shares.clone());
+                let (stop, board, status, shares, placement) = (
+                    stop.clone(),
+                    board.clone(),
+                    status.clone(),
+                    shares.clone(),
+                    placement.clone(),
+                );
                 search::kernel_thread(format!("miner-{i}"))
-                    .spawn(move || mine(kernel, &board, &status, &shares, &stop))
+                    .spawn(move || {
+                        if let Err(e) = placement.apply_to_this_thread(i) {
+                            tracing::warn!(thread = i, "{e}");
+                        }
+                        mine(kernel, &board, &status, &shares, &stop)
+                    })
                     .expect("spawn mining thread")
             })
             .collect();

@@ -11,6 +11,8 @@ use super::{Kernel, Precomputed};
 pub struct Measurement {
     pub kernel: &'static dyn Kernel,
     pub hashes_per_sec: f64,
+    /// Within [`CONTENDER_SHARE`] of the best first measurement, so measured every round.
+    pub contender: bool,
 }
 
 impl std::fmt::Debug for dyn Kernel {
@@ -81,30 +83,36 @@ pub fn rank_by(
             samples[i].push(measure(kernels[i], offset));
         }
     }
-    let mut v: Vec<(bool, Measurement)> = kernels
+    let mut v: Vec<Measurement> = kernels
         .iter()
         .zip(samples)
         .enumerate()
         .map(|(i, (k, mut s))| {
             s.sort_by(f64::total_cmp);
-            let m = Measurement {
+            Measurement {
                 kernel: *k,
                 hashes_per_sec: s[s.len() / 2],
-            };
-            (contenders.contains(&i), m)
+                contender: contenders.contains(&i),
+            }
         })
         .collect();
-    v.sort_by(|(ca, a), (cb, b)| {
-        cb.cmp(ca)
+    v.sort_by(|a, b| {
+        b.contender
+            .cmp(&a.contender)
             .then(b.hashes_per_sec.total_cmp(&a.hashes_per_sec))
     });
-    v.into_iter().map(|(_, m)| m).collect()
+    v
+}
+
+/// Every supported kernel ranked as [`choose`] ranks them: the first is the one it picks.
+pub fn ranking() -> Vec<Measurement> {
+    let kernels = super::supported();
+    let each = Duration::from_millis(20);
+    super::on_kernel_thread("calibrate", || rank(&kernels, each, 6))
 }
 
 /// The fastest supported kernel, measured briefly (about half a second in total): every
 /// kernel once for 20 ms, then the contenders five more times.
 pub fn choose() -> Measurement {
-    let kernels = super::supported();
-    let each = Duration::from_millis(20);
-    super::on_kernel_thread("calibrate", || rank(&kernels, each, 6).remove(0))
+    ranking().remove(0)
 }

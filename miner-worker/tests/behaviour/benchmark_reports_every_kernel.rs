@@ -1,4 +1,4 @@
-//! `miner-worker --benchmark` runs offline and reports what an operator compares: the CPU,
+//! `miner-worker --benchmark=full` runs offline and reports what an operator compares: the CPU,
 //! every kernel this CPU supports with a rate per thread and on all threads, exactly one kernel
 //! marked as the one calibration would choose, and (on SHA-NI CPUs) the SHA-NI bounds with the
 //! fastest SHA-NI kernel's share of them. Figures are not judged here; BENCHMARKS.md is.
@@ -9,9 +9,9 @@ use miner_worker::search;
 
 fn benchmark_output() -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_miner-worker"))
-        .args(["--benchmark", "--bench-secs", "0.05", "--threads", "2"])
+        .args(["--benchmark=full", "--bench-secs", "0.05", "--threads", "2"])
         .output()
-        .expect("run miner-worker --benchmark");
+        .expect("run miner-worker --benchmark=full");
     assert!(
         out.status.success(),
         "--benchmark failed: {}\n{}",

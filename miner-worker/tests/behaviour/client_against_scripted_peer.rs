@@ -171,6 +171,9 @@ fn worker(pools: &[String], extra: &[&str]) -> Config {
         "tester.rig".into(),
         "-t".into(),
         "1".into(),
+        // Normal priority: other tests share the machine (the default, idle, yields to them).
+        "--cpu-priority".into(),
+        "normal".into(),
         "--log".into(),
         "warn".into(),
     ];

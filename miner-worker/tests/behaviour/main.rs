@@ -14,5 +14,8 @@ mod client_against_scripted_peer;
 mod compose_matches_the_binaries;
 mod dashboard_in_chromium;
 mod kernels_agree_with_reference;
+mod mining_threads_are_polite;
 mod monitoring_names_live_metrics;
+mod quick_benchmark_answers_in_seconds;
+mod systemd_unit_runs_the_binary;
 mod worker_mines_on_our_pool;

@@ -69,6 +69,8 @@ async fn worker_gets_accepted_shares_and_a_block_and_survives_a_pool_restart() {
         "-t",
         "1",
         // Normal priority: other tests share the machine (the default, idle, yields to them).
+        "--cpu-priority",
+        "normal",
         "--retry-max",
         "1s",
         "--log",

@@ -1,7 +1,7 @@
 //! What the worker's end-to-end tests share: our pool in-process on loopback ports, with its
 //! SQLite database and spool in a test's temp dir, and our worker pointed at it.
 
-#![allow(dead_code)] // each test binary uses its own part of this module
+#![allow(dead_code)] // each behaviour module uses its own part of this module
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,7 +34,9 @@ pub async fn start_pool(dir: &Path, extra: &[&str]) -> pool_server::app::Running
     pool_server::app::start(cfg).await.expect("pool starts")
 }
 
-/// A one-thread worker mining on `pool` as `login`, with `extra` flags appended.
+/// A one-thread worker mining on `pool` as `login`, with `extra` flags appended. It mines at
+/// normal priority: other tests share the machine, and the default (idle) would let them
+/// starve this one of every cycle.
 pub async fn start_worker(
     pool: SocketAddr,
     login: &str,
@@ -49,6 +51,8 @@ pub async fn start_worker(
         login,
         "-t",
         "1",
+        "--cpu-priority",
+        "normal",
         "--log",
         "warn",
     ];

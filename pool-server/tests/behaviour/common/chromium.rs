@@ -2,7 +2,7 @@
 //! for the dashboard tests of both packages: load a page, let its scripts run on virtual
 //! time, and return what Chromium prints (`--dump-dom`) or writes (`--screenshot`).
 
-#![allow(dead_code)] // each test binary uses its own part of this module
+#![allow(dead_code)] // each behaviour module uses its own part of this module
 
 use std::process::Stdio;
 
