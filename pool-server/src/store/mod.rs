@@ -390,8 +390,13 @@ impl Store {
             flush: opts.flush,
             metrics,
         };
-        // A spool left by an earlier run is replayed by the writer in the background.
-        let writer = tokio::spawn(writer.run());
+        // A spool left by an earlier run is replayed by the writer in the background. SQLite's
+        // writer runs on a thread of its own (see `Writer::spawn_on_own_thread`); PostgreSQL's
+        // shares its pool with the API's reads, whose connections live on this runtime.
+        let writer = match writer.backend {
+            Backend::Sqlite(_) => writer.spawn_on_own_thread(),
+            Backend::Postgres(_) => tokio::spawn(writer.run()),
+        };
         let batcher = tokio::spawn(batcher.run(stop.clone()));
         Ok(Store {
             backend,
