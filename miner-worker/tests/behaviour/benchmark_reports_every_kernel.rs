@@ -107,3 +107,86 @@ fn benchmark_reports_the_sha_ni_bounds_and_the_share_reached() {
         "{shares}"
     );
 }
+
+#[test]
+fn benchmark_reports_the_avx512_bound_and_the_share_reached() {
+    if !search::is_supported("avx512") {
+        eprintln!("skipping: this CPU has no AVX-512");
+        return;
+    }
+    let out = benchmark_output();
+    let alone = out
+        .lines()
+        .find(|l| l.starts_with("AVX-512 alone on 12 chains"))
+        .unwrap_or_else(|| panic!("no per-kind rates:\n{out}"));
+    for kind in ["vpaddd", "vprold", "vpternlogd", "vpsrld"] {
+        assert!(alone.contains(kind), "{alone}");
+    }
+    assert!(
+        out.contains("AVX-512 bound with the kernel's mix"),
+        "no bound:\n{out}"
+    );
+    let share = out
+        .lines()
+        .find(|l| l.starts_with("avx512 kernel, each run paired with the bound"))
+        .unwrap_or_else(|| panic!("no share of the bound:\n{out}"));
+    let percent = share
+        .split_whitespace()
+        .find_map(|w| w.strip_suffix('%'))
+        .map(rate)
+        .unwrap();
+    assert!(percent > 0.0 && percent.is_finite(), "{share}");
+}
+
+/// The bound's instruction counts are the kernel's own: recounted from `objdump -d` of this
+/// test binary (which holds the `avx512` kernel, compiled as in release: the counts agree),
+/// so a change to the kernel that forgets the counts fails here.
+#[test]
+fn avx512_bound_counts_are_what_the_kernel_issues() {
+    use miner_worker::bench::avx512_bound::Kind;
+    let exe = std::env::current_exe().unwrap();
+    // The one-vector kernel's function (not the two-vector `search_v16x2`), by its symbol.
+    let nm = Command::new("nm")
+        .arg(&exe)
+        .output()
+        .expect("nm (binutils) runs");
+    let symbols = String::from_utf8_lossy(&nm.stdout);
+    let symbol = symbols
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .find(|s| s.contains("search_v16") && !s.contains("search_v16x2"))
+        .unwrap_or_else(|| panic!("no avx512 kernel symbol in {}", exe.display()));
+    let out = Command::new("objdump")
+        .args(["--no-show-raw-insn", "-M", "intel"])
+        .arg(format!("--disassemble={symbol}"))
+        .arg(&exe)
+        .output()
+        .expect("objdump (binutils) runs");
+    assert!(out.status.success(), "objdump failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut counts = std::collections::HashMap::<String, u32>::new();
+    for line in text.lines() {
+        if let Some(m) = line
+            .split('\t')
+            .nth(1)
+            .and_then(|i| i.split_whitespace().next())
+        {
+            *counts.entry(m.to_owned()).or_default() += 1;
+        }
+    }
+    assert!(
+        !counts.is_empty(),
+        "no avx512 kernel found in {}",
+        exe.display()
+    );
+    for kind in Kind::ALL {
+        let found = counts.get(kind.mnemonic()).copied().unwrap_or(0);
+        let want = kind.per_16();
+        assert!(
+            found.abs_diff(want) * 100 <= want * 3,
+            "{}: the kernel issues {found} per 16 nonces, the bound counts {want}; update \
+             miner-worker/src/bench/avx512_bound.rs",
+            kind.mnemonic()
+        );
+    }
+}

@@ -9,6 +9,9 @@
 //! Figures are medians of several runs (the machine may be shared and noisy); the CPU model and
 //! flags are printed with them.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx512_bound;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -255,6 +258,52 @@ unsafe fn zero_upper() {
     std::arch::x86_64::_mm256_zeroupper();
 }
 
+/// The `avx512` kernel against its vector-port bound: each kind's rate alone, the bound with
+/// the kernel's mix, and the kernel's share of it, each kernel run paired with a bound run.
+#[cfg(target_arch = "x86_64")]
+fn print_avx512_bound(opts: &Options) {
+    use avx512_bound::{kind_rate, mix_bound, Kind, PER_16};
+    let rates: Vec<String> = Kind::ALL
+        .iter()
+        .filter_map(|&k| {
+            let v: Vec<f64> = (0..opts.runs)
+                .filter_map(|_| kind_rate(k, opts.each / 4))
+                .collect();
+            (!v.is_empty()).then(|| format!("{} {:.2} G/s", k.mnemonic(), median(v) / 1e9))
+        })
+        .collect();
+    println!(
+        "AVX-512 alone on 12 chains, per thread: {}",
+        rates.join(", ")
+    );
+    let Ok(kernel) = search::by_name("avx512") else {
+        return;
+    };
+    let rounds = 3 * opts.runs;
+    let mut bounds = Vec::with_capacity(rounds);
+    let mut shares = Vec::with_capacity(rounds);
+    for r in 0..rounds {
+        let Some(bound) = mix_bound(opts.each / 3) else {
+            return;
+        };
+        let rate = kernel_rate(kernel, opts.each / 3, r);
+        bounds.push(bound);
+        shares.push(rate / bound);
+    }
+    println!(
+        "AVX-512 bound with the kernel's mix (per 16 nonces {PER_16}: {} vpaddd, {} vprold, {} vpternlogd, {} vpsrld): {} MH/s per thread",
+        Kind::Add.per_16(),
+        Kind::Rotate.per_16(),
+        Kind::Ternlog.per_16(),
+        Kind::Shift.per_16(),
+        mhs(median(bounds))
+    );
+    println!(
+        "avx512 kernel, each run paired with the bound (median of {rounds}): {:.1}% of the AVX-512 bound",
+        median(shares) * 100.0
+    );
+}
+
 fn mhs(h: f64) -> String {
     format!("{:.2}", h / 1e6)
 }
@@ -442,6 +491,10 @@ fn run_here(opts: &Options) {
                 rate / dirty
             );
         }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx512_bound::available() {
+        print_avx512_bound(opts);
     }
     println!(
         "chosen at start by calibration ({:.2} s): {} ({} MH/s/thread measured)",
