@@ -68,79 +68,28 @@ pub fn mix_bound(each: Duration) -> Option<f64> {
     available().then(|| unsafe { mix_chains(each) })
 }
 
-/// Twelve chains, one instruction each; `$op` names the instruction with `{c}` for the chain
-/// register and `{k}` for a constant register.
+/// Twelve chains, one instruction each: `$op {c}, {c}$tail` on every chain register `{c}`,
+/// where `$tail` may name `{k}`, a constant register (then given as the last argument).
 macro_rules! twelve {
-    ($r:ident, $k:ident, $op:literal) => {
+    ($r:ident, $op:literal, $tail:literal $(, $k:ident)?) => {
         std::arch::asm!(
-            concat!($op, " {c0}, {c0}, {k}"),
-            concat!($op, " {c1}, {c1}, {k}"),
-            concat!($op, " {c2}, {c2}, {k}"),
-            concat!($op, " {c3}, {c3}, {k}"),
-            concat!($op, " {c4}, {c4}, {k}"),
-            concat!($op, " {c5}, {c5}, {k}"),
-            concat!($op, " {c6}, {c6}, {k}"),
-            concat!($op, " {c7}, {c7}, {k}"),
-            concat!($op, " {c8}, {c8}, {k}"),
-            concat!($op, " {c9}, {c9}, {k}"),
-            concat!($op, " {c10}, {c10}, {k}"),
-            concat!($op, " {c11}, {c11}, {k}"),
+            concat!($op, " {c0}, {c0}", $tail),
+            concat!($op, " {c1}, {c1}", $tail),
+            concat!($op, " {c2}, {c2}", $tail),
+            concat!($op, " {c3}, {c3}", $tail),
+            concat!($op, " {c4}, {c4}", $tail),
+            concat!($op, " {c5}, {c5}", $tail),
+            concat!($op, " {c6}, {c6}", $tail),
+            concat!($op, " {c7}, {c7}", $tail),
+            concat!($op, " {c8}, {c8}", $tail),
+            concat!($op, " {c9}, {c9}", $tail),
+            concat!($op, " {c10}, {c10}", $tail),
+            concat!($op, " {c11}, {c11}", $tail),
             c0 = inout(zmm_reg) $r[0], c1 = inout(zmm_reg) $r[1], c2 = inout(zmm_reg) $r[2],
             c3 = inout(zmm_reg) $r[3], c4 = inout(zmm_reg) $r[4], c5 = inout(zmm_reg) $r[5],
             c6 = inout(zmm_reg) $r[6], c7 = inout(zmm_reg) $r[7], c8 = inout(zmm_reg) $r[8],
             c9 = inout(zmm_reg) $r[9], c10 = inout(zmm_reg) $r[10], c11 = inout(zmm_reg) $r[11],
-            k = in(zmm_reg) $k,
-            options(pure, nomem, nostack),
-        )
-    };
-}
-
-/// Twelve chains of an immediate-operand instruction (`op dst, src, imm`).
-macro_rules! twelve_imm {
-    ($r:ident, $op:literal) => {
-        std::arch::asm!(
-            concat!($op, " {c0}, {c0}, 7"),
-            concat!($op, " {c1}, {c1}, 7"),
-            concat!($op, " {c2}, {c2}, 7"),
-            concat!($op, " {c3}, {c3}, 7"),
-            concat!($op, " {c4}, {c4}, 7"),
-            concat!($op, " {c5}, {c5}, 7"),
-            concat!($op, " {c6}, {c6}, 7"),
-            concat!($op, " {c7}, {c7}, 7"),
-            concat!($op, " {c8}, {c8}, 7"),
-            concat!($op, " {c9}, {c9}, 7"),
-            concat!($op, " {c10}, {c10}, 7"),
-            concat!($op, " {c11}, {c11}, 7"),
-            c0 = inout(zmm_reg) $r[0], c1 = inout(zmm_reg) $r[1], c2 = inout(zmm_reg) $r[2],
-            c3 = inout(zmm_reg) $r[3], c4 = inout(zmm_reg) $r[4], c5 = inout(zmm_reg) $r[5],
-            c6 = inout(zmm_reg) $r[6], c7 = inout(zmm_reg) $r[7], c8 = inout(zmm_reg) $r[8],
-            c9 = inout(zmm_reg) $r[9], c10 = inout(zmm_reg) $r[10], c11 = inout(zmm_reg) $r[11],
-            options(pure, nomem, nostack),
-        )
-    };
-}
-
-/// Twelve chains of `vpternlogd` (three operands and an immediate).
-macro_rules! twelve_ternlog {
-    ($r:ident, $k:ident) => {
-        std::arch::asm!(
-            "vpternlogd {c0}, {k}, {k}, 0x96",
-            "vpternlogd {c1}, {k}, {k}, 0x96",
-            "vpternlogd {c2}, {k}, {k}, 0x96",
-            "vpternlogd {c3}, {k}, {k}, 0x96",
-            "vpternlogd {c4}, {k}, {k}, 0x96",
-            "vpternlogd {c5}, {k}, {k}, 0x96",
-            "vpternlogd {c6}, {k}, {k}, 0x96",
-            "vpternlogd {c7}, {k}, {k}, 0x96",
-            "vpternlogd {c8}, {k}, {k}, 0x96",
-            "vpternlogd {c9}, {k}, {k}, 0x96",
-            "vpternlogd {c10}, {k}, {k}, 0x96",
-            "vpternlogd {c11}, {k}, {k}, 0x96",
-            c0 = inout(zmm_reg) $r[0], c1 = inout(zmm_reg) $r[1], c2 = inout(zmm_reg) $r[2],
-            c3 = inout(zmm_reg) $r[3], c4 = inout(zmm_reg) $r[4], c5 = inout(zmm_reg) $r[5],
-            c6 = inout(zmm_reg) $r[6], c7 = inout(zmm_reg) $r[7], c8 = inout(zmm_reg) $r[8],
-            c9 = inout(zmm_reg) $r[9], c10 = inout(zmm_reg) $r[10], c11 = inout(zmm_reg) $r[11],
-            k = in(zmm_reg) $k,
+            $(k = in(zmm_reg) $k,)?
             options(pure, nomem, nostack),
         )
     };
@@ -149,16 +98,16 @@ macro_rules! twelve_ternlog {
 /// One step of `$kind` on every chain.
 macro_rules! step {
     ($r:ident, $k:ident, Add) => {
-        twelve!($r, $k, "vpaddd")
+        twelve!($r, "vpaddd", ", {k}", $k)
     };
     ($r:ident, $k:ident, Rotate) => {
-        twelve_imm!($r, "vprold")
+        twelve!($r, "vprold", ", 7")
     };
     ($r:ident, $k:ident, Ternlog) => {
-        twelve_ternlog!($r, $k)
+        twelve!($r, "vpternlogd", ", {k}, 0x96", $k)
     };
     ($r:ident, $k:ident, Shift) => {
-        twelve_imm!($r, "vpsrld")
+        twelve!($r, "vpsrld", ", 3")
     };
 }
 
