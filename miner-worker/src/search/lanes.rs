@@ -155,21 +155,66 @@ fn schedule<L: Lanes, const T: usize>(w: &mut [L; 16]) -> L {
 }
 
 macro_rules! rounds_with_message {
-    ($L:ty, $s:ident, $w:ident; $($t:literal)*) => {
-        $( round::<$L, $t>(&mut $s, <$L>::splat(K[$t]).add($w[$t])); )*
+    ($L:ty, $s:ident, $w:ident, $hook:ident, $hash:literal; $($t:literal)*) => {
+        $(
+            round::<$L, $t>(&mut $s, <$L>::splat(K[$t]).add($w[$t]));
+            $hook.after_round(lane_round($hash, $t));
+        )*
     };
 }
 
 macro_rules! rounds_with_schedule {
-    ($L:ty, $s:ident, $w:ident; $($t:literal)*) => {
-        $( { let wt = schedule::<$L, $t>(&mut $w); round::<$L, $t>(&mut $s, <$L>::splat(K[$t]).add(wt)); } )*
+    ($L:ty, $s:ident, $w:ident, $hook:ident, $hash:literal; $($t:literal)*) => {
+        $( {
+            let wt = schedule::<$L, $t>(&mut $w);
+            round::<$L, $t>(&mut $s, <$L>::splat(K[$t]).add(wt));
+            $hook.after_round(lane_round($hash, $t));
+        } )*
     };
+}
+
+macro_rules! rounds_with_constant {
+    ($L:ty, $s:ident, $kw:expr, $hook:ident; $($t:literal)*) => {
+        $(
+            round::<$L, $t>(&mut $s, <$L>::splat($kw[$t - 4]));
+            $hook.after_round(lane_round(0, $t));
+        )*
+    };
+}
+
+/// Rounds a lane kernel computes per nonce: 3..63 of the first hash, 0..60 of the second.
+pub const LANE_ROUNDS: usize = 122;
+
+/// Position of round `t` of hash `hash` (0 or 1) among the [`LANE_ROUNDS`].
+#[inline(always)]
+const fn lane_round(hash: usize, t: usize) -> usize {
+    hash * 61 + t - 3 * (1 - hash)
+}
+
+/// Other work woven between a lane kernel's rounds, so that one thread keeps two kinds of
+/// execution unit busy (the hybrid kernel runs SHA-NI streams between AVX2 rounds).
+/// `after_round(i)` runs after the `i`-th of the [`LANE_ROUNDS`] rounds, `i` a constant at
+/// every call site, so an inlined implementation folds to straight-line code.
+pub trait Interleave {
+    fn after_round(&mut self, i: usize);
+}
+
+/// Nothing woven in: the plain lane kernels.
+impl Interleave for () {
+    #[inline(always)]
+    fn after_round(&mut self, _: usize) {}
 }
 
 /// The final hash word H7 (big-endian word order, before byte swap) for the nonces in `nonce`
 /// (given as they sit in the header, i.e. the little-endian value).
 #[inline(always)]
 pub fn sha256d_h7<L: Lanes>(pre: &Precomputed, nonce: L) -> L {
+    sha256d_h7_woven(pre, nonce, &mut ())
+}
+
+/// [`sha256d_h7`] with `hook` run after every round.
+#[inline(always)]
+pub fn sha256d_h7_woven<L: Lanes, H: Interleave>(pre: &Precomputed, nonce: L, hook: &mut H) -> L {
     // First hash, second block: rounds 3..63 from the precomputed state.
     let w3 = nonce.bswap();
     // Round 3 expects `a` in slot 5 (roles rotate by one slot per round), so the state after
@@ -204,19 +249,9 @@ pub fn sha256d_h7<L: Lanes>(pre: &Precomputed, nonce: L) -> L {
         L::splat(BLOCK2_PAD[11]),
     ];
     round::<L, 3>(&mut s, L::splat(K[3]).add(w3));
-    round::<L, 4>(&mut s, L::splat(pre.kw4[0]));
-    round::<L, 5>(&mut s, L::splat(pre.kw4[1]));
-    round::<L, 6>(&mut s, L::splat(pre.kw4[2]));
-    round::<L, 7>(&mut s, L::splat(pre.kw4[3]));
-    round::<L, 8>(&mut s, L::splat(pre.kw4[4]));
-    round::<L, 9>(&mut s, L::splat(pre.kw4[5]));
-    round::<L, 10>(&mut s, L::splat(pre.kw4[6]));
-    round::<L, 11>(&mut s, L::splat(pre.kw4[7]));
-    round::<L, 12>(&mut s, L::splat(pre.kw4[8]));
-    round::<L, 13>(&mut s, L::splat(pre.kw4[9]));
-    round::<L, 14>(&mut s, L::splat(pre.kw4[10]));
-    round::<L, 15>(&mut s, L::splat(pre.kw4[11]));
-    rounds_with_schedule!(L, s, w; 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+    hook.after_round(lane_round(0, 3));
+    rounds_with_constant!(L, s, pre.kw4, hook; 4 5 6 7 8 9 10 11 12 13 14 15);
+    rounds_with_schedule!(L, s, w, hook, 0; 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
         32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63);
     // After 64 rounds roles are back in place: slot i holds state word i.
     let h1 = [
@@ -259,8 +294,8 @@ pub fn sha256d_h7<L: Lanes>(pre: &Precomputed, nonce: L) -> L {
         L::splat(0),
         L::splat(256),
     ];
-    rounds_with_message!(L, s, w; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
-    rounds_with_schedule!(L, s, w; 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+    rounds_with_message!(L, s, w, hook, 1; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    rounds_with_schedule!(L, s, w, hook, 1; 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
         32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60);
     // h after round 63 is e after round 60, which round 60 wrote into slot 7.
     s[7].add(L::splat(SHA256_IV[7]))

@@ -15,6 +15,8 @@ pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 #[cfg(target_arch = "x86_64")]
+pub mod hybrid;
+#[cfg(target_arch = "x86_64")]
 pub mod sha_ni;
 
 pub use lanes::Precomputed;
@@ -50,6 +52,7 @@ pub fn all() -> Vec<&'static dyn Kernel> {
         v.push(&sha_ni::ShaNi::<6>);
         v.push(&avx2::Avx2);
         v.push(&avx2::Avx2x2);
+        v.push(&hybrid::Hybrid::<2, 6>);
     }
     v.push(&scalar::Scalar);
     v
@@ -59,6 +62,9 @@ pub fn all() -> Vec<&'static dyn Kernel> {
 pub fn is_supported(name: &str) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
+        if name.starts_with("avx2+sha-ni") {
+            return hybrid::available();
+        }
         if name.starts_with("avx512") {
             return avx512::available();
         }
@@ -128,15 +134,20 @@ pub(crate) fn search_lanes<L: lanes::Lanes>(
     let mut base = start;
     while base < end {
         let h7 = lanes::sha256d_h7::<L>(pre, L::counter(base as u32));
-        let mut mask = h7.le_mask(target_top);
-        while mask != 0 {
-            let nonce = base + mask.trailing_zeros() as u64;
-            mask &= mask - 1;
-            if nonce < end {
-                found.push(nonce as u32);
-            }
-        }
+        report_lanes(base, h7.le_mask(target_top), end, found);
         base += L::LANES as u64;
+    }
+}
+
+/// Report the nonces `base + i` for every bit `i` set in `mask`, those below `end` only.
+#[inline(always)]
+pub(crate) fn report_lanes(base: u64, mut mask: u32, end: u64, found: &mut Vec<u32>) {
+    while mask != 0 {
+        let nonce = base + mask.trailing_zeros() as u64;
+        mask &= mask - 1;
+        if nonce < end {
+            found.push(nonce as u32);
+        }
     }
 }
 
