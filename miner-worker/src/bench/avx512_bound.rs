@@ -68,30 +68,10 @@ pub fn mix_bound(each: Duration) -> Option<f64> {
     available().then(|| unsafe { mix_chains(each) })
 }
 
-/// Twelve chains, one instruction each: `$op {c}, {c}$tail` on every chain register `{c}`,
-/// where `$tail` may name `{k}`, a constant register (then given as the last argument).
+/// Twelve chains, one instruction each: `$op {c}, {c}$tail` on every chain register.
 macro_rules! twelve {
     ($r:ident, $op:literal, $tail:literal $(, $k:ident)?) => {
-        std::arch::asm!(
-            concat!($op, " {c0}, {c0}", $tail),
-            concat!($op, " {c1}, {c1}", $tail),
-            concat!($op, " {c2}, {c2}", $tail),
-            concat!($op, " {c3}, {c3}", $tail),
-            concat!($op, " {c4}, {c4}", $tail),
-            concat!($op, " {c5}, {c5}", $tail),
-            concat!($op, " {c6}, {c6}", $tail),
-            concat!($op, " {c7}, {c7}", $tail),
-            concat!($op, " {c8}, {c8}", $tail),
-            concat!($op, " {c9}, {c9}", $tail),
-            concat!($op, " {c10}, {c10}", $tail),
-            concat!($op, " {c11}, {c11}", $tail),
-            c0 = inout(zmm_reg) $r[0], c1 = inout(zmm_reg) $r[1], c2 = inout(zmm_reg) $r[2],
-            c3 = inout(zmm_reg) $r[3], c4 = inout(zmm_reg) $r[4], c5 = inout(zmm_reg) $r[5],
-            c6 = inout(zmm_reg) $r[6], c7 = inout(zmm_reg) $r[7], c8 = inout(zmm_reg) $r[8],
-            c9 = inout(zmm_reg) $r[9], c10 = inout(zmm_reg) $r[10], c11 = inout(zmm_reg) $r[11],
-            $(k = in(zmm_reg) $k,)?
-            options(pure, nomem, nostack),
-        )
+        chain_step!(zmm_reg, $r, [0 1 2 3 4 5 6 7 8 9 10 11], $op, $tail $(, $k)?)
     };
 }
 

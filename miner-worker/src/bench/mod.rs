@@ -9,8 +9,25 @@
 //! Figures are medians of several runs (the machine may be shared and noisy); the CPU model and
 //! flags are printed with them.
 
+/// One instruction `$op {c}, {c}$tail` on each chain register `$r[i]` (`i` from the list) of
+/// register class `$class`, as inline assembly, so the compiler can neither fold nor reorder
+/// the chains; `$tail` may name `{k}`, a constant register (then given as the last argument).
+#[cfg(target_arch = "x86_64")]
+macro_rules! chain_step {
+    ($class:ident, $r:ident, [$($i:literal)*], $op:literal, $tail:literal $(, $k:ident)?) => {
+        std::arch::asm!(
+            $(concat!($op, " {", stringify!($i), "}, {", stringify!($i), "}", $tail),)*
+            $(inout($class) $r[$i],)*
+            $(k = in($class) $k,)?
+            options(pure, nomem, nostack),
+        )
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 pub mod avx512_bound;
+#[cfg(target_arch = "x86_64")]
+pub mod sha_beside_vector;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -304,6 +321,33 @@ fn print_avx512_bound(opts: &Options) {
     );
 }
 
+/// Whether SHA-NI and AVX2 arithmetic overlap in one thread: what decides the hybrids.
+#[cfg(target_arch = "x86_64")]
+fn print_sha_beside_vector(opts: &Options) {
+    use sha_beside_vector::{measure, Overlap, Vector};
+    let mut parts = Vec::new();
+    for kind in [Vector::Add, Vector::Shift] {
+        let runs: Vec<Overlap> = (0..opts.runs)
+            .filter_map(|_| measure(kind, opts.each / 3))
+            .collect();
+        if runs.is_empty() {
+            return;
+        }
+        let overlap = median(runs.iter().map(|o| o.overlap).collect());
+        let o = runs[runs.len() / 2];
+        parts.push(format!(
+            "{} ymm {:.0} M/s alone, {} per sha256rnds2 together: overlap {overlap:.2}x",
+            kind.mnemonic(),
+            o.vector_alone / 1e6,
+            o.vector_per_rnds2
+        ));
+    }
+    println!(
+        "SHA-NI beside AVX2 in one thread (2.00x: separate pipes, a hybrid adds both rates; 1.00x: one shared pipe, it cannot beat the faster kernel): {}",
+        parts.join("; ")
+    );
+}
+
 fn mhs(h: f64) -> String {
     format!("{:.2}", h / 1e6)
 }
@@ -484,6 +528,15 @@ fn run_here(opts: &Options) {
                 vs_mix * 100.0
             );
         }
+        if let Ok(hybrid) = search::by_name("avx2+sha-ni") {
+            let rounds = 3 * opts.runs;
+            let (_, vs_mix) = sha_ni_paired_shares(hybrid, rounds, opts.each / 3);
+            println!(
+                "hybrid {}, paired the same way: {:.1}% of the bound with the message schedule (past 100%: faster than any SHA-NI kernel can be)",
+                hybrid.name(),
+                vs_mix * 100.0
+            );
+        }
         if let Some(dirty) = sha_ni_dirty_upper_rate(opts.each) {
             println!(
                 "  same chains with dirty upper register halves (no vzeroupper): {:.0} M/s ({:.1}x slower)",
@@ -492,6 +545,8 @@ fn run_here(opts: &Options) {
             );
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    print_sha_beside_vector(opts);
     #[cfg(target_arch = "x86_64")]
     if avx512_bound::available() {
         print_avx512_bound(opts);
