@@ -6,6 +6,8 @@
 //! - [`codec`]: the line codec, fed in arbitrary chunks, against a plain model of lines.
 //! - [`messages`]: JSON-RPC parsing and the typed Stratum methods, which must round-trip.
 //! - [`submit`]: a `mining.submit` line through the pool's share validation.
+//! - [`p2p_frames`]: the P2P frame decoder, fed in arbitrary chunks: bounded, and every
+//!   message it yields round-trips.
 
 use std::sync::{Arc, OnceLock};
 
@@ -222,4 +224,41 @@ pub fn submit(data: &[u8]) {
         matches!(validate(&ctx, &submit, &mut dedup), Err(Reject::Duplicate)),
         "the same share twice is a duplicate"
     );
+}
+
+/// The P2P frame decoder fed `data[1..]` in chunks sized by `data[0]`, as a peer's socket
+/// would deliver it: it never panics, never holds more than one allowed frame plus a chunk,
+/// stops at the first error (the node closes the connection there), and every message it
+/// yields encodes back to a frame that decodes to the same message.
+pub fn p2p_frames(data: &[u8]) {
+    use bitcoin::p2p::Magic;
+    use pool_server::p2p::codec::{FrameCodec, HEADER_LEN, MAX_BLOCK_PAYLOAD};
+    use tokio_util::codec::Encoder;
+
+    let Some((&seed, input)) = data.split_first() else {
+        return;
+    };
+    let chunk = 1 + seed as usize % 251;
+    let mut codec = FrameCodec::new(Magic::REGTEST);
+    let mut buf = BytesMut::new();
+    for piece in input.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(msg)) => {
+                    let mut again = BytesMut::new();
+                    codec.encode(msg.clone(), &mut again).expect("encode");
+                    let back = codec.decode(&mut again).expect("our own frame decodes");
+                    assert_eq!(back, Some(msg), "a decoded message round-trips");
+                    assert!(again.is_empty());
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+        assert!(
+            buf.len() <= HEADER_LEN + MAX_BLOCK_PAYLOAD as usize + chunk,
+            "the decoder holds at most one frame and a chunk"
+        );
+    }
 }

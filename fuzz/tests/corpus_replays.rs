@@ -41,3 +41,44 @@ fn messages_corpus_replays_clean() {
 fn submit_corpus_replays_clean() {
     replay("submit", pool_fuzz::submit);
 }
+
+#[test]
+fn p2p_frames_corpus_replays_clean() {
+    replay("p2p_frames", pool_fuzz::p2p_frames);
+}
+
+/// The P2P seeds are real frames of every command the node speaks, not only the error paths:
+/// each decodes, whole, to the message its name says.
+#[test]
+fn p2p_seed_frames_decode_to_their_messages() {
+    use bitcoin::p2p::Magic;
+    use bytes::BytesMut;
+    use pool_server::p2p::FrameCodec;
+    use tokio_util::codec::Decoder;
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/p2p_frames");
+    for name in [
+        "ping",
+        "version",
+        "headers",
+        "inv",
+        "getheaders",
+        "addr",
+        "block",
+        "unknown_command",
+    ] {
+        let data = std::fs::read(dir.join(name)).unwrap();
+        let mut buf = BytesMut::from(&data[1..]);
+        let msg = FrameCodec::new(Magic::REGTEST)
+            .decode(&mut buf)
+            .unwrap_or_else(|e| panic!("seed {name}: {e}"))
+            .unwrap_or_else(|| panic!("seed {name} is not a whole frame"));
+        let want = if name == "unknown_command" {
+            "poolnews"
+        } else {
+            name
+        };
+        assert_eq!(msg.command().to_string(), want, "seed {name}");
+        assert!(buf.is_empty(), "seed {name} has bytes after its frame");
+    }
+}

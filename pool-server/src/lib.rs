@@ -13,6 +13,7 @@ pub mod http;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;
+pub mod p2p;
 pub mod share;
 pub mod shutdown;
 pub mod stats;

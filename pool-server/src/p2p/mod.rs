@@ -1,0 +1,11 @@
+//! The network of pools: every pool-server on the embedded chain as a full node of one
+//! peer-to-peer network, so several pools (or one operator's pools in several regions) mine
+//! one chain.
+//!
+//! The wire is Bitcoin's: its framing and its message types from the `bitcoin` crate
+//! ([`codec`]). Nothing here knows Stratum; blocks from peers take the same path into the
+//! chain as blocks found locally, and leave it the same way.
+
+pub mod codec;
+
+pub use codec::{FrameCodec, FrameError};
