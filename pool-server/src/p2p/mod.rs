@@ -3,9 +3,11 @@
 //! one chain.
 //!
 //! The wire is Bitcoin's: its framing and its message types from the `bitcoin` crate
-//! ([`codec`]). Nothing here knows Stratum; blocks from peers take the same path into the
-//! chain as blocks found locally, and leave it the same way.
+//! ([`codec`]), and its `version` / `verack` handshake ([`handshake`]). Nothing here knows
+//! Stratum; blocks from peers take the same path into the chain as blocks found locally, and
+//! leave it the same way.
 
 pub mod codec;
+pub mod handshake;
 
 pub use codec::{FrameCodec, FrameError};
