@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::chain::block_file::BlockFile;
 use crate::chain::coinbase::CoinbaseBuilder;
 use crate::chain::embedded::{ChainParams, EmbeddedChain};
+use crate::chain::genesis::network_magic;
 use crate::chain::node_rpc::{NodeConfig, NodeSource};
 use crate::chain::retarget::RetargetParams;
 use crate::chain::TemplateSource;
@@ -142,7 +143,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                 (node, None)
             }
             None => {
-                let chain = open_embedded_chain(&cfg, &store, payout.clone()).await?;
+                let chain = open_embedded_chain(&cfg, &store).await?;
                 (chain.clone(), Some(chain))
             }
         };
@@ -327,23 +328,19 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
 }
 
 /// Resume the embedded chain from the store, or start a new one and record its genesis.
-async fn open_embedded_chain(
-    cfg: &Config,
-    store: &Store,
-    payout: ScriptBuf,
-) -> anyhow::Result<Arc<EmbeddedChain>> {
+async fn open_embedded_chain(cfg: &Config, store: &Store) -> anyhow::Result<Arc<EmbeddedChain>> {
     let genesis_target = cfg.genesis_bits.to_target().expect("checked by the parser");
     let regtest_limit = protocol::CompactTarget::from_consensus(0x207fffff)
         .to_target()
         .expect("valid");
     let params = ChainParams {
+        network: cfg.p2p_network.clone(),
         genesis_bits: cfg.genesis_bits,
         retarget: RetargetParams {
             interval: cfg.retarget_interval,
             block_time_secs: cfg.block_time.as_secs().max(1),
             pow_limit: genesis_target.max(regtest_limit),
         },
-        payout,
     };
     let keep = (cfg.retarget_interval as i64 + 1).max(11) + 1;
     let decode = |(h, raw): (u64, Vec<u8>)| {
@@ -395,7 +392,13 @@ async fn open_embedded_chain(
     }
     chain.keep_blocks_in(file);
     if let Some(g) = genesis {
-        tracing::info!(hash = %g.block_hash(), bits = %cfg.genesis_bits, "new embedded chain");
+        tracing::info!(
+            network = %cfg.p2p_network,
+            genesis = %g.block_hash(),
+            bits = %cfg.genesis_bits,
+            magic = %network_magic(g.block_hash()),
+            "new embedded chain"
+        );
         store
             .handle()
             .record(StoreEvent::Block(BlockRecord {

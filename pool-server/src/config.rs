@@ -122,6 +122,12 @@ pub struct Config {
     #[arg(long, env = "POOL_GENESIS_BITS", default_value = "1d01fffe", value_parser = parse_compact)]
     pub genesis_bits: CompactTarget,
 
+    /// Embedded chain: the network's name. With --genesis-bits it makes the genesis block, so
+    /// pool-servers given the same two hold the same chain (and can peer); another name is
+    /// another chain.
+    #[arg(long, env = "POOL_P2P_NETWORK", default_value = "rust-pool", value_parser = parse_network_name)]
+    pub p2p_network: String,
+
     /// Embedded chain: the block time difficulty retargeting aims at.
     #[arg(long, env = "POOL_BLOCK_TIME", default_value = "30s", value_parser = parse_interval)]
     pub block_time: Duration,
@@ -329,6 +335,11 @@ fn parse_compact(s: &str) -> Result<CompactTarget, String> {
     let c = CompactTarget::from_consensus(parse_u32_hex(s)?);
     c.to_target().map_err(|e| e.to_string())?;
     Ok(c)
+}
+
+fn parse_network_name(s: &str) -> Result<String, String> {
+    crate::chain::genesis::check_network_name(s).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
 }
 
 fn parse_mask(s: &str) -> Result<VersionMask, String> {

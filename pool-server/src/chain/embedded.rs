@@ -11,16 +11,16 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use bitcoin::block::{Header, Version as BlockVersion};
-use bitcoin::hashes::Hash;
-use bitcoin::{Amount, Block, BlockHash, ScriptBuf, Transaction, TxMerkleNode, Txid};
+use bitcoin::block::Header;
+use bitcoin::{Amount, Block, BlockHash, Transaction, Txid};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use protocol::{CompactTarget, Version};
 use tokio::sync::watch;
 
 use super::block_file::BlockFile;
-use super::coinbase::{subsidy, CoinbaseBuilder};
+use super::coinbase::subsidy;
+use super::genesis::genesis_block;
 use super::retarget::{median_time_past, RetargetParams};
 use super::{BlockVerdict, Template, TemplateSource};
 
@@ -35,10 +35,10 @@ const MAX_FUTURE_SECS: u32 = 2 * 60 * 60;
 
 #[derive(Debug, Clone)]
 pub struct ChainParams {
+    /// The network's name: with the genesis bits, it makes the genesis ([`genesis_block`]).
+    pub network: String,
     pub genesis_bits: CompactTarget,
     pub retarget: RetargetParams,
-    /// Script the genesis coinbase pays.
-    pub payout: ScriptBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -151,31 +151,10 @@ impl EmbeddedChain {
         ))
     }
 
-    /// Height 0: a coinbase paying the pool, no proof of work required (as in Bitcoin, the
-    /// genesis block is taken on trust).
+    /// Height 0: the network's genesis, a pure function of its parameters (no proof of work
+    /// required: as in Bitcoin, the genesis block is taken on trust).
     fn genesis(params: &ChainParams) -> Block {
-        let parts = CoinbaseBuilder::new(params.payout.clone(), "/rust-pool genesis/", 0).build(
-            0,
-            subsidy(0),
-            None,
-            0,
-        );
-        let mut raw = parts.coinb1;
-        raw.extend(parts.coinb2);
-        let coinbase: Transaction =
-            bitcoin::consensus::deserialize(&raw).expect("the coinbase builder makes valid txs");
-        let merkle_root = TxMerkleNode::from_byte_array(coinbase.compute_txid().to_byte_array());
-        Block {
-            header: Header {
-                version: BlockVersion::ONE,
-                prev_blockhash: BlockHash::all_zeros(),
-                merkle_root,
-                time: now_secs(),
-                bits: params.genesis_bits.into(),
-                nonce: 0,
-            },
-            txdata: vec![coinbase],
-        }
+        genesis_block(&params.network, params.genesis_bits)
     }
 
     pub fn tip(&self) -> (u64, BlockHash) {
@@ -191,14 +170,22 @@ impl EmbeddedChain {
         if !params.retarget.is_retarget_height(height) {
             return bits;
         }
-        let first_height = height - params.retarget.interval as u64;
+        let mut first_height = height - params.retarget.interval as u64;
+        let mut retarget = params.retarget;
+        if first_height == 0 {
+            // The genesis time is fixed, not mined: the first period is timed from block 1,
+            // against one block interval fewer.
+            if retarget.interval < 2 {
+                return bits;
+            }
+            first_height = 1;
+            retarget.interval -= 1;
+        }
         let first = recent
             .iter()
             .find(|b| b.height == first_height)
             .expect("keep covers a retarget interval");
-        params
-            .retarget
-            .next_bits(bits, first.header.time, tip.header.time)
+        retarget.next_bits(bits, first.header.time, tip.header.time)
     }
 
     fn median_time_past(recent: &VecDeque<ChainBlock>) -> u32 {
@@ -376,9 +363,14 @@ impl TemplateSource for EmbeddedChain {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::coinbase::CoinbaseBuilder;
+    use bitcoin::block::Version as BlockVersion;
+    use bitcoin::hashes::Hash;
+    use bitcoin::{ScriptBuf, TxMerkleNode};
 
     fn params(interval: u32) -> ChainParams {
         ChainParams {
+            network: "test".into(),
             genesis_bits: CompactTarget::from_consensus(0x207fffff),
             retarget: RetargetParams {
                 interval,
@@ -387,7 +379,6 @@ mod tests {
                     .to_target()
                     .unwrap(),
             },
-            payout: ScriptBuf::from_bytes(vec![0x51]),
         }
     }
 

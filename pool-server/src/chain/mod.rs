@@ -7,6 +7,7 @@
 pub mod block_file;
 pub mod coinbase;
 pub mod embedded;
+pub mod genesis;
 pub mod node_rpc;
 pub mod retarget;
 

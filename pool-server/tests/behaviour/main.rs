@@ -16,6 +16,7 @@ mod http_clients_cannot_hold_descriptors;
 mod mines_on_a_real_node;
 mod node_template_shapes;
 mod operating_the_pool;
+mod pools_started_apart_share_a_genesis;
 mod readme_commands_run;
 mod sessions_resume_with_their_subscription_id;
 mod share_history_is_summarised_and_ages_out;
