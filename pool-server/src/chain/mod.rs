@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod genesis;
 pub mod node_rpc;
 pub mod retarget;
+pub mod tree;
 
 use std::sync::Arc;
 use std::time::Instant;
