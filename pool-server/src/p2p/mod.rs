@@ -3,13 +3,14 @@
 //! one chain.
 //!
 //! The wire is Bitcoin's: its framing and its message types from the `bitcoin` crate
-//! ([`codec`]), and its `version` / `verack` handshake ([`handshake`]). Nothing here knows
-//! Stratum; blocks from peers take the same path into the chain as blocks found locally, and
-//! leave it the same way. Which nodes to dial, and what to tell a peer that asks, comes from
-//! the [`address_book`].
+//! ([`codec`]), and its `version` / `verack` handshake ([`handshake`], run on a connection by
+//! [`peer`]). Nothing here knows Stratum; blocks from peers take the same path into the chain
+//! as blocks found locally, and leave it the same way. Which nodes to dial, and what to tell a
+//! peer that asks, comes from the [`address_book`].
 
 pub mod address_book;
 pub mod codec;
 pub mod handshake;
+pub mod peer;
 
 pub use codec::{FrameCodec, FrameError};
