@@ -1,13 +1,24 @@
 //! One connection to another node, over Bitcoin frames ([`FrameCodec`]): the handshake first,
 //! under a deadline, so a peer that connects and says nothing (or speaks before it has
-//! introduced itself) holds a socket for seconds at most.
+//! introduced itself) holds a socket for seconds at most; then [`run`], which answers pings,
+//! pings the peer and drops it when no pong comes in time (a dead peer), writes what the node
+//! queued for it and hands everything else to the node.
+//!
+//! What the node sends a peer goes through a bounded queue ([`Outbox`]): when it is full the
+//! peer is not keeping up, and the node drops that peer rather than wait for it, so one slow
+//! peer never stalls the others. Dropping means aborting the peer's task: [`run`] may be
+//! waiting on a socket the peer no longer reads.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bitcoin::p2p::message::NetworkMessage;
 use futures::{SinkExt, StreamExt};
+use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
 
 use super::codec::{FrameCodec, FrameError};
 use super::handshake::{check_peer_version, HandshakeError, PeerVersion};
@@ -28,6 +39,10 @@ pub enum PeerError {
     DuplicateVersion,
     #[error("peer closed the connection")]
     Closed,
+    #[error("no pong within {0:?} of our ping")]
+    PingTimeout(Duration),
+    #[error("peer's send queue is full: it does not keep up")]
+    SlowPeer,
 }
 
 /// Exchange `version` and `verack` on `framed` within `deadline`: send `ours`, check the peer's
@@ -68,6 +83,105 @@ where
     tokio::time::timeout(deadline, exchange)
         .await
         .map_err(|_| PeerError::HandshakeTimeout(deadline))?
+}
+
+/// How often to ping a peer, and how long its pong may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    pub ping_every: Duration,
+    pub pong_within: Duration,
+}
+
+/// The node's side of a peer's bounded send queue.
+#[derive(Debug, Clone)]
+pub struct Outbox(mpsc::Sender<NetworkMessage>);
+
+impl Outbox {
+    /// A queue of `capacity` messages and the receiving end [`run`] takes.
+    pub fn new(capacity: usize) -> (Outbox, mpsc::Receiver<NetworkMessage>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (Outbox(tx), rx)
+    }
+
+    /// Queue `msg` without waiting: [`PeerError::SlowPeer`] when the queue is full (drop the
+    /// peer), [`PeerError::Closed`] when its connection has ended.
+    pub fn send(&self, msg: NetworkMessage) -> Result<(), PeerError> {
+        self.0.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => PeerError::SlowPeer,
+            mpsc::error::TrySendError::Closed(_) => PeerError::Closed,
+        })
+    }
+}
+
+/// What the node can read of a running peer (for `/api/peers` and metrics).
+#[derive(Debug, Default, Clone)]
+pub struct PeerStats {
+    pub last_ping_rtt: Option<Duration>,
+    pub messages_in: u64,
+    pub messages_out: u64,
+}
+
+/// Serve an established connection until it ends: answer pings, ping the peer every
+/// `liveness.ping_every` (a pong later than `liveness.pong_within` ends it), write what
+/// `outbox` delivers, and hand every other message to `inbox` (waiting when the node is busy:
+/// backpressure on this peer alone). Returns why it ended; `Ok` when `cancel` fired.
+pub async fn run<S>(
+    mut framed: Framed<S, FrameCodec>,
+    mut outbox: mpsc::Receiver<NetworkMessage>,
+    inbox: mpsc::Sender<NetworkMessage>,
+    stats: Arc<Mutex<PeerStats>>,
+    liveness: Liveness,
+    cancel: CancellationToken,
+) -> Result<(), PeerError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut ticker = tokio::time::interval(liveness.ping_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pending: Option<(u64, Instant)> = None;
+    let mut next_nonce: u64 = rand::random();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = ticker.tick() => {
+                if let Some((_, sent)) = pending {
+                    if sent.elapsed() > liveness.pong_within {
+                        return Err(PeerError::PingTimeout(liveness.pong_within));
+                    }
+                    continue;
+                }
+                next_nonce = next_nonce.wrapping_add(1);
+                pending = Some((next_nonce, Instant::now()));
+                framed.send(NetworkMessage::Ping(next_nonce)).await?;
+                stats.lock().messages_out += 1;
+            }
+            out = outbox.recv() => {
+                // The node dropped its outbox: this peer is done.
+                let Some(msg) = out else { return Ok(()) };
+                framed.send(msg).await?;
+                stats.lock().messages_out += 1;
+            }
+            msg = framed.next() => {
+                let msg = msg.ok_or(PeerError::Closed)??;
+                stats.lock().messages_in += 1;
+                match msg {
+                    NetworkMessage::Ping(n) => {
+                        framed.send(NetworkMessage::Pong(n)).await?;
+                        stats.lock().messages_out += 1;
+                    }
+                    NetworkMessage::Pong(n) if pending.is_some_and(|(p, _)| p == n) => {
+                        let (_, sent) = pending.take().expect("checked");
+                        stats.lock().last_ping_rtt = Some(sent.elapsed());
+                    }
+                    other => {
+                        if inbox.send(other).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +248,96 @@ mod tests {
         assert!(matches!(
             got_a.unwrap_err(),
             PeerError::Handshake(HandshakeError::SelfConnection)
+        ));
+    }
+
+    fn live(ms: u64) -> Liveness {
+        Liveness {
+            ping_every: Duration::from_millis(ms),
+            pong_within: Duration::from_millis(2 * ms),
+        }
+    }
+
+    #[tokio::test]
+    async fn running_peers_pass_messages_and_measure_their_ping() {
+        let (a, b) = pair().await;
+        let cancel = CancellationToken::new();
+        let mut ends = Vec::new();
+        let mut handles = Vec::new();
+        for s in [a, b] {
+            let (outbox, out_rx) = Outbox::new(8);
+            let (in_tx, in_rx) = mpsc::channel(8);
+            let stats = Arc::new(Mutex::new(PeerStats::default()));
+            handles.push(tokio::spawn(run(
+                Framed::new(s, FrameCodec::new(MAGIC)),
+                out_rx,
+                in_tx,
+                stats.clone(),
+                live(50),
+                cancel.clone(),
+            )));
+            ends.push((outbox, in_rx, stats));
+        }
+        ends[0].0.send(NetworkMessage::GetAddr).unwrap();
+        let got = tokio::time::timeout(DEADLINE, ends[1].1.recv())
+            .await
+            .unwrap();
+        assert_eq!(got, Some(NetworkMessage::GetAddr));
+        for _ in 0..100 {
+            if ends.iter().all(|e| e.2.lock().last_ping_rtt.is_some()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for (_, _, stats) in &ends {
+            assert!(
+                stats.lock().last_ping_rtt.is_some(),
+                "each side timed a pong"
+            );
+        }
+        cancel.cancel();
+        for h in handles {
+            assert!(h.await.unwrap().is_ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_answers_pings_is_dropped_as_dead() {
+        let (a, b) = pair().await;
+        // The far end reads (so writes never block) but never answers.
+        let mut mute = Framed::new(b, FrameCodec::new(MAGIC));
+        tokio::spawn(async move { while mute.next().await.is_some() {} });
+        let (_outbox, out_rx) = Outbox::new(8);
+        let (in_tx, _in_rx) = mpsc::channel(8);
+        let ended = tokio::time::timeout(
+            DEADLINE,
+            run(
+                Framed::new(a, FrameCodec::new(MAGIC)),
+                out_rx,
+                in_tx,
+                Arc::default(),
+                live(50),
+                CancellationToken::new(),
+            ),
+        )
+        .await
+        .expect("ends by itself");
+        assert!(matches!(ended, Err(PeerError::PingTimeout(_))), "{ended:?}");
+    }
+
+    #[test]
+    fn a_full_send_queue_says_the_peer_is_slow() {
+        let (outbox, rx) = Outbox::new(2);
+        outbox.send(NetworkMessage::Verack).unwrap();
+        outbox.send(NetworkMessage::Verack).unwrap();
+        assert!(matches!(
+            outbox.send(NetworkMessage::Verack),
+            Err(PeerError::SlowPeer)
+        ));
+        drop(rx);
+        assert!(matches!(
+            outbox.send(NetworkMessage::Verack),
+            Err(PeerError::Closed)
         ));
     }
 
