@@ -6,11 +6,13 @@
 //! ([`codec`]), and its `version` / `verack` handshake ([`handshake`], run on a connection by
 //! [`peer`]). Nothing here knows Stratum; blocks from peers take the same path into the chain
 //! as blocks found locally, and leave it the same way. Which nodes to dial, and what to tell a
-//! peer that asks, comes from the [`address_book`].
+//! peer that asks, comes from the [`address_book`]; a block is relayed only the first time it is
+//! [`seen`].
 
 pub mod address_book;
 pub mod codec;
 pub mod handshake;
 pub mod peer;
+pub mod seen;
 
 pub use codec::{FrameCodec, FrameError};
