@@ -7,11 +7,12 @@
 //! [`peer`]). Nothing here knows Stratum; blocks from peers take the same path into the chain
 //! as blocks found locally, and leave it the same way. Which nodes to dial, and what to tell a
 //! peer that asks, comes from the [`address_book`]; a block is relayed only the first time it is
-//! [`seen`].
+//! [`seen`]. A peer that misbehaves is scored and banned by [`misbehaviour`].
 
 pub mod address_book;
 pub mod codec;
 pub mod handshake;
+pub mod misbehaviour;
 pub mod peer;
 pub mod seen;
 
