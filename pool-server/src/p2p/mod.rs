@@ -4,7 +4,7 @@
 //!
 //! The wire is Bitcoin's: its framing and its message types from the `bitcoin` crate
 //! ([`codec`]), and its `version` / `verack` handshake ([`handshake`], run on a connection by
-//! [`peer`]). Nothing here knows Stratum; blocks from peers take the same path into the chain
+//! [`peer`]). Nothing here speaks Stratum; blocks from peers take the same path into the chain
 //! as blocks found locally, and leave it the same way. Which nodes to dial, and what to tell a
 //! peer that asks, comes from the [`address_book`]; a block is relayed only the first time it is
 //! [`seen`]. A peer that misbehaves is scored and banned by [`misbehaviour`].
