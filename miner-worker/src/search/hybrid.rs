@@ -99,25 +99,27 @@ unsafe fn search_avx2<const N: usize, const M: usize>(
     }
 }
 
-/// The hybrid kernel: 8 AVX2 lanes and `M` batches of `N` SHA-NI streams per step.
-pub struct Hybrid<const N: usize, const M: usize>;
+/// SHA-NI streams per batch and batches per step: of the 2x2 to 4x4 geometries measured on a
+/// Zen 5, the fastest (BENCHMARKS.md).
+const STREAMS: usize = 2;
+const BATCHES: usize = 6;
 
-impl<const N: usize, const M: usize> Kernel for Hybrid<N, M> {
+/// The hybrid kernel: 8 AVX2 lanes and [`BATCHES`] batches of [`STREAMS`] SHA-NI streams per
+/// step, 20 nonces.
+pub struct Hybrid;
+
+impl Kernel for Hybrid {
     fn name(&self) -> &'static str {
-        match (N, M) {
-            (2, 6) => "avx2+sha-ni",
-            _ => "avx2+sha-ni-other",
-        }
+        "avx2+sha-ni"
     }
     fn lanes(&self) -> usize {
-        8 + N * M
+        V8::LANES + STREAMS * BATCHES
     }
     fn search(&self, pre: &Precomputed, start: u64, end: u64, top: u32, found: &mut Vec<u32>) {
         assert!(
             available(),
-            "{} kernel called on a CPU without SHA-NI and AVX2",
-            self.name()
+            "avx2+sha-ni kernel called on a CPU without SHA-NI and AVX2"
         );
-        unsafe { search_avx2::<N, M>(pre, start, end, top, found) }
+        unsafe { search_avx2::<STREAMS, BATCHES>(pre, start, end, top, found) }
     }
 }

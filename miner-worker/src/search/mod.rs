@@ -52,7 +52,7 @@ pub fn all() -> Vec<&'static dyn Kernel> {
         v.push(&sha_ni::ShaNi::<6>);
         v.push(&avx2::Avx2);
         v.push(&avx2::Avx2x2);
-        v.push(&hybrid::Hybrid::<2, 6>);
+        v.push(&hybrid::Hybrid);
     }
     v.push(&scalar::Scalar);
     v

@@ -123,7 +123,9 @@ impl EmbeddedChain {
             }
         }
         let genesis = if recent.is_empty() {
-            let g = Self::genesis(&params);
+            // Height 0: the network's genesis, a pure function of its parameters, taken on
+            // trust (no proof of work), as in Bitcoin.
+            let g = genesis_block(&params.network, params.genesis_bits);
             recent.push_back(ChainBlock {
                 height: 0,
                 hash: g.block_hash(),
@@ -149,12 +151,6 @@ impl EmbeddedChain {
             }),
             genesis,
         ))
-    }
-
-    /// Height 0: the network's genesis, a pure function of its parameters (no proof of work
-    /// required: as in Bitcoin, the genesis block is taken on trust).
-    fn genesis(params: &ChainParams) -> Block {
-        genesis_block(&params.network, params.genesis_bits)
     }
 
     pub fn tip(&self) -> (u64, BlockHash) {
