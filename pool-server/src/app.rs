@@ -342,55 +342,40 @@ async fn open_embedded_chain(cfg: &Config, store: &Store) -> anyhow::Result<Arc<
             pow_limit: genesis_target.max(regtest_limit),
         },
     };
-    let keep = (cfg.retarget_interval as i64 + 1).max(11) + 1;
-    let decode = |(h, raw): (u64, Vec<u8>)| {
-        bitcoin::consensus::deserialize(&raw)
-            .map(|b| (h, b))
-            .with_context(|| format!("stored block at height {h} does not decode"))
-    };
-    // The database is the record; the chain file lets the chain resume while it is away (and
-    // holds any block found while it was away that the spool has not replayed yet).
-    let from_db = if store.connected() {
-        Some(
-            store
-                .backend
-                .load_chain("embedded", keep)
-                .await?
-                .into_iter()
-                .map(decode)
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        )
-    } else {
-        None
-    };
     std::fs::create_dir_all(&cfg.spool_dir)
         .with_context(|| format!("creating {}", cfg.spool_dir.display()))?;
-    let (file, from_file) = BlockFile::open(&cfg.spool_dir.join("embedded.blocks"), keep as usize)
+    // The chain file is the node's own store of every block (it resumes while the database is
+    // away); the database is read for what the file lacks (a file lost, or older than it).
+    let (file, from_file) = BlockFile::open(&cfg.spool_dir.join("embedded.blocks"))
         .context("opening the embedded chain's block file")?;
-    let stored = match from_db {
-        Some(db) if db.last().map(|b| b.0) >= from_file.last().map(|b| b.0) => {
-            if db.last().map(|b| b.0) != from_file.last().map(|b| b.0) {
-                file.reset(&db).context("writing the chain file")?;
-            }
-            db
+    let file_height = from_file.iter().map(|b| b.0).max();
+    let from_db = if store.connected() {
+        let tip = store.backend.load_chain("embedded", 1).await?;
+        if tip.first().map(|b| b.0) > file_height {
+            store
+                .backend
+                .load_chain("embedded", i64::MAX)
+                .await?
+                .into_iter()
+                .map(|(h, raw)| {
+                    bitcoin::consensus::deserialize::<bitcoin::Block>(&raw)
+                        .with_context(|| format!("stored block at height {h} does not decode"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?
+        } else {
+            Vec::new()
         }
-        Some(_) => from_file,
-        None if from_file.is_empty() => anyhow::bail!(
+    } else if from_file.is_empty() {
+        anyhow::bail!(
             "the share database is unreachable and there is no chain file ({}) to resume the \
              embedded chain from: start the database first, so the chain is not started anew",
             file.path().display()
-        ),
-        None => {
-            tracing::warn!("share database unreachable: embedded chain resumed from its file");
-            from_file
-        }
+        )
+    } else {
+        tracing::warn!("share database unreachable: embedded chain resumed from its file");
+        Vec::new()
     };
-    let (chain, genesis) = EmbeddedChain::open(params, stored)?;
-    if let Some(g) = &genesis {
-        file.append(0, g)
-            .context("writing the genesis to the chain file")?;
-    }
-    chain.keep_blocks_in(file);
+    let (chain, genesis) = EmbeddedChain::open(params, file, from_file, from_db)?;
     if let Some(g) = genesis {
         tracing::info!(
             network = %cfg.p2p_network,

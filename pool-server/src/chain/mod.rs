@@ -49,6 +49,9 @@ pub enum BlockVerdict {
     Accepted,
     /// The source already had it.
     Duplicate,
+    /// Valid, but on a branch with no more work than the best chain (it lost a race, or a
+    /// reorganisation left it behind): not counted as found.
+    Orphaned,
     /// Refused, with the source's reason (`high-hash`, `bad-txnmrklroot`, ...).
     Rejected(String),
     /// The source could not say (unreachable, `inconclusive`).
@@ -60,6 +63,7 @@ impl BlockVerdict {
         match self {
             BlockVerdict::Accepted => "accepted",
             BlockVerdict::Duplicate => "duplicate",
+            BlockVerdict::Orphaned => "orphaned",
             BlockVerdict::Rejected(_) => "rejected",
             BlockVerdict::Unknown(_) => "unknown",
         }

@@ -50,6 +50,8 @@ pub enum Inserted {
 pub struct BlockTree {
     nodes: HashMap<BlockHash, Node>,
     best: BlockHash,
+    /// The best chain by height: `active[h]` is its block at height `h`.
+    active: Vec<BlockHash>,
 }
 
 impl BlockTree {
@@ -65,7 +67,11 @@ impl BlockTree {
                 chain_work: genesis.work(),
             },
         );
-        BlockTree { nodes, best: hash }
+        BlockTree {
+            nodes,
+            best: hash,
+            active: vec![hash],
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -114,18 +120,26 @@ impl BlockTree {
     /// Whether `hash` is on the best chain.
     pub fn is_on_best_chain(&self, hash: &BlockHash) -> bool {
         self.height(hash)
-            .and_then(|h| self.ancestor(self.best, h))
+            .and_then(|h| self.best_at(h))
             .is_some_and(|a| a == *hash)
+    }
+
+    /// The best chain's block at `height`.
+    pub fn best_at(&self, height: u64) -> Option<BlockHash> {
+        usize::try_from(height)
+            .ok()
+            .and_then(|h| self.active.get(h))
+            .copied()
     }
 
     /// Hashes for `getheaders`: the best tip, then back by 1, 2, 4, ... blocks, ending at
     /// the genesis, so a peer finds our fork point in a few dozen hashes at any height.
     pub fn locator(&self) -> Vec<BlockHash> {
-        let (mut height, tip) = self.best();
+        let (mut height, _) = self.best();
         let mut out = Vec::new();
         let mut step = 1;
         loop {
-            out.push(self.ancestor(tip, height).expect("on the best chain"));
+            out.push(self.best_at(height).expect("on the best chain"));
             if height == 0 {
                 return out;
             }
@@ -158,9 +172,13 @@ impl BlockTree {
         }
         self.best = hash;
         if header.prev_blockhash == old {
+            self.active.push(hash);
             return Inserted::Extended { height };
         }
-        Inserted::Reorganised(self.path(old, hash))
+        let reorg = self.path(old, hash);
+        self.active.truncate(reorg.fork_height as usize + 1);
+        self.active.extend(reorg.connected.iter().copied());
+        Inserted::Reorganised(reorg)
     }
 
     /// The blocks from `old` back to the fork with `new`, and from the fork up to `new`.
@@ -219,6 +237,10 @@ impl OrphanPool {
 
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
+    }
+
+    pub fn contains(&self, hash: &BlockHash) -> bool {
+        self.blocks.contains_key(hash)
     }
 
     /// Bytes held (the blocks' serialized sizes).
@@ -345,6 +367,11 @@ mod tests {
         assert_eq!(r.connected, joined);
         assert_eq!(tree.best(), (5, next.block_hash()));
         assert!(!tree.is_on_best_chain(&main[3]));
+        // The height index follows the new branch from the fork up.
+        assert_eq!(tree.best_at(1), Some(main[0]));
+        assert_eq!(tree.best_at(2), Some(side[0]));
+        assert_eq!(tree.best_at(5), Some(next.block_hash()));
+        assert_eq!(tree.best_at(6), None);
     }
 
     #[test]
