@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::blocks::BlockPath;
 use crate::chain::block_file::BlockFile;
 use crate::chain::coinbase::CoinbaseBuilder;
 use crate::chain::embedded::{ChainParams, EmbeddedChain};
@@ -30,6 +31,8 @@ use crate::config::Config;
 use crate::http::{self, ApiState};
 use crate::jobs::{JobBuilder, JobFeed, JobIds};
 use crate::metrics::Metrics;
+use crate::p2p::manager::{Node, P2pConfig};
+use crate::p2p::peer::Liveness;
 use crate::stats::Stats;
 use crate::store::{retention, rollup, Backend, BlockRecord, Store, StoreEvent, StoreOptions};
 use crate::stratum::account::AccountPolicy;
@@ -47,6 +50,8 @@ const SESSION_DRAIN: Duration = Duration::from_secs(10);
 pub struct Running {
     /// Bound Stratum addresses, in `--stratum` order (useful with port 0).
     pub stratum: Vec<SocketAddr>,
+    /// The bound `--p2p-listen` address.
+    pub p2p: Option<SocketAddr>,
     pub http: SocketAddr,
     pub store: Backend,
     pub chain: Option<Arc<EmbeddedChain>>,
@@ -160,8 +165,26 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         shutdown.clone(),
     );
     let (block_tx, block_rx) = mpsc::channel(64);
-    let block_path =
-        crate::blocks::spawn(source.clone(), store.handle(), metrics.clone(), block_rx);
+    let blocks = BlockPath::new(
+        source.clone(),
+        chain.clone(),
+        store.handle(),
+        metrics.clone(),
+    );
+    let block_path = blocks.clone().spawn(block_rx);
+    let p2p = match &chain {
+        Some(chain) if cfg.p2p_listen.is_some() || !cfg.peers.is_empty() => Some(
+            Node::start(
+                p2p_config(&cfg).await?,
+                chain.clone(),
+                blocks.clone(),
+                metrics.clone(),
+                shutdown.child_token(),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
 
     let stats = Arc::new(Stats::new());
     // A restart leaves no hole: the windows (the last hour of every worker) and the pool's
@@ -245,6 +268,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         bans: bans.clone(),
         jobs: jobs.clone(),
         chain: chain.clone(),
+        p2p: p2p.clone(),
         source: source.kind(),
         api_token: cfg.api_token.clone(),
         started,
@@ -290,6 +314,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         });
     }
 
+    let p2p_addr = p2p.as_ref().and_then(|n| n.listening);
     let backend = store.backend.clone();
     let done_shutdown = shutdown.clone();
     let done = tokio::spawn(async move {
@@ -303,6 +328,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             tracing::warn!("some sessions did not end in time");
         }
         drop(ctx);
+        if let Some(p2p) = &p2p {
+            if tokio::time::timeout(Duration::from_secs(5), p2p.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("some peer connections did not end in time");
+            }
+        }
+        drop(p2p);
+        drop(blocks);
         if tokio::time::timeout(Duration::from_secs(10), block_path)
             .await
             .is_err()
@@ -317,6 +352,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
 
     Ok(Running {
         stratum: stratum_addrs,
+        p2p: p2p_addr,
         http: http_addr,
         store: backend,
         chain,
@@ -324,6 +360,33 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         metrics,
         shutdown,
         done,
+    })
+}
+
+/// The P2P settings, with every `--peer` resolved (one that does not resolve is left out, said
+/// so in the log: the others may still be reachable).
+async fn p2p_config(cfg: &Config) -> anyhow::Result<P2pConfig> {
+    let mut seeds = Vec::new();
+    for peer in &cfg.peers {
+        match tokio::net::lookup_host(peer.as_str()).await {
+            Ok(addrs) => seeds.extend(addrs),
+            Err(e) => {
+                tracing::error!(peer = %peer, error = %e, "--peer does not resolve; left out")
+            }
+        }
+    }
+    Ok(P2pConfig {
+        listen: cfg.p2p_listen,
+        seeds,
+        max_peers: cfg.max_peers as usize,
+        max_outbound: cfg.max_outbound as usize,
+        max_inbound_per_ip: cfg.max_inbound_per_ip as usize,
+        handshake_timeout: cfg.p2p_handshake_timeout,
+        liveness: Liveness {
+            ping_every: cfg.p2p_ping_interval,
+            pong_within: cfg.p2p_ping_interval * 2,
+        },
+        ban_duration: cfg.ban_duration,
     })
 }
 

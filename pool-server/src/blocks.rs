@@ -1,14 +1,20 @@
 //! The block path: a share that met the network target becomes a full block, goes to the
-//! template source (appended to the embedded chain, or `submitblock` to a node), and is
-//! recorded with the verdict.
+//! template source (the embedded chain, or `submitblock` to a node), and is recorded with the
+//! verdict. Blocks from peers take the same path into the embedded chain.
+//!
+//! One block at a time: accepting a block and recording what it changed (the block, the
+//! orphans it let in, the blocks a reorganisation moved off or onto the best chain) happen
+//! together, so the store never records a status older than one already recorded.
 
 use std::sync::Arc;
 
+use bitcoin::{Block, BlockHash};
 use chrono::Utc;
-use protocol::{Extranonce1, Extranonce2, WorkerName};
+use protocol::{CompactTarget, Extranonce1, Extranonce2, WorkerName};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::chain::embedded::{EmbeddedChain, Origin, Outcome};
 use crate::chain::TemplateSource;
 use crate::jobs::Job;
 use crate::metrics::Metrics;
@@ -23,42 +29,146 @@ pub struct FoundBlock {
     pub worker: WorkerName,
 }
 
-pub fn spawn(
+/// Where blocks enter the chain and the store.
+pub struct BlockPath {
     source: Arc<dyn TemplateSource>,
+    /// The embedded chain, when it is the source (it also takes peers' blocks).
+    chain: Option<Arc<EmbeddedChain>>,
     store: StoreHandle,
     metrics: Arc<Metrics>,
-    mut rx: mpsc::Receiver<FoundBlock>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Some(found) = rx.recv().await {
-            let block =
-                found
-                    .job
-                    .assemble_block(&found.extranonce1, &found.extranonce2, found.header);
-            let hash = block.block_hash();
-            let height = found.job.template.height;
-            let verdict = source.submit_block(block.clone()).await;
-            metrics.blocks.with_label_values(&[verdict.status()]).inc();
-            if verdict.is_found() {
-                metrics.last_block_time.set(Utc::now().timestamp() as f64);
-                tracing::info!(block = %hash, height, worker = %found.worker, result = verdict.status(), "block found");
-            } else {
-                tracing::warn!(block = %hash, height, worker = %found.worker, result = verdict.status(), reason = verdict.detail().unwrap_or(""), "block not accepted");
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+fn difficulty_of(block: &Block) -> f64 {
+    CompactTarget::from(block.header.bits)
+        .to_target()
+        .map(|t| t.difficulty().as_f64())
+        .unwrap_or(0.0)
+}
+
+impl BlockPath {
+    pub fn new(
+        source: Arc<dyn TemplateSource>,
+        chain: Option<Arc<EmbeddedChain>>,
+        store: StoreHandle,
+        metrics: Arc<Metrics>,
+    ) -> Arc<BlockPath> {
+        Arc::new(BlockPath {
+            source,
+            chain,
+            store,
+            metrics,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Take found blocks from the sessions until they are all gone.
+    pub fn spawn(self: Arc<Self>, mut rx: mpsc::Receiver<FoundBlock>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            while let Some(found) = rx.recv().await {
+                self.found(found).await;
             }
-            store
+        })
+    }
+
+    /// A block found by a share: submit it and record the verdict.
+    pub async fn found(&self, found: FoundBlock) {
+        let block = found
+            .job
+            .assemble_block(&found.extranonce1, &found.extranonce2, found.header);
+        let hash = block.block_hash();
+        let height = found.job.template.height;
+        let _serial = self.one_at_a_time.lock().await;
+        let (verdict, outcome) = match &self.chain {
+            Some(chain) => {
+                let outcome = chain.accept(&block, Origin::Local);
+                (outcome.verdict.clone(), Some(outcome))
+            }
+            None => (self.source.submit_block(block.clone()).await, None),
+        };
+        self.metrics
+            .blocks
+            .with_label_values(&[verdict.status()])
+            .inc();
+        if verdict.is_found() {
+            self.metrics
+                .last_block_time
+                .set(Utc::now().timestamp() as f64);
+            tracing::info!(block = %hash, height, worker = %found.worker, result = verdict.status(), "block found");
+        } else {
+            tracing::warn!(block = %hash, height, worker = %found.worker, result = verdict.status(), reason = verdict.detail().unwrap_or(""), "block not accepted");
+        }
+        self.store
+            .record(StoreEvent::Block(BlockRecord {
+                hash: hash.to_string(),
+                height: height as i64,
+                prev_hash: block.header.prev_blockhash.to_string(),
+                chain: self.source.kind().to_owned(),
+                worker: Some(found.worker.to_string()),
+                network_difficulty: found.job.template.target.difficulty().as_f64(),
+                status: verdict.status().to_owned(),
+                detail: verdict.detail().map(str::to_owned),
+                raw: bitcoin::consensus::serialize(&block),
+                found_at: Utc::now(),
+            }))
+            .await;
+        if let Some(outcome) = outcome {
+            self.record_changes(&outcome, Some(hash)).await;
+        }
+    }
+
+    /// A block sent by a peer: check it into the embedded chain and record what changed.
+    /// `None` when the pool mines on a node (peers are the node's business then).
+    pub async fn from_peer(&self, block: &Block) -> Option<Outcome> {
+        let chain = self.chain.as_ref()?;
+        let _serial = self.one_at_a_time.lock().await;
+        let outcome = chain.accept(block, Origin::Peer);
+        self.record_changes(&outcome, None).await;
+        Some(outcome)
+    }
+
+    /// Record every block `outcome` stored or moved, with where it stands now (`except` is
+    /// recorded by the caller).
+    async fn record_changes(&self, outcome: &Outcome, except: Option<BlockHash>) {
+        let Some(chain) = &self.chain else { return };
+        let mut touched: Vec<BlockHash> = outcome.stored.iter().map(|s| s.hash).collect();
+        for r in &outcome.reorgs {
+            self.metrics.reorgs.inc();
+            self.metrics
+                .reorg_depth
+                .observe(r.disconnected.len() as f64);
+            touched.extend(r.disconnected.iter().chain(&r.connected));
+        }
+        let mut done = std::collections::HashSet::new();
+        for hash in touched {
+            if Some(hash) == except || !done.insert(hash) {
+                continue;
+            }
+            let (Some(standing), Some(block)) = (chain.standing(&hash), chain.block(&hash)) else {
+                continue;
+            };
+            if standing.found_here && !standing.best {
+                tracing::warn!(block = %hash, height = standing.height, "a block found here left the best chain: orphaned");
+            }
+            let status = if standing.best {
+                "accepted"
+            } else {
+                "orphaned"
+            };
+            self.store
                 .record(StoreEvent::Block(BlockRecord {
                     hash: hash.to_string(),
-                    height: height as i64,
+                    height: standing.height as i64,
                     prev_hash: block.header.prev_blockhash.to_string(),
-                    chain: source.kind().to_owned(),
-                    worker: Some(found.worker.to_string()),
-                    network_difficulty: found.job.template.target.difficulty().as_f64(),
-                    status: verdict.status().to_owned(),
-                    detail: verdict.detail().map(str::to_owned),
+                    chain: self.source.kind().to_owned(),
+                    worker: None,
+                    network_difficulty: difficulty_of(&block),
+                    status: status.to_owned(),
+                    detail: (!standing.found_here).then(|| "from a peer".to_owned()),
                     raw: bitcoin::consensus::serialize(&block),
                     found_at: Utc::now(),
                 }))
                 .await;
         }
-    })
+    }
 }

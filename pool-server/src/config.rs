@@ -128,6 +128,36 @@ pub struct Config {
     #[arg(long, env = "POOL_P2P_NETWORK", default_value = "rust-pool", value_parser = parse_network_name)]
     pub p2p_network: String,
 
+    /// Embedded chain: take peer-to-peer connections from other pool-servers here
+    /// (e.g. `0.0.0.0:18555`); off by default.
+    #[arg(long, env = "POOL_P2P_LISTEN")]
+    pub p2p_listen: Option<SocketAddr>,
+
+    /// Embedded chain: a pool-server to peer with, `HOST:PORT` (its --p2p-listen); repeat or
+    /// comma-separate for several. Peers of peers are learned from them.
+    #[arg(long = "peer", env = "POOL_PEERS", value_delimiter = ',', value_parser = parse_peer)]
+    pub peers: Vec<String>,
+
+    /// Most peer connections, inbound and outbound together.
+    #[arg(long, env = "POOL_MAX_PEERS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_peers: u32,
+
+    /// Outbound peer connections the node keeps (dialled from --peer and learned addresses).
+    #[arg(long, env = "POOL_MAX_OUTBOUND", default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    pub max_outbound: u32,
+
+    /// Most inbound peer connections from one IP address.
+    #[arg(long, env = "POOL_MAX_INBOUND_PER_IP", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_inbound_per_ip: u32,
+
+    /// Ping every peer this often; one that has not answered within two intervals is dropped.
+    #[arg(long, env = "POOL_P2P_PING_INTERVAL", default_value = "20s", value_parser = parse_interval)]
+    pub p2p_ping_interval: Duration,
+
+    /// A peer must finish the version handshake within this long.
+    #[arg(long, env = "POOL_P2P_HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = parse_interval)]
+    pub p2p_handshake_timeout: Duration,
+
     /// Embedded chain: the block time difficulty retargeting aims at.
     #[arg(long, env = "POOL_BLOCK_TIME", default_value = "30s", value_parser = parse_interval)]
     pub block_time: Duration,
@@ -337,6 +367,19 @@ fn parse_compact(s: &str) -> Result<CompactTarget, String> {
     Ok(c)
 }
 
+/// `HOST:PORT`, with a port that is a number (the host is resolved when the pool starts).
+fn parse_peer(s: &str) -> Result<String, String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!(
+            "{s:?} is not HOST:PORT with a port from 1 to 65535"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 fn parse_network_name(s: &str) -> Result<String, String> {
     crate::chain::genesis::check_network_name(s).map_err(|e| e.to_string())?;
     Ok(s.to_owned())
@@ -409,6 +452,12 @@ impl Config {
         }
         if self.stratum.is_empty() {
             bail!("at least one --stratum listener is required");
+        }
+        if self.node_rpc_url.is_some() && (self.p2p_listen.is_some() || !self.peers.is_empty()) {
+            bail!("--p2p-listen and --peer network the embedded chain; with --node-rpc-url the node does its own peering");
+        }
+        if self.max_outbound > self.max_peers {
+            bail!("--max-outbound must not exceed --max-peers");
         }
         Ok(())
     }

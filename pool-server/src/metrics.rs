@@ -41,6 +41,15 @@ pub struct Metrics {
     pub store_quarantined: IntCounter,
     pub bans: IntCounter,
     pub banned_ips: IntGauge,
+    pub reorgs: IntCounter,
+    pub reorg_depth: Histogram,
+    pub orphan_blocks: IntGauge,
+    pub peers: IntGaugeVec,
+    pub peers_configured: IntGauge,
+    pub peer_messages: IntCounterVec,
+    pub peer_bytes: IntCounterVec,
+    pub peer_bans: IntCounter,
+    pub block_propagation: Histogram,
 }
 
 macro_rules! register {
@@ -286,8 +295,97 @@ impl Metrics {
                 r,
                 IntGauge::new("pool_banned_ips", "IP addresses currently banned").unwrap()
             ),
+            reorgs: register!(
+                r,
+                IntCounter::new(
+                    "pool_chain_reorgs_total",
+                    "Reorganisations of the embedded chain to a heavier branch"
+                )
+                .unwrap()
+            ),
+            reorg_depth: register!(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "pool_chain_reorg_depth",
+                        "Blocks that left the best chain in each reorganisation"
+                    )
+                    .buckets(vec![1.0, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0, 50.0, 100.0])
+                )
+                .unwrap()
+            ),
+            orphan_blocks: register!(
+                r,
+                IntGauge::new(
+                    "pool_chain_orphan_blocks",
+                    "Blocks from peers waiting for their parent"
+                )
+                .unwrap()
+            ),
+            peers: register!(
+                r,
+                IntGaugeVec::new(
+                    Opts::new("pool_p2p_peers", "Connected peers, by direction"),
+                    &["direction"]
+                )
+                .unwrap()
+            ),
+            peers_configured: register!(
+                r,
+                IntGauge::new(
+                    "pool_p2p_peers_configured",
+                    "Peers given with --peer (the node should have some while this is above 0)"
+                )
+                .unwrap()
+            ),
+            peer_messages: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "pool_p2p_messages_total",
+                        "P2P messages, by command and direction"
+                    ),
+                    &["command", "direction"]
+                )
+                .unwrap()
+            ),
+            peer_bytes: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new("pool_p2p_bytes_total", "P2P bytes, by direction"),
+                    &["direction"]
+                )
+                .unwrap()
+            ),
+            peer_bans: register!(
+                r,
+                IntCounter::new(
+                    "pool_p2p_bans_total",
+                    "Peer addresses banned for misbehaving"
+                )
+                .unwrap()
+            ),
+            block_propagation: register!(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "pool_p2p_block_propagation_seconds",
+                        "From a block's header time to its arrival from a peer"
+                    )
+                    .buckets(vec![
+                        0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0
+                    ])
+                )
+                .unwrap()
+            ),
             registry: r,
         };
+        for direction in ["inbound", "outbound"] {
+            m.peers.with_label_values(&[direction]);
+        }
+        for direction in ["in", "out"] {
+            m.peer_bytes.with_label_values(&[direction]);
+        }
         m.store_up.set(1);
         for reason in crate::share::Reject::LABELS {
             m.shares.with_label_values(&["rejected", reason]);
@@ -307,7 +405,7 @@ impl Metrics {
         ] {
             m.disconnects.with_label_values(&[cause]);
         }
-        for status in ["accepted", "duplicate", "rejected", "unknown"] {
+        for status in ["accepted", "duplicate", "orphaned", "rejected", "unknown"] {
             m.blocks.with_label_values(&[status]);
         }
         m.last_block_time.set(chrono::Utc::now().timestamp() as f64);

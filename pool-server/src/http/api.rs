@@ -81,7 +81,11 @@ pub async fn pool(State(s): State<Arc<ApiState>>, Query(q): Query<RangeQuery>) -
         "template_age_secs": t.created.elapsed().as_secs_f64(),
         "template_stale": s.metrics.template_stale.get() == 1,
         "transactions": t.transactions.len(),
-        "blocks_found": s.metrics.blocks.with_label_values(&["accepted"]).get(),
+        "blocks_found": match &s.chain {
+            // Found and still on the best chain (a reorganisation can take blocks away).
+            Some(chain) => chain.blocks_found(),
+            None => s.metrics.blocks.with_label_values(&["accepted"]).get(),
+        },
         "last_block_time": s.metrics.last_block_time.get(),
         "uptime_secs": s.started.elapsed().as_secs(),
         "store": {
@@ -251,4 +255,20 @@ pub async fn shares(State(s): State<Arc<ApiState>>, Query(q): Query<ListQuery>) 
         Ok(v) => Json(v).into_response(),
         Err(e) => db_error(e),
     }
+}
+
+/// The P2P node's peers (an empty list when it has none or P2P is off).
+pub async fn peers(State(s): State<Arc<ApiState>>) -> Response {
+    let Some(node) = &s.p2p else {
+        return Json(json!({ "enabled": false, "peers": [] })).into_response();
+    };
+    let (orphans, _) = s.chain.as_ref().map(|c| c.orphans()).unwrap_or_default();
+    Json(json!({
+        "enabled": true,
+        "listen": node.listening.map(|a| a.to_string()),
+        "peers": node.peers(),
+        "banned": node.bans().list().len(),
+        "orphans": orphans,
+    }))
+    .into_response()
 }

@@ -18,6 +18,7 @@ use axum::Router;
 use crate::chain::embedded::EmbeddedChain;
 use crate::jobs::JobFeed;
 use crate::metrics::Metrics;
+use crate::p2p::manager::Node;
 use crate::stats::Stats;
 use crate::store::Backend;
 use crate::stratum::bans::BanList;
@@ -31,6 +32,8 @@ pub struct ApiState {
     pub jobs: JobFeed,
     /// The embedded chain, when it is the template source (it takes fed transactions).
     pub chain: Option<Arc<EmbeddedChain>>,
+    /// The P2P node, when the embedded chain has peers.
+    pub p2p: Option<Arc<Node>>,
     pub source: &'static str,
     pub api_token: Option<String>,
     pub started: Instant,
@@ -51,6 +54,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/workers/{name}", get(api::worker))
         .route("/api/worker-table", get(worker_table::table))
         .route("/api/blocks", get(api::blocks))
+        .route("/api/peers", get(api::peers))
         .route("/api/shares", get(api::shares))
         .route("/api/mempool", post(admin::feed_transaction))
         .route("/api/bans", get(admin::list_bans).post(admin::add_ban))

@@ -160,6 +160,11 @@ impl AddressBook {
         }
     }
 
+    /// Drop `addr` (it turned out to be this node itself).
+    pub fn forget(&mut self, addr: &SocketAddr) {
+        self.entries.remove(addr);
+    }
+
     /// A connection with `addr` completed its handshake: its slate is clean.
     pub fn succeeded(&mut self, addr: &SocketAddr, now: Instant) {
         if let Some(e) = self.entries.get_mut(addr) {

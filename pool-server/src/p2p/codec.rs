@@ -66,19 +66,35 @@ impl FrameError {
     }
 }
 
-/// Frames of one network (one magic) in and out.
+/// Frames of one network (one magic) in and out, counting their bytes.
 #[derive(Debug, Clone)]
 pub struct FrameCodec {
     magic: Magic,
+    bytes_in: u64,
+    bytes_out: u64,
 }
 
 impl FrameCodec {
     pub fn new(magic: Magic) -> Self {
-        FrameCodec { magic }
+        FrameCodec {
+            magic,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
     }
 
     pub fn magic(&self) -> Magic {
         self.magic
+    }
+
+    /// Bytes of whole frames decoded so far.
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in
+    }
+
+    /// Bytes of frames encoded so far.
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out
     }
 }
 
@@ -126,6 +142,7 @@ impl Decoder for FrameCodec {
         }
         let command = command.to_owned();
         let frame = src.split_to(total);
+        self.bytes_in += total as u64;
         let checksum = sha256d::Hash::hash(&frame[HEADER_LEN..]);
         if checksum[..4] != frame[20..24] {
             return Err(FrameError::BadChecksum { command });
@@ -148,6 +165,7 @@ impl Encoder<NetworkMessage> for FrameCodec {
         let bytes = bitcoin::consensus::serialize(&raw);
         dst.reserve(bytes.len());
         dst.put_slice(&bytes);
+        self.bytes_out += bytes.len() as u64;
         Ok(())
     }
 }

@@ -68,6 +68,8 @@ pub struct PeerVersion {
     pub version: u32,
     pub user_agent: String,
     pub best_height: u64,
+    /// The port its `version` says it listens on (0: it takes no connections).
+    pub listen_port: Option<u16>,
 }
 
 /// Accept or refuse a peer's `version`, given the nonces of our own open handshakes.
@@ -93,6 +95,7 @@ pub fn check_peer_version(
         version: theirs.version,
         user_agent: theirs.user_agent.clone(),
         best_height,
+        listen_port: Some(theirs.sender.port).filter(|p| *p != 0),
     })
 }
 

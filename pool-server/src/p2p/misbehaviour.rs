@@ -35,6 +35,10 @@ pub fn penalty(err: &PeerError) -> u32 {
         PeerError::Handshake(HandshakeError::SelfConnection) => 0,
         PeerError::Handshake(_) => BAN_SCORE / 5,
         PeerError::Closed | PeerError::PingTimeout(_) | PeerError::SlowPeer => 0,
+        // A block that fails the rules: the peer validates nothing, or attacks.
+        PeerError::InvalidBlock { .. } => BAN_SCORE,
+        PeerError::Protocol(_) => BAN_SCORE / 5,
+        PeerError::Junk(_) => BAN_SCORE,
     }
 }
 

@@ -7,13 +7,17 @@
 //! [`peer`]). Nothing here speaks Stratum; blocks from peers take the same path into the chain
 //! as blocks found locally, and leave it the same way. Which nodes to dial, and what to tell a
 //! peer that asks, comes from the [`address_book`]; a block is relayed only the first time it is
-//! [`seen`]. A peer that misbehaves is scored and banned by [`misbehaviour`].
+//! [`seen`]. A peer that misbehaves is scored and banned by [`misbehaviour`]. The [`manager`]
+//! keeps the peers (listener, dialer, relay of new tips); [`sync`] is the conversation with one
+//! peer (headers-first catch-up, fetching announced blocks, answering, discovery).
 
 pub mod address_book;
 pub mod codec;
 pub mod handshake;
+pub mod manager;
 pub mod misbehaviour;
 pub mod peer;
 pub mod seen;
+pub mod sync;
 
 pub use codec::{FrameCodec, FrameError};

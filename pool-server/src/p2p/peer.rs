@@ -43,6 +43,15 @@ pub enum PeerError {
     PingTimeout(Duration),
     #[error("peer's send queue is full: it does not keep up")]
     SlowPeer,
+    #[error("peer sent an invalid block {hash}: {reason}")]
+    InvalidBlock {
+        hash: bitcoin::BlockHash,
+        reason: String,
+    },
+    #[error("peer broke the protocol: {0}")]
+    Protocol(String),
+    #[error("peer sends commands we do not speak, over and over ({0})")]
+    Junk(String),
 }
 
 /// Exchange `version` and `verack` on `framed` within `deadline`: send `ours`, check the peer's
@@ -103,6 +112,12 @@ impl Outbox {
         (Outbox(tx), rx)
     }
 
+    /// Queue `msg`, waiting for room: for answers to what the peer asked, so a peer that asks
+    /// for much and reads slowly only slows its own answers.
+    pub async fn send_wait(&self, msg: NetworkMessage) -> Result<(), PeerError> {
+        self.0.send(msg).await.map_err(|_| PeerError::Closed)
+    }
+
     /// Queue `msg` without waiting: [`PeerError::SlowPeer`] when the queue is full (drop the
     /// peer), [`PeerError::Closed`] when its connection has ended.
     pub fn send(&self, msg: NetworkMessage) -> Result<(), PeerError> {
@@ -119,6 +134,55 @@ pub struct PeerStats {
     pub last_ping_rtt: Option<Duration>,
     pub messages_in: u64,
     pub messages_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    In,
+    Out,
+}
+
+impl Flow {
+    pub fn label(self) -> &'static str {
+        match self {
+            Flow::In => "in",
+            Flow::Out => "out",
+        }
+    }
+}
+
+/// Told of every message a running peer sends or receives: its command, its direction, and
+/// the bytes of frames since the last call in that direction (for the node's metrics).
+pub type Observer = Arc<dyn Fn(&str, Flow, u64) + Send + Sync>;
+
+/// Count `command` in `stats` and tell `observe`, with the codec's new bytes.
+fn tally<S>(
+    framed: &Framed<S, FrameCodec>,
+    stats: &Mutex<PeerStats>,
+    observe: &Observer,
+    command: &str,
+    flow: Flow,
+) {
+    let mut st = stats.lock();
+    let bytes = match flow {
+        Flow::In => {
+            st.messages_in += 1;
+            let new = framed.codec().bytes_in() - st.bytes_in;
+            st.bytes_in = framed.codec().bytes_in();
+            new
+        }
+        Flow::Out => {
+            st.messages_out += 1;
+            let new = framed.codec().bytes_out() - st.bytes_out;
+            st.bytes_out = framed.codec().bytes_out();
+            new
+        }
+    };
+    drop(st);
+    observe(command, flow, bytes);
 }
 
 /// Serve an established connection until it ends: answer pings, ping the peer every
@@ -130,12 +194,19 @@ pub async fn run<S>(
     mut outbox: mpsc::Receiver<NetworkMessage>,
     inbox: mpsc::Sender<NetworkMessage>,
     stats: Arc<Mutex<PeerStats>>,
+    observe: Observer,
     liveness: Liveness,
     cancel: CancellationToken,
 ) -> Result<(), PeerError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // What the handshake moved counts too.
+    {
+        let mut st = stats.lock();
+        st.bytes_in = framed.codec().bytes_in();
+        st.bytes_out = framed.codec().bytes_out();
+    }
     let mut ticker = tokio::time::interval(liveness.ping_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: Option<(u64, Instant)> = None;
@@ -153,21 +224,22 @@ where
                 next_nonce = next_nonce.wrapping_add(1);
                 pending = Some((next_nonce, Instant::now()));
                 framed.send(NetworkMessage::Ping(next_nonce)).await?;
-                stats.lock().messages_out += 1;
+                tally(&framed, &stats, &observe, "ping", Flow::Out);
             }
             out = outbox.recv() => {
                 // The node dropped its outbox: this peer is done.
                 let Some(msg) = out else { return Ok(()) };
+                let command = msg.command();
                 framed.send(msg).await?;
-                stats.lock().messages_out += 1;
+                tally(&framed, &stats, &observe, command.as_ref(), Flow::Out);
             }
             msg = framed.next() => {
                 let msg = msg.ok_or(PeerError::Closed)??;
-                stats.lock().messages_in += 1;
+                tally(&framed, &stats, &observe, msg.command().as_ref(), Flow::In);
                 match msg {
                     NetworkMessage::Ping(n) => {
                         framed.send(NetworkMessage::Pong(n)).await?;
-                        stats.lock().messages_out += 1;
+                        tally(&framed, &stats, &observe, "pong", Flow::Out);
                     }
                     NetworkMessage::Pong(n) if pending.is_some_and(|(p, _)| p == n) => {
                         let (_, sent) = pending.take().expect("checked");
@@ -273,6 +345,7 @@ mod tests {
                 out_rx,
                 in_tx,
                 stats.clone(),
+                Arc::new(|_: &str, _, _| {}),
                 live(50),
                 cancel.clone(),
             )));
@@ -316,6 +389,7 @@ mod tests {
                 out_rx,
                 in_tx,
                 Arc::default(),
+                Arc::new(|_: &str, _, _| {}),
                 live(50),
                 CancellationToken::new(),
             ),

@@ -1,0 +1,348 @@
+//! What a peer's messages mean: the conversation with one peer after the handshake.
+//!
+//! - **Catch-up, headers first**: on connecting, and whenever a block arrives whose parent we
+//!   lack, we send `getheaders` with our locator; the peer answers with up to 2,000 headers
+//!   after our fork point; we check that they link and carry their proof of work, fetch the
+//!   blocks we lack with `getdata`, and ask for the next headers once the last of a full batch
+//!   is in. We answer a peer's `getheaders` and `getdata` the same way, from the block file.
+//! - **Relay**: an `inv` of a block we do not know is fetched; every new best tip is
+//!   announced to the other peers by the manager's relay, once.
+//! - **Discovery**: `getaddr` is answered (once per connection) with addresses seen working;
+//!   `addr` teaches the address book.
+//!
+//! A peer that sends an invalid block, headers without proof of work, lists longer than the
+//! protocol allows, or a stream of commands we do not speak is dropped and scored
+//! ([`super::misbehaviour`]). Everything it can make us hold is bounded: the blocks in flight,
+//! the orphans (in the chain), the book.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcoin::block::Header;
+use bitcoin::hashes::Hash;
+use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
+use bitcoin::p2p::Address;
+use bitcoin::{Block, BlockHash};
+use protocol::CompactTarget;
+use tokio::sync::mpsc;
+
+use super::address_book::MAX_ADDR_PER_MESSAGE;
+use super::handshake::PROTOCOL_VERSION;
+use super::manager::{Node, Peer};
+use super::peer::PeerError;
+use crate::chain::embedded::MAX_HEADERS;
+use crate::chain::BlockVerdict;
+
+/// Blocks we may have asked one peer for and not yet received.
+const MAX_IN_FLIGHT: usize = 4_000;
+/// Most hashes a `getheaders` locator may carry (Bitcoin's limit).
+const MAX_LOCATOR: usize = 101;
+/// Commands we do not speak that a peer may send before it counts as a flood.
+const MAX_UNKNOWN: u32 = 100;
+/// At most one `getheaders` per this long when headers do not connect (no ping-pong loops).
+const RESYNC_EVERY: Duration = Duration::from_millis(500);
+
+/// The node's side of the conversation with one peer.
+pub struct Conversation {
+    node: Arc<Node>,
+    peer: Arc<Peer>,
+    in_flight: HashSet<BlockHash>,
+    /// The last header of a full `headers` batch: when its block is in, ask for more.
+    sync_until: Option<BlockHash>,
+    answered_getaddr: bool,
+    last_getheaders: Option<Instant>,
+    unknown: u32,
+}
+
+impl Conversation {
+    pub fn new(node: Arc<Node>, peer: Arc<Peer>) -> Conversation {
+        Conversation {
+            node,
+            peer,
+            in_flight: HashSet::new(),
+            sync_until: None,
+            answered_getaddr: false,
+            last_getheaders: None,
+            unknown: 0,
+        }
+    }
+
+    /// Talk until the peer's messages end (its connection closed) or it misbehaves.
+    pub async fn serve(
+        mut self,
+        mut inbox: mpsc::Receiver<NetworkMessage>,
+    ) -> Result<(), PeerError> {
+        // Catch up with it (and show it our branch, when it asks back).
+        self.get_headers().await?;
+        if self.peer.direction == super::manager::Direction::Outbound {
+            self.send(NetworkMessage::GetAddr).await?;
+        }
+        while let Some(msg) = inbox.recv().await {
+            self.handle(msg).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, msg: NetworkMessage) -> Result<(), PeerError> {
+        self.peer.outbox.send_wait(msg).await
+    }
+
+    async fn get_headers(&mut self) -> Result<(), PeerError> {
+        self.last_getheaders = Some(Instant::now());
+        let locator = self.node.chain.locator();
+        self.send(NetworkMessage::GetHeaders(GetHeadersMessage::new(
+            locator,
+            BlockHash::all_zeros(),
+        )))
+        .await
+    }
+
+    async fn handle(&mut self, msg: NetworkMessage) -> Result<(), PeerError> {
+        match msg {
+            NetworkMessage::Inv(items) => self.on_inv(items).await,
+            NetworkMessage::GetData(items) => self.on_getdata(items).await,
+            NetworkMessage::Block(block) => self.on_block(block).await,
+            NetworkMessage::GetHeaders(m) => self.on_getheaders(m).await,
+            NetworkMessage::Headers(headers) => self.on_headers(headers).await,
+            NetworkMessage::NotFound(items) => {
+                for i in items {
+                    if let Inventory::Block(h) | Inventory::WitnessBlock(h) = i {
+                        self.in_flight.remove(&h);
+                    }
+                }
+                Ok(())
+            }
+            NetworkMessage::GetAddr => {
+                if !self.answered_getaddr {
+                    self.answered_getaddr = true;
+                    let addrs = self.node.book.lock().for_gossip(MAX_ADDR_PER_MESSAGE);
+                    let now = chrono::Utc::now().timestamp() as u32;
+                    let list = addrs
+                        .iter()
+                        .map(|a| (now, Address::new(a, bitcoin::p2p::ServiceFlags::NETWORK)))
+                        .collect();
+                    self.send(NetworkMessage::Addr(list)).await?;
+                }
+                Ok(())
+            }
+            NetworkMessage::Addr(list) => {
+                if list.len() > MAX_ADDR_PER_MESSAGE {
+                    return Err(PeerError::Protocol(format!(
+                        "addr with {} addresses (at most {MAX_ADDR_PER_MESSAGE})",
+                        list.len()
+                    )));
+                }
+                let addrs: Vec<_> = list
+                    .iter()
+                    .filter_map(|(_, a)| a.socket_addr().ok())
+                    .collect();
+                let learned = self
+                    .node
+                    .book
+                    .lock()
+                    .learn(addrs, std::time::Instant::now());
+                if learned > 0 {
+                    tracing::debug!(peer = %self.peer.addr, learned, "addresses learned");
+                }
+                Ok(())
+            }
+            NetworkMessage::Version(_) => Err(PeerError::DuplicateVersion),
+            NetworkMessage::Unknown { command, .. } => {
+                self.unknown += 1;
+                if self.unknown > MAX_UNKNOWN {
+                    return Err(PeerError::Junk(command.to_string()));
+                }
+                Ok(())
+            }
+            // Spoken by Bitcoin nodes, harmless, and not needed here (no transaction relay).
+            _ => Ok(()),
+        }
+    }
+
+    async fn on_inv(&mut self, items: Vec<Inventory>) -> Result<(), PeerError> {
+        let mut want = Vec::new();
+        for i in items {
+            let (Inventory::Block(h) | Inventory::WitnessBlock(h)) = i else {
+                continue;
+            };
+            *self.peer.last_block.lock() = Some(h);
+            if let Some(s) = self.node.chain.standing(&h) {
+                self.peer.saw_height(s.height);
+                continue;
+            }
+            if self.node.chain.knows(&h) || self.in_flight.contains(&h) {
+                continue;
+            }
+            if self.in_flight.len() >= MAX_IN_FLIGHT {
+                break;
+            }
+            self.in_flight.insert(h);
+            want.push(Inventory::Block(h));
+        }
+        if !want.is_empty() {
+            self.send(NetworkMessage::GetData(want)).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_getdata(&mut self, items: Vec<Inventory>) -> Result<(), PeerError> {
+        let mut missing = Vec::new();
+        for i in items {
+            match i {
+                Inventory::Block(h) | Inventory::WitnessBlock(h) => {
+                    match self.node.chain.block(&h) {
+                        Some(b) => self.send(NetworkMessage::Block(b)).await?,
+                        None => missing.push(i),
+                    }
+                }
+                other => missing.push(other),
+            }
+        }
+        if !missing.is_empty() {
+            self.send(NetworkMessage::NotFound(missing)).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_block(&mut self, block: Block) -> Result<(), PeerError> {
+        let hash = block.block_hash();
+        self.in_flight.remove(&hash);
+        *self.peer.last_block.lock() = Some(hash);
+        let Some(outcome) = self.node.blocks.from_peer(&block).await else {
+            return Ok(());
+        };
+        match &outcome.verdict {
+            BlockVerdict::Rejected(reason) if reason == "time-too-new" => {
+                // Perhaps only its clock is ahead: not held against it.
+                tracing::info!(peer = %self.peer.addr, block = %hash, "block from the future ignored");
+            }
+            BlockVerdict::Rejected(reason) => {
+                return Err(PeerError::InvalidBlock {
+                    hash,
+                    reason: reason.clone(),
+                });
+            }
+            _ => {}
+        }
+        if outcome.missing_parent.is_some() {
+            // Its parent is unknown: find our fork point with this peer.
+            if self
+                .last_getheaders
+                .is_none_or(|t| t.elapsed() >= RESYNC_EVERY)
+            {
+                self.get_headers().await?;
+            }
+        }
+        for s in &outcome.stored {
+            self.peer.saw_height(s.height);
+        }
+        if !outcome.stored.is_empty() {
+            let age = chrono::Utc::now().timestamp() as f64 - block.header.time as f64;
+            // Only fresh blocks say how fast blocks travel (not those fetched to catch up).
+            if outcome.tip_changed && (0.0..600.0).contains(&age) {
+                self.node.metrics.block_propagation.observe(age);
+            }
+            let (orphans, _) = self.node.chain.orphans();
+            self.node.metrics.orphan_blocks.set(orphans as i64);
+        }
+        if self
+            .sync_until
+            .is_some_and(|h| self.node.chain.standing(&h).is_some())
+        {
+            self.sync_until = None;
+            self.get_headers().await?;
+        }
+        Ok(())
+    }
+
+    async fn on_getheaders(&mut self, m: GetHeadersMessage) -> Result<(), PeerError> {
+        if m.locator_hashes.len() > MAX_LOCATOR {
+            return Err(PeerError::Protocol(format!(
+                "getheaders with {} locator hashes (at most {MAX_LOCATOR})",
+                m.locator_hashes.len()
+            )));
+        }
+        let headers = self
+            .node
+            .chain
+            .headers_after(&m.locator_hashes, m.stop_hash);
+        self.send(NetworkMessage::Headers(headers)).await
+    }
+
+    async fn on_headers(&mut self, headers: Vec<Header>) -> Result<(), PeerError> {
+        if headers.len() > MAX_HEADERS {
+            return Err(PeerError::Protocol(format!(
+                "headers with {} headers (at most {MAX_HEADERS})",
+                headers.len()
+            )));
+        }
+        let Some(first) = headers.first() else {
+            return Ok(());
+        };
+        if !self.node.chain.knows(&first.prev_blockhash) {
+            // They do not connect to anything we have: show the peer our locator again.
+            if self
+                .last_getheaders
+                .is_none_or(|t| t.elapsed() >= RESYNC_EVERY)
+            {
+                self.get_headers().await?;
+            }
+            return Ok(());
+        }
+        let mut prev = first.prev_blockhash;
+        let mut want = Vec::new();
+        for h in &headers {
+            let hash = h.block_hash();
+            if h.prev_blockhash != prev {
+                return Err(PeerError::Protocol(
+                    "headers that do not form a chain".to_owned(),
+                ));
+            }
+            let pow_ok = CompactTarget::from(h.bits)
+                .to_target()
+                .is_ok_and(|t| t.is_met_by(&hash));
+            if !pow_ok {
+                return Err(PeerError::InvalidBlock {
+                    hash,
+                    reason: "high-hash (header)".to_owned(),
+                });
+            }
+            prev = hash;
+            if self.node.chain.knows(&hash) || self.in_flight.contains(&hash) {
+                continue;
+            }
+            if self.in_flight.len() >= MAX_IN_FLIGHT {
+                break;
+            }
+            self.in_flight.insert(hash);
+            want.push(Inventory::Block(hash));
+        }
+        if let Some(height) = self
+            .node
+            .chain
+            .standing(&first.prev_blockhash)
+            .map(|s| s.height)
+        {
+            self.peer.saw_height(height + headers.len() as u64);
+        }
+        if headers.len() == MAX_HEADERS {
+            self.sync_until = Some(prev);
+        }
+        if !want.is_empty() {
+            self.send(NetworkMessage::GetData(want)).await?;
+        } else if headers.len() == MAX_HEADERS {
+            // All known already: ask for what comes after them.
+            self.sync_until = None;
+            self.last_getheaders = Some(Instant::now());
+            self.send(NetworkMessage::GetHeaders(GetHeadersMessage {
+                version: PROTOCOL_VERSION,
+                locator_hashes: vec![prev],
+                stop_hash: BlockHash::all_zeros(),
+            }))
+            .await?;
+        }
+        Ok(())
+    }
+}
