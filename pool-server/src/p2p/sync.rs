@@ -193,7 +193,13 @@ impl Conversation {
             match i {
                 Inventory::Block(h) | Inventory::WitnessBlock(h) => {
                     match self.node.chain.block(&h) {
-                        Some(b) => self.send(NetworkMessage::Block(b)).await?,
+                        Some(b) => {
+                            self.send(NetworkMessage::Block(b)).await?;
+                            // It asked for the block, so it will have it.
+                            if let Some(s) = self.node.chain.standing(&h) {
+                                self.peer.saw_height(s.height);
+                            }
+                        }
                         None => missing.push(i),
                     }
                 }
@@ -227,13 +233,9 @@ impl Conversation {
             _ => {}
         }
         if outcome.missing_parent.is_some() {
-            // Its parent is unknown: find our fork point with this peer.
-            if self
-                .last_getheaders
-                .is_none_or(|t| t.elapsed() >= RESYNC_EVERY)
-            {
-                self.get_headers().await?;
-            }
+            // Its parent is unknown: find our fork point with this peer (one getheaders per
+            // block it sent, so it cannot make us send more than it does).
+            self.get_headers().await?;
         }
         for s in &outcome.stored {
             self.peer.saw_height(s.height);

@@ -16,6 +16,8 @@ mod http_clients_cannot_hold_descriptors;
 mod mines_on_a_real_node;
 mod node_template_shapes;
 mod operating_the_pool;
+mod peers_that_misbehave_are_banned;
+mod pools_form_one_network;
 mod pools_started_apart_share_a_genesis;
 mod readme_commands_run;
 mod sessions_resume_with_their_subscription_id;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod p2p;
 pub mod pg_cluster;
 pub mod process;
 pub mod scripted_miner;

@@ -55,7 +55,8 @@ impl PoolProcess {
         (status, Self::spawn_with(dir, args, stratum, http))
     }
 
-    fn spawn_with(dir: &Path, args: Vec<String>, stratum: SocketAddr, http: String) -> Self {
+    /// Start `pool-server` with exactly `args` (the ports they name are `stratum` and `http`).
+    pub fn spawn_with(dir: &Path, args: Vec<String>, stratum: SocketAddr, http: String) -> Self {
         let log = dir.join("pool.log");
         let out = std::fs::OpenOptions::new()
             .create(true)
