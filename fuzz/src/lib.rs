@@ -8,6 +8,8 @@
 //! - [`submit`]: a `mining.submit` line through the pool's share validation.
 //! - [`p2p_frames`]: the P2P frame decoder, fed in arbitrary chunks: bounded, and every
 //!   message it yields round-trips.
+//! - [`p2p_blocks`]: blocks from a peer through the embedded chain's checks: never a panic,
+//!   the orphan pool stays bounded, and what was stored is never taken twice.
 
 use std::sync::{Arc, OnceLock};
 
@@ -259,6 +261,95 @@ pub fn p2p_frames(data: &[u8]) {
         assert!(
             buf.len() <= HEADER_LEN + MAX_BLOCK_PAYLOAD as usize + chunk,
             "the decoder holds at most one frame and a chunk"
+        );
+    }
+}
+
+/// The embedded chain [`p2p_blocks`] feeds, in a temp dir of its own, with the easiest bits so
+/// that a header ground a few times meets its target and fuzzed blocks get past the proof of
+/// work to the checks behind it.
+fn fuzz_chain() -> &'static Arc<pool_server::chain::embedded::EmbeddedChain> {
+    use pool_server::chain::block_file::BlockFile;
+    use pool_server::chain::embedded::{ChainParams, EmbeddedChain};
+    use pool_server::chain::retarget::RetargetParams;
+    static CHAIN: OnceLock<Arc<EmbeddedChain>> = OnceLock::new();
+    CHAIN.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("pool-fuzz-chain-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (file, stored) = BlockFile::open(&dir.join("chain.blocks")).expect("chain file");
+        let bits = CompactTarget::from_consensus(0x207fffff);
+        let params = ChainParams {
+            network: "fuzz".into(),
+            genesis_bits: bits,
+            retarget: RetargetParams {
+                interval: 2016,
+                block_time_secs: 30,
+                pow_limit: bits.to_target().expect("valid"),
+            },
+        };
+        EmbeddedChain::open(params, file, stored, vec![])
+            .expect("a new chain")
+            .0
+    })
+}
+
+/// A block a peer might send, from `data[1..]`, put on the chain's tip, on the genesis or
+/// left where it points (by `data[0]`), its nonce ground until it meets its bits (when it
+/// can): it never panics the chain, the orphan pool stays within its bounds, a block once
+/// stored comes back a duplicate, and the tip only moves to a block that was stored.
+pub fn p2p_blocks(data: &[u8]) {
+    use pool_server::chain::embedded::Origin;
+    use pool_server::chain::{BlockVerdict, TemplateSource};
+
+    let Some((&how, raw)) = data.split_first() else {
+        return;
+    };
+    let Ok(mut block) = bitcoin::consensus::deserialize::<bitcoin::Block>(raw) else {
+        return;
+    };
+    let chain = fuzz_chain();
+    match how % 3 {
+        0 => block.header.prev_blockhash = chain.tip().1,
+        1 => block.header.prev_blockhash = chain.genesis_hash(),
+        _ => {}
+    }
+    if how & 0x80 != 0 {
+        block.header.bits = bitcoin::CompactTarget::from_consensus(0x207fffff);
+    }
+    if let Ok(target) = CompactTarget::from(block.header.bits).to_target() {
+        for _ in 0..64 {
+            if target.is_met_by(&block.block_hash()) {
+                break;
+            }
+            block.header.nonce = block.header.nonce.wrapping_add(1);
+        }
+    }
+    let before = chain.tip();
+    let out = chain.accept(&block, Origin::Peer);
+    let (orphans, bytes) = chain.orphans();
+    assert!(
+        orphans <= 1_000 && bytes <= 16 * 1024 * 1024,
+        "orphans bounded"
+    );
+    if !out.stored.is_empty() || out.missing_parent.is_some() {
+        assert_eq!(
+            chain.accept(&block, Origin::Peer).verdict,
+            BlockVerdict::Duplicate,
+            "a block kept is never taken twice"
+        );
+    }
+    let after = chain.tip();
+    if after != before {
+        assert!(out.tip_changed);
+        assert!(
+            out.stored.iter().any(|s| s.hash == after.1),
+            "the new tip was stored"
+        );
+        assert_eq!(
+            chain.templates().borrow().prev_hash,
+            after.1,
+            "miners follow the tip"
         );
     }
 }

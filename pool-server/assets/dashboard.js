@@ -1,4 +1,5 @@
-// The pool page: cards, the pool's hashrate chart, the workers table and the latest blocks.
+// The pool page: cards, the pool's hashrate chart, the workers table, the P2P peers (when the
+// embedded chain has a network) and the latest blocks.
 // The workers table is searched, sorted, grouped and paged by the server
 // (/api/worker-table), so a pool with tens of thousands of workers sends one page of rows.
 // Its state lives in the address (?q=&sort=&order=&offset=&group=), so a view can be shared.
@@ -109,7 +110,8 @@ async function refreshWorkers() {
 }
 
 async function refresh() {
-  const [pool, blocks] = await Promise.all([json('/api/pool'), json('/api/blocks?limit=10')]);
+  const [pool, blocks, peers] = await Promise.all([
+    json('/api/pool'), json('/api/blocks?limit=10'), json('/api/peers')]);
   set('source', pool.source + ' chain');
   set('pool-hashrate', hashrate(pool.hashrate['5m']), pool.hashrate['5m']);
   set('pool-hashrate-1h', hashrate(pool.hashrate['1h']), pool.hashrate['1h']);
@@ -125,6 +127,7 @@ async function refresh() {
   chart(document.getElementById('pool-chart'), withLive('pool', pool.history, pool.hashrate['1m']), { axes: true });
 
   await refreshWorkers();
+  showPeers(peers);
 
   const bbody = document.querySelector('#blocks tbody');
   bbody.textContent = '';
@@ -140,6 +143,29 @@ async function refresh() {
   });
   set('updated', 'updated ' + new Date().toLocaleTimeString());
   document.body.dataset.loaded = 'true';
+}
+
+function showPeers(p) {
+  document.getElementById('peers-card').hidden = !p.enabled;
+  document.getElementById('peers-section').hidden = !p.enabled;
+  if (!p.enabled) return;
+  set('pool-peers', String(p.peers.length), p.peers.length);
+  document.getElementById('pool-peers').className = 'value ' + (p.peers.length ? 'ok' : 'bad');
+  const body = document.querySelector('#peers tbody');
+  body.textContent = '';
+  p.peers.forEach(peer => {
+    const tr = document.createElement('tr');
+    tr.dataset.peer = peer.listen || peer.address;
+    cell(tr, peer.listen || peer.address);
+    cell(tr, peer.direction);
+    cell(tr, String(peer.best_height), 'num', peer.best_height);
+    cell(tr, peer.ping_ms == null ? '-' : peer.ping_ms.toFixed(1) + ' ms', 'num', peer.ping_ms);
+    cell(tr, String(peer.bytes_in), 'num', peer.bytes_in);
+    cell(tr, String(peer.bytes_out), 'num', peer.bytes_out);
+    cell(tr, peer.user_agent);
+    cell(tr, ago(peer.connected_since));
+    body.appendChild(tr);
+  });
 }
 
 function redraw() {

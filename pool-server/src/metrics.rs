@@ -385,6 +385,17 @@ impl Metrics {
         }
         for direction in ["in", "out"] {
             m.peer_bytes.with_label_values(&[direction]);
+            for command in [
+                "block",
+                "inv",
+                "getdata",
+                "headers",
+                "getheaders",
+                "addr",
+                "ping",
+            ] {
+                m.peer_messages.with_label_values(&[command, direction]);
+            }
         }
         m.store_up.set(1);
         for reason in crate::share::Reject::LABELS {

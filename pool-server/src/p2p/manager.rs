@@ -135,6 +135,9 @@ pub struct Node {
     pub(super) book: Mutex<AddressBook>,
     peers: Mutex<HashMap<u64, Arc<Peer>>>,
     dialing: Mutex<HashSet<SocketAddr>>,
+    /// Inbound connections still in their handshake, by address (they count against the caps,
+    /// so a flood of silent connections cannot pile up sockets).
+    handshaking: Mutex<HashMap<IpAddr, usize>>,
     /// Nonces of our handshakes in progress (a `version` carrying one is ourselves).
     nonces: Mutex<HashSet<u64>>,
     seen: Mutex<Seen>,
@@ -180,6 +183,7 @@ impl Node {
             book: Mutex::new(book),
             peers: Mutex::new(HashMap::new()),
             dialing: Mutex::new(HashSet::new()),
+            handshaking: Mutex::new(HashMap::new()),
             nonces: Mutex::new(HashSet::new()),
             seen: Mutex::new(Seen::new(SEEN)),
             next_id: AtomicU64::new(1),
@@ -272,14 +276,22 @@ impl Node {
                 .max_peers
                 .saturating_sub(self.cfg.max_outbound)
                 .max(1);
-            if self.count(Direction::Inbound) >= inbound_slots {
+            let (pending_total, pending_here) = {
+                let h = self.handshaking.lock();
+                (
+                    h.values().sum::<usize>(),
+                    h.get(&addr.ip()).copied().unwrap_or(0),
+                )
+            };
+            if self.count(Direction::Inbound) + pending_total >= inbound_slots {
                 tracing::info!(peer = %addr, "inbound peer refused: all inbound slots are taken (--max-peers less --max-outbound)");
                 continue;
             }
-            if self.inbound_from(addr.ip()) >= self.cfg.max_inbound_per_ip {
+            if self.inbound_from(addr.ip()) + pending_here >= self.cfg.max_inbound_per_ip {
                 tracing::info!(peer = %addr, "inbound peer refused: --max-inbound-per-ip reached");
                 continue;
             }
+            *self.handshaking.lock().entry(addr.ip()).or_default() += 1;
             let node = self.clone();
             self.tracker
                 .spawn(async move { node.connection(stream, addr, Direction::Inbound).await });
@@ -416,6 +428,15 @@ impl Node {
         let nonces: Vec<u64> = self.nonces.lock().iter().copied().collect();
         let shaken = peer::handshake(&mut framed, ours, &nonces, self.cfg.handshake_timeout).await;
         self.nonces.lock().remove(&nonce);
+        if direction == Direction::Inbound {
+            let mut h = self.handshaking.lock();
+            if let Some(n) = h.get_mut(&addr.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    h.remove(&addr.ip());
+                }
+            }
+        }
         let version = match shaken {
             Ok(v) => v,
             Err(e) => {

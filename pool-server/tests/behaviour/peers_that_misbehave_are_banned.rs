@@ -105,3 +105,35 @@ async fn peers_that_send_garbage_or_invalid_blocks_are_banned_and_the_node_keeps
 fn magic_of_other() -> bitcoin::p2p::Magic {
     magic("207fffff")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_still_in_their_handshake_count_against_the_inbound_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::spawn(
+        dir.path(),
+        EASY_BITS,
+        &["--max-inbound-per-ip", "3", "--p2p-handshake-timeout", "2s"],
+    );
+    let magic = magic(EASY_BITS);
+    let brief = Duration::from_millis(500);
+    // Three silent connections from one address are held (for the handshake's time)...
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        let mut p = ScriptedPeer::connect(ip(8), node.p2p, magic).await;
+        assert!(!p.closed_within(brief).await);
+        silent.push(p);
+    }
+    // ...a fourth is turned away at once, while another address is still served.
+    let mut fourth = ScriptedPeer::connect(ip(8), node.p2p, magic).await;
+    assert!(fourth.closed_within(brief).await);
+    let mut other = ScriptedPeer::connect(ip(9), node.p2p, magic).await;
+    other.handshake(0).await.unwrap();
+    // The silent ones are dropped when their handshake time is up, and the address may
+    // connect again.
+    for p in &mut silent {
+        assert!(p.closed_within(Duration::from_secs(5)).await);
+    }
+    let mut again = ScriptedPeer::connect(ip(8), node.p2p, magic).await;
+    again.handshake(0).await.unwrap();
+    assert!(!again.closed_within(brief).await);
+}
