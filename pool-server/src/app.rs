@@ -412,9 +412,11 @@ async fn open_embedded_chain(cfg: &Config, store: &Store) -> anyhow::Result<Arc<
     let (file, from_file) = BlockFile::open(&cfg.spool_dir.join("embedded.blocks"))
         .context("opening the embedded chain's block file")?;
     let file_height = from_file.iter().map(|b| b.0).max();
+    // A file of the earlier layout kept only the last blocks: it cannot rebuild the tree.
+    let file_whole = from_file.first().is_some_and(|b| b.0 == 0);
     let from_db = if store.connected() {
         let tip = store.backend.load_chain("embedded", 1).await?;
-        if tip.first().map(|b| b.0) > file_height {
+        if tip.first().map(|b| b.0) > file_height || (!from_file.is_empty() && !file_whole) {
             store
                 .backend
                 .load_chain("embedded", i64::MAX)
@@ -432,6 +434,13 @@ async fn open_embedded_chain(cfg: &Config, store: &Store) -> anyhow::Result<Arc<
         anyhow::bail!(
             "the share database is unreachable and there is no chain file ({}) to resume the \
              embedded chain from: start the database first, so the chain is not started anew",
+            file.path().display()
+        )
+    } else if !file_whole {
+        anyhow::bail!(
+            "the share database is unreachable and the chain file ({}) holds only the last \
+             blocks (the layout of an earlier version): start once with the database \
+             reachable, so the chain is rebuilt from it",
             file.path().display()
         )
     } else {
