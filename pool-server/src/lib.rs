@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod p2p;
+pub mod rewards;
 pub mod share;
 pub mod shutdown;
 pub mod stats;
