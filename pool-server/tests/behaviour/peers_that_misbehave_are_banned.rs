@@ -112,7 +112,7 @@ async fn connections_still_in_their_handshake_count_against_the_inbound_caps() {
     let node = NodeProcess::spawn(
         dir.path(),
         EASY_BITS,
-        &["--max-inbound-per-ip", "3", "--p2p-handshake-timeout", "2s"],
+        &["--max-inbound-per-ip", "3", "--p2p-handshake-timeout", "4s"],
     );
     let magic = magic(EASY_BITS);
     let brief = Duration::from_millis(500);
@@ -124,14 +124,15 @@ async fn connections_still_in_their_handshake_count_against_the_inbound_caps() {
         silent.push(p);
     }
     // ...a fourth is turned away at once, while another address is still served.
+    // (At once: well inside the handshake time the others are given.)
     let mut fourth = ScriptedPeer::connect(ip(8), node.p2p, magic).await;
-    assert!(fourth.closed_within(brief).await);
+    assert!(fourth.closed_within(Duration::from_millis(1500)).await);
     let mut other = ScriptedPeer::connect(ip(9), node.p2p, magic).await;
     other.handshake(0).await.unwrap();
     // The silent ones are dropped when their handshake time is up, and the address may
     // connect again.
     for p in &mut silent {
-        assert!(p.closed_within(Duration::from_secs(5)).await);
+        assert!(p.closed_within(Duration::from_secs(10)).await);
     }
     let mut again = ScriptedPeer::connect(ip(8), node.p2p, magic).await;
     again.handshake(0).await.unwrap();
