@@ -15,7 +15,7 @@
 //! ([`super::misbehaviour`]). Everything it can make us hold is bounded: the blocks in flight,
 //! the orphans (in the chain), the book.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,10 @@ const RESYNC_EVERY: Duration = Duration::from_millis(500);
 pub struct Conversation {
     node: Arc<Node>,
     peer: Arc<Peer>,
-    in_flight: HashSet<BlockHash>,
+    /// Blocks asked of this peer, and when: a request unanswered for [`Self::patience`] is
+    /// forgotten, so the block is asked for again (of this peer or another).
+    in_flight: HashMap<BlockHash, Instant>,
+    patience: Duration,
     /// The last header of a full `headers` batch: when its block is in, ask for more.
     sync_until: Option<BlockHash>,
     answered_getaddr: bool,
@@ -58,10 +61,13 @@ pub struct Conversation {
 
 impl Conversation {
     pub fn new(node: Arc<Node>, peer: Arc<Peer>) -> Conversation {
+        // Three ping intervals: a live peer answers well within them.
+        let patience = node.cfg.liveness.ping_every * 3;
         Conversation {
             node,
             peer,
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
+            patience,
             sync_until: None,
             answered_getaddr: false,
             last_getheaders: None,
@@ -79,8 +85,45 @@ impl Conversation {
         if self.peer.direction == super::manager::Direction::Outbound {
             self.send(NetworkMessage::GetAddr).await?;
         }
-        while let Some(msg) = inbox.recv().await {
-            self.handle(msg).await?;
+        let mut tick = tokio::time::interval(self.patience);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = inbox.recv() => match msg {
+                    Some(msg) => self.handle(msg).await?,
+                    None => return Ok(()),
+                },
+                _ = tick.tick() => self.expire().await?,
+            }
+        }
+    }
+
+    /// Whether `hash` was asked of this peer and may still come.
+    fn awaited(&self, hash: &BlockHash) -> bool {
+        self.in_flight
+            .get(hash)
+            .is_some_and(|t| t.elapsed() < self.patience)
+    }
+
+    /// Room for one more request: forget the expired ones first when full.
+    fn room_to_ask(&mut self) -> bool {
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            let patience = self.patience;
+            self.in_flight.retain(|_, t| t.elapsed() < patience);
+        }
+        self.in_flight.len() < MAX_IN_FLIGHT
+    }
+
+    /// Forget requests the peer left unanswered; when the last block of a headers batch was
+    /// among them, ask for headers again so catching up goes on.
+    async fn expire(&mut self) -> Result<(), PeerError> {
+        let patience = self.patience;
+        self.in_flight.retain(|_, t| t.elapsed() < patience);
+        if let Some(last) = self.sync_until {
+            if !self.awaited(&last) && !self.node.chain.knows(&last) {
+                self.sync_until = None;
+                self.get_headers().await?;
+            }
         }
         Ok(())
     }
@@ -172,13 +215,13 @@ impl Conversation {
                 self.peer.saw_height(s.height);
                 continue;
             }
-            if self.node.chain.knows(&h) || self.in_flight.contains(&h) {
+            if self.node.chain.knows(&h) || self.awaited(&h) {
                 continue;
             }
-            if self.in_flight.len() >= MAX_IN_FLIGHT {
+            if !self.room_to_ask() {
                 break;
             }
-            self.in_flight.insert(h);
+            self.in_flight.insert(h, Instant::now());
             want.push(Inventory::Block(h));
         }
         if !want.is_empty() {
@@ -312,13 +355,13 @@ impl Conversation {
                 });
             }
             prev = hash;
-            if self.node.chain.knows(&hash) || self.in_flight.contains(&hash) {
+            if self.node.chain.knows(&hash) || self.awaited(&hash) {
                 continue;
             }
-            if self.in_flight.len() >= MAX_IN_FLIGHT {
+            if !self.room_to_ask() {
                 break;
             }
-            self.in_flight.insert(hash);
+            self.in_flight.insert(hash, Instant::now());
             want.push(Inventory::Block(hash));
         }
         if let Some(height) = self

@@ -306,3 +306,39 @@ async fn a_pool_given_one_seed_learns_the_peers_of_its_peer_and_dials_them() {
             >= 1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_asked_of_a_peer_that_never_sends_it_is_asked_for_again() {
+    use bitcoin::p2p::message::NetworkMessage;
+    use bitcoin::p2p::message_blockdata::Inventory;
+
+    let dir = tempfile::tempdir().unwrap();
+    // Pings every second: a request unanswered for three is forgotten.
+    let node = NodeProcess::spawn(dir.path(), EASY_BITS, &[]);
+    let mut peer =
+        ScriptedPeer::connect("127.0.0.1".parse().unwrap(), node.p2p, magic(EASY_BITS)).await;
+    peer.handshake(1).await.unwrap();
+    let block = BlockMaker::new(EASY_BITS, 60).next_block();
+    let hash = block.block_hash();
+    let asked = |m: &NetworkMessage| matches!(m, NetworkMessage::GetData(i) if i.contains(&Inventory::Block(hash)));
+    peer.send(NetworkMessage::Inv(vec![Inventory::Block(hash)]))
+        .await;
+    assert!(
+        peer.expect(Duration::from_secs(5), asked).await,
+        "announced, so asked for"
+    );
+    // Announced again while the request stands: not asked twice.
+    peer.send(NetworkMessage::Inv(vec![Inventory::Block(hash)]))
+        .await;
+    assert!(!peer.expect(Duration::from_millis(1500), asked).await);
+    // The request lapses unanswered; the next announcement is asked for again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    peer.send(NetworkMessage::Inv(vec![Inventory::Block(hash)]))
+        .await;
+    assert!(
+        peer.expect(Duration::from_secs(5), asked).await,
+        "asked for again"
+    );
+    peer.send(NetworkMessage::Block(block)).await;
+    eventually(Duration::from_secs(5), || node.tip(), |t| t.0 == 1).await;
+}

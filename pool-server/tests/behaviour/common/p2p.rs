@@ -271,6 +271,29 @@ impl ScriptedPeer {
         let _ = self.framed.get_mut().write_all(bytes).await;
     }
 
+    /// Read (answering pings) until a message `wanted` accepts arrives; false when none does
+    /// within `wait` or the connection ends.
+    pub async fn expect(
+        &mut self,
+        wait: Duration,
+        wanted: impl Fn(&NetworkMessage) -> bool,
+    ) -> bool {
+        tokio::time::timeout(wait, async {
+            loop {
+                match self.framed.next().await {
+                    None | Some(Err(_)) => return false,
+                    Some(Ok(NetworkMessage::Ping(n))) => {
+                        self.framed.send(NetworkMessage::Pong(n)).await.unwrap();
+                    }
+                    Some(Ok(m)) if wanted(&m) => return true,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     /// Whether the node closes the connection within `wait` (reading and dropping whatever
     /// it sends meanwhile).
     pub async fn closed_within(&mut self, wait: Duration) -> bool {
