@@ -150,10 +150,6 @@ impl BlockFile {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
-    pub fn contains(&self, hash: &BlockHash) -> bool {
-        self.inner.lock().index.contains_key(hash)
-    }
-
     pub fn len(&self) -> usize {
         self.inner.lock().index.len()
     }

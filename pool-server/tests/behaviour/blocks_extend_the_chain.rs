@@ -24,17 +24,6 @@ async fn mine_block(c: &mut Client, counter: &mut u64) -> (String, Notify) {
     }
 }
 
-/// Wait for the notify that starts the tip the block `hash` made (a difficulty change is
-/// clean too, but keeps the tip).
-async fn wait_clean_job(c: &mut Client, hash: &str) -> Notify {
-    loop {
-        let n = c.wait_job().await;
-        if n.clean_jobs && n.prevhash.block_hash().to_string() == hash {
-            return n;
-        }
-    }
-}
-
 async fn wait_for<F: Fn(&Value) -> bool>(pool: &TestPool, path: &str, ok: F) -> Value {
     for _ in 0..100 {
         let v = pool.get(path).await;
@@ -65,7 +54,7 @@ async fn found_block_extends_chain_and_stales_old_jobs_then_retargets() {
     let mut counter = 0;
 
     let (hash, old_job) = mine_block(&mut c, &mut counter).await;
-    let new_job = wait_clean_job(&mut c, &hash).await;
+    let new_job = c.wait_clean_job(&hash).await;
     assert_ne!(new_job.prevhash, old_job.prevhash);
     assert_eq!(new_job.prevhash.block_hash().to_string(), hash);
     wait_for(&pool, "/api/pool", |p| p["height"] == 2).await;
@@ -104,7 +93,7 @@ async fn found_block_extends_chain_and_stales_old_jobs_then_retargets() {
     let start_bits = new_job.nbits;
     for _ in 0..2 {
         let (hash, _) = mine_block(&mut c, &mut counter).await;
-        wait_clean_job(&mut c, &hash).await;
+        c.wait_clean_job(&hash).await;
     }
     let job = c.job.clone().unwrap();
     assert_ne!(job.nbits, start_bits, "retarget after 3 blocks");
@@ -131,7 +120,7 @@ async fn restart_resumes_the_chain_at_its_tip() {
     let mut last = String::new();
     for _ in 0..2 {
         last = mine_block(&mut c, &mut counter).await.0;
-        wait_clean_job(&mut c, &last).await;
+        c.wait_clean_job(&last).await;
     }
     wait_for(&pool, "/api/pool", |p| p["height"] == 3).await;
     drop(c);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::p2p::*;
 use common::*;
-use protocol::{Extranonce2, Notify};
+use protocol::Extranonce2;
 use serde_json::Value;
 
 /// Log in as `worker` and wait for the first job.
@@ -20,16 +20,6 @@ async fn login_as(addr: std::net::SocketAddr, worker: &str) -> Client {
     assert_eq!(c.authorize(worker).await.unwrap(), Value::Bool(true));
     c.wait_job().await;
     c
-}
-
-/// Wait for the clean job on the tip `hash`.
-async fn wait_clean_job(c: &mut Client, hash: &str) -> Notify {
-    loop {
-        let n = c.wait_job().await;
-        if n.clean_jobs && n.prevhash.block_hash().to_string() == hash {
-            return n;
-        }
-    }
 }
 
 /// Mine one share as `worker` on the client's job (at the test difficulty every share is a
@@ -49,7 +39,7 @@ async fn mine_block(c: &mut Client, worker: &str, counter: &mut u64) -> (String,
     let sent = Instant::now();
     assert_eq!(c.submit(found.submit).await, Ok(Value::Bool(true)));
     let hash = found.hash.to_string();
-    wait_clean_job(c, &hash).await;
+    c.wait_clean_job(&hash).await;
     (hash, sent)
 }
 
@@ -100,7 +90,7 @@ async fn three_pools_in_a_line_share_one_tip_and_a_block_reaches_the_far_miners_
     const BLOCKS: u64 = 20;
     for _ in 0..BLOCKS {
         let (hash, sent) = mine_block(&mut miner, "alice.rig1", &mut counter).await;
-        wait_clean_job(&mut far, &hash).await;
+        far.wait_clean_job(&hash).await;
         two_hops.push(sent.elapsed());
     }
     two_hops.sort();
@@ -229,7 +219,7 @@ async fn a_partition_heals_onto_the_heavier_branch_and_the_lighter_ones_blocks_a
     let (height, tip) = same_tip(&[&a, &b, &c], 6, Duration::from_secs(30)).await;
     assert_eq!((height, tip), (6, won));
     // A's miner is on the heavier branch now.
-    wait_clean_job(&mut alice, &c.tip().await.1).await;
+    alice.wait_clean_job(&c.tip().await.1).await;
 
     // A's two blocks of the lighter branch are orphaned, no longer counted as found, and the
     // shares that found them are still on record.

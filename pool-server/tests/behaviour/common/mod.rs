@@ -337,6 +337,17 @@ impl Client {
         }
     }
 
+    /// Wait for the clean job on the tip `hash` (a difficulty change is clean too, but keeps
+    /// the tip).
+    pub async fn wait_clean_job(&mut self, hash: &str) -> Notify {
+        loop {
+            let n = self.wait_job().await;
+            if n.clean_jobs && n.prevhash.block_hash().to_string() == hash {
+                return n;
+            }
+        }
+    }
+
     /// Drain notifications that are already waiting (short timeout).
     pub async fn drain(&mut self) {
         while let Some(m) = self.read(Duration::from_millis(200)).await {
