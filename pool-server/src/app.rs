@@ -24,7 +24,7 @@ use crate::chain::block_file::BlockFile;
 use crate::chain::coinbase::CoinbaseBuilder;
 use crate::chain::embedded::{ChainParams, EmbeddedChain};
 use crate::chain::genesis::network_magic;
-use crate::chain::node_rpc::{NodeConfig, NodeSource};
+use crate::chain::node_rpc::{NodeConfig, NodeSource, RpcClient};
 use crate::chain::retarget::RetargetParams;
 use crate::chain::TemplateSource;
 use crate::config::Config;
@@ -33,6 +33,9 @@ use crate::jobs::{JobBuilder, JobFeed, JobIds};
 use crate::metrics::Metrics;
 use crate::p2p::manager::{Node, P2pConfig};
 use crate::p2p::peer::Liveness;
+use crate::rewards::ledger::Ledger;
+use crate::rewards::payout::WalletPayouts;
+use crate::rewards::{PayoutMethod, RewardConfig};
 use crate::stats::Stats;
 use crate::store::{retention, rollup, Backend, BlockRecord, Store, StoreEvent, StoreOptions};
 use crate::stratum::account::AccountPolicy;
@@ -125,33 +128,34 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
 
     let payout = payout_script(&cfg)?;
     let shutdown = CancellationToken::new();
-    let (source, chain): (Arc<dyn TemplateSource>, Option<Arc<EmbeddedChain>>) =
-        match &cfg.node_rpc_url {
-            Some(url) => {
-                let node = NodeSource::start(
-                    NodeConfig {
-                        url: url.clone(),
-                        user: cfg.node_rpc_user.clone(),
-                        password: cfg.node_rpc_password.clone(),
-                        cookie_file: cfg.node_rpc_cookie.clone(),
-                        poll: cfg.node_poll,
-                        refresh: cfg.node_template_refresh,
-                        max_age: cfg.node_template_max_age,
-                        zmq: cfg.node_zmq.clone(),
-                        longpoll: !cfg.node_no_longpoll,
-                    },
-                    metrics.clone(),
-                    shutdown.clone(),
-                    Duration::from_secs(30),
-                )
-                .await?;
-                (node, None)
-            }
-            None => {
-                let chain = open_embedded_chain(&cfg, &store).await?;
-                (chain.clone(), Some(chain))
-            }
-        };
+    let node_config = cfg.node_rpc_url.as_ref().map(|url| NodeConfig {
+        url: url.clone(),
+        user: cfg.node_rpc_user.clone(),
+        password: cfg.node_rpc_password.clone(),
+        cookie_file: cfg.node_rpc_cookie.clone(),
+        poll: cfg.node_poll,
+        refresh: cfg.node_template_refresh,
+        max_age: cfg.node_template_max_age,
+        zmq: cfg.node_zmq.clone(),
+        longpoll: !cfg.node_no_longpoll,
+    });
+    let (source, chain): (Arc<dyn TemplateSource>, Option<Arc<EmbeddedChain>>) = match &node_config
+    {
+        Some(node_config) => {
+            let node = NodeSource::start(
+                node_config.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+                Duration::from_secs(30),
+            )
+            .await?;
+            (node, None)
+        }
+        None => {
+            let chain = open_embedded_chain(&cfg, &store).await?;
+            (chain.clone(), Some(chain))
+        }
+    };
 
     let coinbase = CoinbaseBuilder::new(
         payout,
@@ -203,6 +207,48 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             Err(e) => tracing::warn!(error = %e, "cannot read the rollups; windows start empty"),
         }
     }
+    // Rewards: the ledger credits found blocks and follows their confirmations; wallet
+    // payouts pay what is due.
+    let ledger = Ledger {
+        backend: store.backend.clone(),
+        source: source.clone(),
+        cfg: RewardConfig {
+            scheme: cfg.reward_scheme,
+            pplns_window: cfg.pplns_window,
+            fee_bps: cfg.pool_fee.0,
+            maturity: cfg.maturity,
+            credit_delay: cfg.credit_delay,
+            share_retention: cfg.share_retention,
+        },
+        metrics: metrics.clone(),
+    }
+    .spawn(shutdown.clone());
+    let payouts = match (cfg.payout_method, &node_config) {
+        (PayoutMethod::Wallet, Some(node_config)) => {
+            let rpc = RpcClient::new(node_config.clone());
+            let wallet = match &cfg.node_wallet {
+                Some(name) => rpc.for_wallet(name),
+                None => rpc,
+            };
+            tracing::info!(
+                interval = ?cfg.payout_interval,
+                threshold = %cfg.payout_threshold,
+                "wallet payouts on"
+            );
+            Some(
+                WalletPayouts {
+                    backend: store.backend.clone(),
+                    wallet,
+                    network: cfg.network,
+                    interval: cfg.payout_interval,
+                    threshold_sats: cfg.payout_threshold.to_sat() as i64,
+                    metrics: metrics.clone(),
+                }
+                .spawn(shutdown.clone()),
+            )
+        }
+        _ => None,
+    };
     tokio::spawn(retention::run(
         store.backend.clone(),
         retention::Policy {
@@ -271,6 +317,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         p2p: p2p.clone(),
         source: source.kind(),
         api_token: cfg.api_token.clone(),
+        network: cfg.network,
         started,
     });
     let http_listener = TcpListener::bind(cfg.http)
@@ -343,6 +390,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             .is_err()
         {
             tracing::warn!("block path did not finish in time");
+        }
+        let _ = ledger.await;
+        if let Some(p) = payouts {
+            let _ = p.await;
         }
         store.close().await;
         let _ = http_task.await;

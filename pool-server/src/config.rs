@@ -268,6 +268,48 @@ pub struct Config {
     #[arg(long, env = "POOL_ROLLUP_RETENTION", default_value = "400d", value_parser = parse_interval)]
     pub rollup_retention: Duration,
 
+    /// How each found block's reward is shared among accounts: `pplns` (the last
+    /// --pplns-window x network difficulty of accepted work), `prop` (the work since the
+    /// pool's previous block) or `solo` (the finder's account).
+    #[arg(long, env = "POOL_REWARD_SCHEME", value_enum, default_value = "pplns")]
+    pub reward_scheme: crate::rewards::Scheme,
+
+    /// PPLNS window, in multiples of the block's network difficulty.
+    #[arg(long, env = "POOL_PPLNS_WINDOW", default_value_t = 2.0, value_parser = parse_window)]
+    pub pplns_window: f64,
+
+    /// The pool's fee, in percent of each block's reward (`1`, `0.9`, `1.5%`; at most two
+    /// decimals).
+    #[arg(long, env = "POOL_FEE", default_value = "0", value_parser = parse_fee)]
+    pub pool_fee: FeeBps,
+
+    /// Confirmations before a block's credits are mature (paid out): on a node, its
+    /// `getblock` confirmations; on the embedded chain, the block's depth.
+    #[arg(long, env = "POOL_MATURITY", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub maturity: u32,
+
+    /// How long after a block is found its credits are computed, so shares still on their way
+    /// from other pool-servers on the same database are counted.
+    #[arg(long, env = "POOL_CREDIT_DELAY", default_value = "10s", value_parser = parse_duration)]
+    pub credit_delay: Duration,
+
+    /// How balances are paid: `none` (kept and shown) or `wallet` (the node's wallet pays
+    /// them with `sendmany`; needs --node-rpc-url and a wallet holding the coinbases).
+    #[arg(long, env = "POOL_PAYOUT_METHOD", value_enum, default_value = "none")]
+    pub payout_method: crate::rewards::PayoutMethod,
+
+    /// Wallet payouts: how often due balances are paid.
+    #[arg(long, env = "POOL_PAYOUT_INTERVAL", default_value = "10m", value_parser = parse_interval)]
+    pub payout_interval: Duration,
+
+    /// Wallet payouts: smallest balance paid, in coins (`0.01`); smaller ones wait.
+    #[arg(long, env = "POOL_PAYOUT_THRESHOLD", default_value = "0.01", value_parser = parse_coins)]
+    pub payout_threshold: bitcoin::Amount,
+
+    /// Wallet payouts: the node's wallet to pay from, when it has several loaded.
+    #[arg(long, env = "POOL_NODE_WALLET")]
+    pub node_wallet: Option<String>,
+
     /// Token required by endpoints that change state (mempool feed, bans). Those endpoints
     /// are off when unset. Never logged.
     #[arg(long, env = "POOL_API_TOKEN", hide_env_values = true)]
@@ -293,6 +335,43 @@ pub struct Config {
     /// Log filter, e.g. `info` or `pool_server=debug`.
     #[arg(long, env = "POOL_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// A fee in basis points (1/100 of a percent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeeBps(pub u32);
+
+fn parse_fee(s: &str) -> Result<FeeBps, String> {
+    let t = s.trim().trim_end_matches('%').trim();
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !(frac.is_empty() || digits(frac)) || frac.len() > 2 {
+        return Err(format!(
+            "{s:?} is not a fee in percent with at most two decimals (like 1, 0.9 or 1.5%)"
+        ));
+    }
+    let bps = whole
+        .parse::<u64>()
+        .ok()
+        .and_then(|w| w.checked_mul(100))
+        .and_then(|w| w.checked_add(format!("{frac:0<2}").parse::<u64>().unwrap_or(0)))
+        .filter(|b| *b <= 10_000)
+        .ok_or_else(|| format!("{s:?}: a fee is at most 100%"))?;
+    Ok(FeeBps(bps as u32))
+}
+
+fn parse_window(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e6 => Ok(v),
+        _ => Err(format!(
+            "{s:?}: the window is a positive multiple of the network difficulty (like 2)"
+        )),
+    }
+}
+
+fn parse_coins(s: &str) -> Result<bitcoin::Amount, String> {
+    bitcoin::Amount::from_str_in(s.trim(), bitcoin::Denomination::Bitcoin)
+        .map_err(|e| format!("{s:?} is not an amount in coins (like 0.01): {e}"))
 }
 
 /// One Stratum listening address with its start difficulty.
@@ -456,6 +535,10 @@ impl Config {
         if self.node_rpc_url.is_some() && (self.p2p_listen.is_some() || !self.peers.is_empty()) {
             bail!("--p2p-listen and --peer network the embedded chain; with --node-rpc-url the node does its own peering");
         }
+        if self.payout_method == crate::rewards::PayoutMethod::Wallet && self.node_rpc_url.is_none()
+        {
+            bail!("--payout-method wallet pays from the node's wallet: it needs --node-rpc-url");
+        }
         if self.max_outbound > self.max_peers {
             bail!("--max-outbound must not exceed --max-peers");
         }
@@ -557,6 +640,33 @@ mod tests {
             let err = cfg.check().unwrap_err().to_string();
             assert!(err.contains("--api-token"), "{err}");
         }
+    }
+
+    #[test]
+    fn fees_are_percent_with_two_decimals_at_most() {
+        assert_eq!(parse_fee("1"), Ok(FeeBps(100)));
+        assert_eq!(parse_fee("0.9"), Ok(FeeBps(90)));
+        assert_eq!(parse_fee("1.25%"), Ok(FeeBps(125)));
+        assert_eq!(parse_fee("100"), Ok(FeeBps(10_000)));
+        for bad in [
+            "100.01",
+            "-1",
+            "1.234",
+            "",
+            "x",
+            "1e2",
+            "99999999999999999999",
+        ] {
+            assert!(parse_fee(bad).is_err(), "{bad}");
+        }
+        let err = Config::try_parse_from(["pool-server", "--payout-method", "wallet"])
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--node-rpc-url"), "{err}");
+        assert!(Config::try_parse_from(["pool-server", "--pplns-window", "0"]).is_err());
+        assert!(Config::try_parse_from(["pool-server", "--payout-threshold", "lots"]).is_err());
     }
 
     #[test]

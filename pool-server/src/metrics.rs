@@ -50,6 +50,11 @@ pub struct Metrics {
     pub peer_bytes: IntCounterVec,
     pub peer_bans: IntCounter,
     pub block_propagation: Histogram,
+    pub blocks_credited: IntCounterVec,
+    pub rewards_sats: IntGaugeVec,
+    pub payouts: IntCounterVec,
+    pub payout_sats: IntCounter,
+    pub payout_last_success: Gauge,
 }
 
 macro_rules! register {
@@ -375,6 +380,51 @@ impl Metrics {
                     .buckets(vec![
                         0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0
                     ])
+                )
+                .unwrap()
+            ),
+            blocks_credited: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "pool_blocks_credited_total",
+                        "Blocks whose reward was shared among accounts, by scheme"
+                    ),
+                    &["scheme"]
+                )
+                .unwrap()
+            ),
+            rewards_sats: register!(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "pool_rewards_sats",
+                        "Satoshis owed to accounts, by state: immature, due (mature and unpaid), pending (in a payout not yet confirmed sent)"
+                    ),
+                    &["state"]
+                )
+                .unwrap()
+            ),
+            payouts: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "pool_payouts_total",
+                        "Payout runs by result: sent, failed (the node refused; retried), unknown (no answer; reconciled with the wallet)"
+                    ),
+                    &["result"]
+                )
+                .unwrap()
+            ),
+            payout_sats: register!(
+                r,
+                IntCounter::new("pool_payout_sats_total", "Satoshis paid to accounts").unwrap()
+            ),
+            payout_last_success: register!(
+                r,
+                Gauge::new(
+                    "pool_payout_last_success_timestamp_seconds",
+                    "When a payout was last sent (unix seconds)"
                 )
                 .unwrap()
             ),

@@ -610,6 +610,14 @@ impl TemplateSource for EmbeddedChain {
     fn kind(&self) -> &'static str {
         "embedded"
     }
+
+    fn confirmations(&self, hash: BlockHash) -> BoxFuture<'_, Result<i64, String>> {
+        let depth = match self.standing(&hash) {
+            Some(s) if s.best => self.tip().0 as i64 - s.height as i64 + 1,
+            _ => -1,
+        };
+        Box::pin(async move { Ok(depth) })
+    }
 }
 
 #[cfg(test)]

@@ -92,4 +92,8 @@ pub trait TemplateSource: Send + Sync + 'static {
 
     /// A short name for logs and the API (`embedded`, `node`).
     fn kind(&self) -> &'static str;
+
+    /// How deep `hash` is in the best chain (1: the tip), or -1 when it is not on it (left
+    /// behind by a reorganisation, or unknown): what rewards mature and are voided by.
+    fn confirmations(&self, hash: BlockHash) -> BoxFuture<'_, Result<i64, String>>;
 }

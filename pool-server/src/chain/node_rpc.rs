@@ -69,6 +69,18 @@ const LONGPOLL_PATIENCE: Duration = Duration::from_secs(3600);
 /// Transport failures retried per call before the error is returned.
 const RETRIES: u32 = 2;
 
+/// A wallet name as a URL path segment (percent-encoding all but unreserved characters).
+fn urlencoding_path(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// An error with its causes ("error sending request: connection reset by peer"), without
 /// the URL (it may carry credentials).
 fn error_chain(e: reqwest::Error) -> String {
@@ -107,17 +119,53 @@ impl RpcClient {
         )))
     }
 
+    /// The same node, its wallet `name` (`/wallet/NAME`, for a node with several loaded).
+    pub fn for_wallet(&self, name: &str) -> RpcClient {
+        let mut cfg = self.cfg.clone();
+        cfg.url = format!(
+            "{}/wallet/{}",
+            cfg.url.trim_end_matches('/'),
+            urlencoding_path(name)
+        );
+        RpcClient {
+            http: self.http.clone(),
+            cfg,
+        }
+    }
+
+    /// An idempotent call: a connection the node reset or refused is tried again.
     pub async fn call(
         &self,
         method: &str,
         params: Value,
         timeout: Duration,
     ) -> Result<Value, RpcError> {
+        self.call_with(method, params, timeout, RETRIES).await
+    }
+
+    /// A call that must not be repeated (`sendmany`): sent once, whatever happens; a transport
+    /// error then means "unknown" (the node may have done it).
+    pub async fn call_once(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, RpcError> {
+        self.call_with(method, params, timeout, 0).await
+    }
+
+    async fn call_with(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<Value, RpcError> {
         let body = json!({"jsonrpc": "1.0", "id": "pool", "method": method, "params": params});
         let auth = self.auth()?;
         // A connection the node reset or refused before it read the request is tried again
-        // (every call we make is idempotent; submitblock answers "duplicate" the second
-        // time); a timeout is not, as the node may still be working on it.
+        // (for idempotent calls; submitblock answers "duplicate" the second time); a timeout
+        // is not, as the node may still be working on it.
         let mut attempt = 0;
         let resp = loop {
             let mut req = self.http.post(&self.cfg.url).timeout(timeout).json(&body);
@@ -126,7 +174,7 @@ impl RpcClient {
             }
             match req.send().await {
                 Ok(r) => break r,
-                Err(e) if attempt < RETRIES && !e.is_timeout() => {
+                Err(e) if attempt < retries && !e.is_timeout() => {
                     attempt += 1;
                     tracing::debug!(method, error = %error_chain(e), attempt, "node RPC failed; retrying");
                     tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
@@ -168,6 +216,25 @@ impl RpcClient {
         v.as_str()
             .map(str::to_owned)
             .ok_or_else(|| RpcError::Shape("getbestblockhash".into()))
+    }
+
+    /// `getblock`'s confirmations: -1 when the block is off the best chain or unknown.
+    pub async fn confirmations(&self, hash: &BlockHash) -> Result<i64, RpcError> {
+        match self
+            .call(
+                "getblock",
+                json!([hash.to_string()]),
+                Duration::from_secs(10),
+            )
+            .await
+        {
+            Ok(v) => v["confirmations"]
+                .as_i64()
+                .ok_or_else(|| RpcError::Shape("getblock: no confirmations".into())),
+            // RPC_INVALID_ADDRESS_OR_KEY: "Block not found".
+            Err(RpcError::Node { code: -5, .. }) => Ok(-1),
+            Err(e) => Err(e),
+        }
     }
 
     /// `submitblock`: null means accepted; otherwise the node's reason.
@@ -498,5 +565,14 @@ impl TemplateSource for NodeSource {
 
     fn kind(&self) -> &'static str {
         "node"
+    }
+
+    fn confirmations(&self, hash: BlockHash) -> BoxFuture<'_, Result<i64, String>> {
+        Box::pin(async move {
+            self.rpc
+                .confirmations(&hash)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }

@@ -15,7 +15,7 @@ use super::api::error;
 use super::ApiState;
 
 /// `None` when the request carries the right token, else the response refusing it.
-fn deny(s: &ApiState, headers: &HeaderMap) -> Option<Response> {
+pub(super) fn deny(s: &ApiState, headers: &HeaderMap) -> Option<Response> {
     let Some(expected) = s.api_token.as_deref().filter(|t| !t.is_empty()) else {
         return Some(error(
             StatusCode::FORBIDDEN,

@@ -20,7 +20,7 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn db_error(e: anyhow::Error) -> Response {
+pub(super) fn db_error(e: anyhow::Error) -> Response {
     tracing::warn!(error = %e, "API read failed");
     error(
         StatusCode::SERVICE_UNAVAILABLE,

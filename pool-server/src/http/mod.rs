@@ -1,5 +1,6 @@
 //! HTTP: the public read API, the token-guarded admin API, `/metrics` and the dashboard.
 
+pub mod accounts;
 pub mod admin;
 pub mod api;
 pub mod dashboard;
@@ -12,7 +13,7 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::chain::embedded::EmbeddedChain;
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub p2p: Option<Arc<Node>>,
     pub source: &'static str,
     pub api_token: Option<String>,
+    /// The network account addresses belong to.
+    pub network: bitcoin::Network,
     pub started: Instant,
 }
 
@@ -56,6 +59,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/blocks", get(api::blocks))
         .route("/api/peers", get(api::peers))
         .route("/api/shares", get(api::shares))
+        .route("/api/accounts", get(accounts::list))
+        .route("/api/accounts/{name}", get(accounts::one))
+        .route("/api/accounts/{name}/address", put(accounts::set_address))
+        .route("/api/blocks/{hash}/rewards", get(accounts::block_rewards))
         .route("/api/mempool", post(admin::feed_transaction))
         .route("/api/bans", get(admin::list_bans).post(admin::add_ban))
         .route("/api/bans/{ip}", delete(admin::lift_ban))

@@ -49,26 +49,75 @@ pub struct ShareWork {
 /// Accounts and the work credited to each.
 pub type Weights = BTreeMap<String, Work>;
 
+/// A window filled share by share, newest first (the order the ledger walks the store): each
+/// accepted share counts until `window` work is reached, the one crossing the edge for the
+/// part that fits. With an unbounded window it sums every share given (PROP).
+#[derive(Debug, Clone)]
+pub struct WindowFill {
+    left: u128,
+    weights: Weights,
+    /// Shares counted (in part or whole).
+    pub shares: u64,
+    /// Work counted.
+    pub credited: Work,
+}
+
+impl WindowFill {
+    pub fn new(window: Work) -> WindowFill {
+        WindowFill {
+            left: window.0,
+            weights: Weights::new(),
+            shares: 0,
+            credited: Work(0),
+        }
+    }
+
+    /// No edge: every share given counts in whole.
+    pub fn unbounded() -> WindowFill {
+        WindowFill::new(Work(u128::MAX))
+    }
+
+    /// Count the next older accepted share.
+    pub fn take(&mut self, account: &str, work: Work) {
+        let part = work.0.min(self.left);
+        if part == 0 {
+            return;
+        }
+        self.left -= part;
+        self.shares += 1;
+        self.credited.0 = self.credited.0.saturating_add(part);
+        let w = self.weights.entry(account.to_owned()).or_default();
+        w.0 = w.0.saturating_add(part);
+    }
+
+    /// Whether the window holds all the work it can: older shares would not count.
+    pub fn is_full(&self) -> bool {
+        self.left == 0
+    }
+
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    pub fn into_weights(self) -> Weights {
+        self.weights
+    }
+}
+
 /// The PPLNS window over `shares` (any order; those after the block must be left out by the
 /// caller): newest first, accepted shares only, until `window` work is reached, the last one
 /// counted for the part that fits.
 pub fn pplns_weights(shares: &[ShareWork], window: Work) -> Weights {
     let mut order: Vec<&ShareWork> = shares.iter().filter(|s| s.accepted).collect();
     order.sort_by_key(|s| std::cmp::Reverse((s.at_micros, s.id)));
-    let mut left = window.0;
-    let mut weights = Weights::new();
+    let mut fill = WindowFill::new(window);
     for s in order {
-        if left == 0 {
+        if fill.is_full() {
             break;
         }
-        let part = s.work.0.min(left);
-        left -= part;
-        if part > 0 {
-            let w = weights.entry(s.account.clone()).or_default();
-            w.0 = w.0.saturating_add(part);
-        }
+        fill.take(&s.account, s.work);
     }
-    weights
+    fill.into_weights()
 }
 
 /// PROP: every accepted share given (the caller gives those since the previous block).

@@ -429,3 +429,33 @@ impl Store {
         }
     }
 }
+
+/// One SQL text for both databases: written with PostgreSQL's `$1` placeholders, given to
+/// SQLite as `?1` (the same numbered parameters).
+pub trait Dialect {
+    fn sql(&self, text: &'static str) -> std::borrow::Cow<'static, str>;
+}
+
+impl Dialect for sqlx::PgPool {
+    fn sql(&self, text: &'static str) -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+impl Dialect for sqlx::SqlitePool {
+    fn sql(&self, text: &'static str) -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Owned(text.replace('$', "?"))
+    }
+}
+
+/// Run the same code against whichever database `backend` is: `$p` is its pool (use
+/// [`Dialect::sql`] for the text), the body is compiled once per database.
+#[macro_export]
+macro_rules! with_pool {
+    ($backend:expr, $p:ident => $body:expr) => {
+        match $backend {
+            $crate::store::Backend::Postgres($p) => $body,
+            $crate::store::Backend::Sqlite($p) => $body,
+        }
+    };
+}

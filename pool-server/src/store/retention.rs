@@ -42,6 +42,26 @@ pub struct Report {
     pub shares_deleted: u64,
     pub rollups_deleted: u64,
     pub batch_ids_deleted: u64,
+    /// Shares were kept past the retention for a block not yet credited.
+    pub held_back: bool,
+}
+
+/// When the oldest block found by the pool in the last day that has no credits yet was found
+/// (an older one is not waiting for the ledger: no ledger of its chain runs).
+async fn uncredited_since(
+    backend: &Backend,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    use super::Dialect;
+    let found: Vec<DateTime<Utc>> = crate::with_pool!(backend, p => sqlx::query_scalar(&p.sql(
+        "SELECT b.found_at FROM blocks b
+         WHERE b.worker IS NOT NULL AND b.status IN ('accepted', 'duplicate')
+           AND NOT EXISTS (SELECT 1 FROM block_rewards r WHERE r.block_hash = b.hash)",
+    ))
+    .fetch_all(p)
+    .await?);
+    let day = now - chrono::Duration::days(1);
+    Ok(found.into_iter().filter(|t| *t > day).min())
 }
 
 fn before(now: DateTime<Utc>, keep: Duration) -> DateTime<Utc> {
@@ -64,7 +84,17 @@ pub async fn maintain(
     policy: &Policy,
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    let shares_before = before(now, policy.shares);
+    let mut shares_before = before(now, policy.shares);
+    // Rewards need the shares of blocks not yet credited: nothing is dropped that their
+    // windows could reach (the retention again, back from the oldest such block).
+    if let Some(oldest) = uncredited_since(backend, now).await? {
+        let hold = before(oldest, policy.shares);
+        if hold < shares_before {
+            tracing::info!(block_found = %oldest, "share retention held back for a block not yet credited");
+            shares_before = hold;
+        }
+        report.held_back = true;
+    }
     let batches_before = before(now, policy.shares.max(policy.minutes));
     match backend {
         Backend::Postgres(p) => {

@@ -1,0 +1,119 @@
+//! Accounts and rewards: balances per account, an account's recent credits and payouts, how a
+//! block's reward was shared (public reads), and where an account is paid (admin).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::admin::deny;
+use super::api::{db_error, error};
+use super::ApiState;
+use crate::rewards::{accounts, ledger};
+
+/// Recent credits and payouts shown per account.
+const RECENT: i64 = 50;
+
+/// An account name as the pool could have recorded it (a worker name's part before the dot).
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 128 && !name.contains('.') && !name.contains(char::is_control)
+}
+
+pub async fn list(State(s): State<Arc<ApiState>>) -> Response {
+    match accounts::balances(&s.store, s.network, None).await {
+        Ok(b) => Json(b).into_response(),
+        Err(e) => db_error(e),
+    }
+}
+
+pub async fn one(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
+    if !valid_name(&name) {
+        return error(StatusCode::BAD_REQUEST, "not an account name");
+    }
+    let read = async {
+        let balance = accounts::balances(&s.store, s.network, Some(&name))
+            .await?
+            .pop();
+        let credits = accounts::recent_credits(&s.store, &name, RECENT).await?;
+        let payouts = accounts::recent_payouts(&s.store, &name, RECENT).await?;
+        anyhow::Ok((balance, credits, payouts))
+    };
+    match read.await {
+        Ok((None, credits, payouts)) if credits.is_empty() && payouts.is_empty() => {
+            error(StatusCode::NOT_FOUND, format!("no account {name:?}"))
+        }
+        Ok((balance, credits, payouts)) => {
+            let balance = balance.unwrap_or_else(|| accounts::Balance {
+                account: name.clone(),
+                address: accounts::address_in_name(&name, s.network),
+                ..Default::default()
+            });
+            Json(json!({
+                "balance": balance,
+                "credits": credits,
+                "payouts": payouts,
+            }))
+            .into_response()
+        }
+        Err(e) => db_error(e),
+    }
+}
+
+pub async fn block_rewards(State(s): State<Arc<ApiState>>, Path(hash): Path<String>) -> Response {
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return error(StatusCode::BAD_REQUEST, "a block hash is 64 hex characters");
+    }
+    match ledger::block_reward(&s.store, &hash.to_ascii_lowercase()).await {
+        Ok(Some(r)) => Json(r).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("block {hash} has not been credited (not found by this pool, not on the best chain, or not yet)"),
+        ),
+        Err(e) => db_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SetAddress {
+    /// An address of the pool's network; `null` clears it.
+    pub address: Option<String>,
+}
+
+pub async fn set_address(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(body): Json<SetAddress>,
+) -> Response {
+    if let Some(r) = deny(&s, &headers) {
+        return r;
+    }
+    if !valid_name(&name) {
+        return error(StatusCode::BAD_REQUEST, "not an account name");
+    }
+    if accounts::address_in_name(&name, s.network).is_some() {
+        return error(
+            StatusCode::CONFLICT,
+            "this account is an address: it is always paid there",
+        );
+    }
+    let address = match body.address.as_deref() {
+        Some(a) => match accounts::parse_address(a, s.network) {
+            Ok(a) => Some(a),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        },
+        None => None,
+    };
+    match accounts::set_address(&s.store, &name, address.as_deref(), Utc::now()).await {
+        Ok(()) => {
+            tracing::info!(account = %name, address = ?address, "account payout address set");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => db_error(e),
+    }
+}

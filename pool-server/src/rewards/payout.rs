@@ -1,0 +1,357 @@
+//! Wallet payouts (`--payout-method wallet`): every `--payout-interval`, the balances due at or
+//! above `--payout-threshold` are paid in one `sendmany` from the node's wallet.
+//!
+//! Crash-safe and idempotent, in this order:
+//! 1. **Reconcile** every payout still `pending` against the wallet: its `sendmany` carried the
+//!    comment `pool payout <id>`, so `listtransactions` tells whether it was made. Found: `sent`
+//!    with its txid. Not found and older than [`GRACE`] (no call can still be on its way):
+//!    `failed`, and its balances are due again. While any payout is pending and unresolved,
+//!    nothing new is sent.
+//! 2. **Record** the new payout as `pending`, with its id and one item per account, in one
+//!    transaction: from here its amounts no longer count as due.
+//! 3. **Send** it once (`sendmany` is never retried blindly). The txid: `sent`. The node's
+//!    refusal (no funds, a bad address): `failed` with its reason, retried later with
+//!    backoff, balances untouched. No answer (a timeout, a reset): left `pending` for step 1.
+//!
+//! A kill at any point leaves either no payout, a pending one that step 1 resolves from the
+//! wallet, or a sent one: no balance is ever paid twice. One pool-server pays per database:
+//! on PostgreSQL it holds an advisory lock for as long as it runs (another waits); SQLite has
+//! one process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::accounts;
+use crate::chain::node_rpc::{RpcClient, RpcError};
+use crate::metrics::Metrics;
+use crate::store::{Backend, Dialect};
+use crate::with_pool;
+
+/// How long a pending payout not found in the wallet waits before it is called failed: longer
+/// than [`SEND_TIMEOUT`], so a `sendmany` still in the node's queue is found first.
+pub const GRACE: Duration = Duration::from_secs(45);
+const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest wait between failed runs.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Wallet transactions read per `listtransactions` page.
+const PAGE: usize = 200;
+
+pub struct WalletPayouts {
+    pub backend: Backend,
+    pub wallet: RpcClient,
+    pub network: bitcoin::Network,
+    pub interval: Duration,
+    pub threshold_sats: i64,
+    pub metrics: Arc<Metrics>,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Run {
+    /// Nothing due.
+    Nothing,
+    /// Paid: the payout id and txid.
+    Sent { id: String, txid: String },
+    /// The node refused; balances stay due.
+    Failed { id: String, reason: String },
+    /// A payout is pending and not yet resolved: nothing new was sent.
+    Waiting { id: String },
+}
+
+/// The comment a payout's transaction carries in the wallet.
+fn comment(id: &str) -> String {
+    format!("pool payout {id}")
+}
+
+/// Satoshis as the coin amount JSON-RPC takes. Exact: every integer below 2^53 divided by
+/// 10^8 prints (shortest round-trip form) as its 8-decimal value.
+pub fn coins(sats: i64) -> Value {
+    json!(sats as f64 / 100_000_000.0)
+}
+
+impl WalletPayouts {
+    pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let _lock = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                l = self.payer_lock() => l,
+            };
+            let mut wait = Duration::ZERO;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = match self.run(Utc::now()).await {
+                    Ok(Run::Nothing | Run::Sent { .. }) => self.interval,
+                    Ok(Run::Waiting { .. }) => self.interval.min(GRACE / 3),
+                    Ok(Run::Failed { .. }) => (wait * 2).clamp(self.interval, MAX_BACKOFF),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "payout run could not complete; retrying");
+                        (wait * 2).clamp(self.interval.min(GRACE / 3), MAX_BACKOFF)
+                    }
+                };
+            }
+        })
+    }
+
+    /// Become the one payer of this database (PostgreSQL: an advisory lock held on a
+    /// connection of its own until the process ends).
+    async fn payer_lock(&self) -> Option<sqlx::PgConnection> {
+        let Backend::Postgres(p) = &self.backend else {
+            return None;
+        };
+        let mut said = false;
+        loop {
+            match p.acquire().await {
+                Ok(mut conn) => {
+                    let got: Result<bool, _> = sqlx::query_scalar(
+                        "SELECT pg_try_advisory_lock(hashtext('pool_wallet_payouts'))",
+                    )
+                    .fetch_one(&mut *conn)
+                    .await;
+                    if got.unwrap_or(false) {
+                        tracing::info!("this pool-server makes the wallet payouts");
+                        return Some(conn.detach());
+                    }
+                    if !said {
+                        tracing::info!(
+                            "another pool-server makes the wallet payouts; waiting to take over"
+                        );
+                        said = true;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "payout lock: database unavailable"),
+            }
+            tokio::time::sleep(self.interval.min(Duration::from_secs(30))).await;
+        }
+    }
+
+    /// One run: reconcile, then pay what is due.
+    pub async fn run(&self, now: DateTime<Utc>) -> anyhow::Result<Run> {
+        if let Some(waiting) = self.reconcile(now).await? {
+            return Ok(Run::Waiting { id: waiting });
+        }
+        let due: Vec<accounts::Balance> = accounts::balances(&self.backend, self.network, None)
+            .await?
+            .into_iter()
+            .filter(|b| b.due_sats > 0 && b.due_sats >= self.threshold_sats)
+            .filter(|b| b.address.is_some())
+            .collect();
+        if due.is_empty() {
+            return Ok(Run::Nothing);
+        }
+        let id = Uuid::now_v7().to_string();
+        let total: i64 = due.iter().map(|b| b.due_sats).sum();
+        with_pool!(&self.backend, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(&p.sql(
+                "INSERT INTO payouts (id, method, state, total_sats, created_at)
+                 VALUES ($1, 'wallet', 'pending', $2, $3)",
+            ))
+            .bind(&id)
+            .bind(total)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            for b in &due {
+                sqlx::query(&p.sql(
+                    "INSERT INTO payout_items (payout_id, account, address, sats)
+                     VALUES ($1, $2, $3, $4)",
+                ))
+                .bind(&id)
+                .bind(&b.account)
+                .bind(b.address.as_deref())
+                .bind(b.due_sats)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        tracing::info!(payout = %id, accounts = due.len(), total_sats = total, "payout recorded as pending; sending");
+        // Several accounts may share an address: one amount per address.
+        let mut amounts = std::collections::BTreeMap::<String, i64>::new();
+        for b in &due {
+            *amounts
+                .entry(b.address.clone().expect("filtered"))
+                .or_default() += b.due_sats;
+        }
+        let outputs: serde_json::Map<String, Value> = amounts
+            .into_iter()
+            .map(|(a, sats)| (a, coins(sats)))
+            .collect();
+        let sent = self
+            .wallet
+            .call_once(
+                "sendmany",
+                json!(["", outputs, 1, comment(&id)]),
+                SEND_TIMEOUT,
+            )
+            .await;
+        match sent {
+            Ok(v) => {
+                let txid = v.as_str().unwrap_or_default().to_owned();
+                self.settle(&id, "sent", Some(&txid), None, Utc::now())
+                    .await?;
+                self.metrics.payouts.with_label_values(&["sent"]).inc();
+                self.metrics.payout_sats.inc_by(total as u64);
+                self.metrics
+                    .payout_last_success
+                    .set(Utc::now().timestamp() as f64);
+                tracing::info!(payout = %id, txid = %txid, total_sats = total, "payout sent");
+                Ok(Run::Sent { id, txid })
+            }
+            Err(RpcError::Node { code, message }) => {
+                let reason = format!("node error {code}: {message}");
+                self.settle(&id, "failed", None, Some(&reason), Utc::now())
+                    .await?;
+                self.metrics.payouts.with_label_values(&["failed"]).inc();
+                tracing::error!(payout = %id, reason = %reason, "payout refused by the node; balances stay due, retried with backoff");
+                Ok(Run::Failed { id, reason })
+            }
+            Err(e) => {
+                self.metrics.payouts.with_label_values(&["unknown"]).inc();
+                tracing::warn!(payout = %id, error = %e, "no answer to the payout; it stays pending until the wallet says whether it was made");
+                Ok(Run::Waiting { id })
+            }
+        }
+    }
+
+    async fn settle(
+        &self,
+        id: &str,
+        state: &str,
+        txid: Option<&str>,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        with_pool!(&self.backend, p => sqlx::query(&p.sql(
+            "UPDATE payouts SET state = $2, txid = $3, detail = $4, settled_at = $5
+             WHERE id = $1 AND state = 'pending'",
+        ))
+        .bind(id)
+        .bind(state)
+        .bind(txid)
+        .bind(detail)
+        .bind(now)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Resolve pending payouts from the wallet; the id of one still unresolved, if any.
+    async fn reconcile(&self, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
+        let pending: Vec<(String, DateTime<Utc>)> = with_pool!(&self.backend, p => sqlx::query_as(&p.sql(
+            "SELECT id, created_at FROM payouts WHERE state = 'pending' ORDER BY created_at",
+        ))
+        .fetch_all(p)
+        .await?);
+        let Some(oldest) = pending.iter().map(|(_, at)| *at).min() else {
+            return Ok(None);
+        };
+        let made = self.wallet_payouts(oldest).await?;
+        let mut unresolved = None;
+        for (id, created) in pending {
+            if let Some(txid) = made.get(&comment(&id)) {
+                self.settle(&id, "sent", Some(txid), Some("found in the wallet"), now)
+                    .await?;
+                self.metrics.payouts.with_label_values(&["sent"]).inc();
+                self.metrics.payout_last_success.set(now.timestamp() as f64);
+                tracing::info!(payout = %id, txid = %txid, "pending payout found in the wallet: sent");
+            } else if now - created > chrono::Duration::from_std(GRACE).unwrap_or_default() {
+                self.settle(
+                    &id,
+                    "failed",
+                    None,
+                    Some("never made: not in the wallet"),
+                    now,
+                )
+                .await?;
+                self.metrics.payouts.with_label_values(&["failed"]).inc();
+                tracing::warn!(payout = %id, "pending payout is not in the wallet: it was never sent; its balances are due again");
+            } else {
+                unresolved = Some(id);
+            }
+        }
+        Ok(unresolved)
+    }
+
+    /// Comment -> txid of the wallet's sends since `since` (an hour of slack for clocks).
+    async fn wallet_payouts(
+        &self,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<std::collections::HashMap<String, String>> {
+        let horizon = since.timestamp() - 3600;
+        let mut found = std::collections::HashMap::new();
+        let mut skip = 0usize;
+        loop {
+            let page = self
+                .wallet
+                .call(
+                    "listtransactions",
+                    json!(["*", PAGE, skip, true]),
+                    Duration::from_secs(30),
+                )
+                .await?;
+            let entries = page.as_array().cloned().unwrap_or_default();
+            let mut older = false;
+            for e in &entries {
+                if let (Some(c), Some(txid)) = (e["comment"].as_str(), e["txid"].as_str()) {
+                    if c.starts_with("pool payout ") {
+                        found.insert(c.to_owned(), txid.to_owned());
+                    }
+                }
+                if e["time"].as_i64().is_some_and(|t| t < horizon) {
+                    older = true;
+                }
+            }
+            if entries.len() < PAGE || older {
+                return Ok(found);
+            }
+            skip += PAGE;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_exact_in_coins() {
+        for sats in [
+            1i64,
+            10,
+            12_345_678,
+            99_999_999,
+            100_000_000,
+            2_099_999_997_690_000,
+            1_234_567_891,
+        ]
+        .into_iter()
+        .chain((0..10_000).map(|i| i * 7_919 + 3))
+        {
+            let text = coins(sats).to_string();
+            let (whole, frac) = match text.split_once('.') {
+                Some((w, f)) => (w.to_owned(), f.to_owned()),
+                None if text.contains('e') => {
+                    let v: f64 = text.parse().unwrap();
+                    assert_eq!((v * 1e8).round() as i64, sats, "{text}");
+                    continue;
+                }
+                None => (text.clone(), String::new()),
+            };
+            assert!(frac.len() <= 8, "{text}");
+            let back = whole.parse::<i64>().unwrap() * 100_000_000
+                + format!("{frac:0<8}").parse::<i64>().unwrap();
+            assert_eq!(back, sats, "{text}");
+        }
+    }
+}

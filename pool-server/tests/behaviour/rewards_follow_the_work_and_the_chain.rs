@@ -1,0 +1,348 @@
+//! Rewards on the embedded chain, end to end: two accounts submit work at 2:1, blocks are found
+//! through Stratum, and each block's reward (less the pool's fee) is credited once, near 2:1,
+//! to the satoshi of the coinbase; credits mature with depth; a reorganisation that leaves a
+//! block behind voids its credits, visibly. PROP on PostgreSQL credits the work since the
+//! previous block.
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::p2p::{magic, BlockMaker, ScriptedPeer, NETWORK};
+use common::*;
+use protocol::{Extranonce2, Notify};
+use serde_json::Value;
+
+const SHARE_DIFFICULTY: &str = "0.000001";
+/// A block every 20 shares or so; the PPLNS window (2 x) holds about 40.
+const NETWORK_DIFFICULTY: f64 = 0.00002;
+
+async fn pool(extra: &[&str]) -> TestPool {
+    let bits = bits_for(NETWORK_DIFFICULTY);
+    let mut args = vec![
+        "--genesis-bits",
+        &bits,
+        "--p2p-network",
+        NETWORK,
+        "--retarget-interval",
+        "1000000",
+        "--start-difficulty",
+        SHARE_DIFFICULTY,
+        "--vardiff-min",
+        SHARE_DIFFICULTY,
+        "--vardiff-max",
+        SHARE_DIFFICULTY,
+        "--credit-delay",
+        "0",
+        "--pool-fee",
+        "1",
+        "--maturity",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    start_pool(&args).await
+}
+
+async fn miner(pool: &TestPool, worker: &str) -> Client {
+    let mut c = Client::connect(pool.stratum()).await;
+    c.subscribe().await;
+    assert_eq!(c.authorize(worker).await.unwrap(), Value::Bool(true));
+    c.wait_job().await;
+    c
+}
+
+/// One share from `c` as `worker` on its current job; the block hash when it was a block.
+async fn share(c: &mut Client, worker: &str, counter: u64) -> Option<String> {
+    let job: Notify = c.job.clone().unwrap();
+    let target = c.difficulty_of(&job).to_target();
+    let en2 = Extranonce2::from_counter(counter, c.extranonce2_size);
+    let mut found = mine(&job, c.extranonce1.as_ref().unwrap(), &en2, target, 0);
+    found.submit.worker = protocol::WorkerName::new(worker);
+    let accepted = c.submit(found.submit).await == Ok(Value::Bool(true));
+    let block = job.nbits.to_target().unwrap().is_met_by(&found.hash);
+    (accepted && block).then(|| found.hash.to_string())
+}
+
+/// Mine as alice, alice, bob, ... until at least `blocks` blocks are found, the last after
+/// 60 shares or more (so its PPLNS window is full); their hashes.
+async fn mine_blocks(
+    pool: &TestPool,
+    a: &mut Client,
+    b: &mut Client,
+    blocks: usize,
+) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut counter = 0u64;
+    let t = Instant::now();
+    while found.len() < blocks || counter < 60 {
+        assert!(t.elapsed() < Duration::from_secs(120), "blocks in time");
+        for turn in 0..3 {
+            counter += 1;
+            let got = if turn < 2 {
+                share(a, "alice.rig", counter).await
+            } else {
+                share(b, "bob.rig", counter).await
+            };
+            if let Some(hash) = got {
+                a.wait_clean_job(&hash).await;
+                b.wait_clean_job(&hash).await;
+                found.push(hash);
+            }
+        }
+    }
+    assert_eq!(pool.get("/api/pool").await["source"], "embedded");
+    found
+}
+
+async fn rewards_of(pool: &TestPool, hash: &str) -> Value {
+    let url = format!("{}/api/blocks/{hash}/rewards", pool.http());
+    let t = Instant::now();
+    loop {
+        let r = reqwest::get(&url).await.unwrap();
+        if r.status() == 200 {
+            return r.json().await.unwrap();
+        }
+        assert_eq!(r.status(), 404, "{}", r.text().await.unwrap());
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "block {hash} credited in time"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Each account's credit is its share of the work in the window, within a satoshi.
+fn assert_proportional(r: &Value) {
+    let pot = (r["reward_sats"].as_i64().unwrap() - r["fee_sats"].as_i64().unwrap()) as f64;
+    let work = r["credited_difficulty"].as_f64().unwrap();
+    for c in r["credits"].as_array().unwrap() {
+        let exact = pot * c["difficulty"].as_f64().unwrap() / work;
+        let sats = c["sats"].as_i64().unwrap() as f64;
+        assert!((sats - exact).abs() <= 1.0 + exact * 1e-9, "{c} of {r}");
+    }
+}
+
+fn credit(r: &Value, account: &str) -> i64 {
+    r["credits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["account"] == account)
+        .map(|c| c["sats"].as_i64().unwrap())
+        .unwrap_or(0)
+}
+
+async fn account(pool: &TestPool, name: &str) -> Value {
+    pool.get(&format!("/api/accounts/{name}")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pplns_credits_follow_the_work_and_a_reorg_voids_them() {
+    let pool = pool(&["--p2p-listen", "127.0.0.1:0"]).await;
+    let mut a = miner(&pool, "alice.rig").await;
+    let mut b = miner(&pool, "bob.rig").await;
+    let blocks = mine_blocks(&pool, &mut a, &mut b, 4).await;
+
+    let (mut alice, mut full) = (0i64, 0);
+    for hash in &blocks {
+        let r = rewards_of(&pool, hash).await;
+        assert_eq!(r["scheme"], "pplns");
+        let reward = r["reward_sats"].as_i64().unwrap();
+        assert!(reward > 0);
+        // 1 % fee, rounded down; the credits are the rest, to the satoshi.
+        assert_eq!(r["fee_sats"].as_i64().unwrap(), reward / 100);
+        let credited: i64 = r["credits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["sats"].as_i64().unwrap())
+            .sum();
+        assert_eq!(credited, reward - reward / 100, "{r}");
+        // The window asks for twice the network difficulty; it holds at most that, filled
+        // unless the block came before that much work was done.
+        let window = r["window_difficulty"].as_f64().unwrap();
+        assert!(
+            (window / (2.0 * NETWORK_DIFFICULTY) - 1.0).abs() < 0.01,
+            "{r}"
+        );
+        let work = r["credited_difficulty"].as_f64().unwrap();
+        assert!(work <= window * (1.0 + 1e-9), "{r}");
+        assert_proportional(&r);
+        if work >= window * (1.0 - 1e-9) {
+            // A full window of alice, alice, bob, ...
+            let ratio = credit(&r, "alice") as f64 / credit(&r, "bob") as f64;
+            assert!((1.6..=2.5).contains(&ratio), "alice:bob {ratio} in {r}");
+            full += 1;
+        }
+        alice += credit(&r, "alice");
+    }
+    assert!(full >= 1, "the last block's window is full");
+
+    // Depth 2 makes a block mature: all but the tip's are.
+    let t = Instant::now();
+    let last = blocks.last().unwrap();
+    loop {
+        let states: Vec<String> = {
+            let mut v = Vec::new();
+            for h in &blocks {
+                v.push(
+                    rewards_of(&pool, h).await["state"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+            v
+        };
+        let n = states.len();
+        if states[..n - 1].iter().all(|s| s == "mature") && states[n - 1] == "immature" {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "maturity: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let before = account(&pool, "alice").await;
+    let last_credit = credit(&rewards_of(&pool, last).await, "alice");
+    assert_eq!(
+        before["balance"]["immature_sats"].as_i64().unwrap(),
+        last_credit
+    );
+    assert_eq!(
+        before["balance"]["mature_sats"].as_i64().unwrap(),
+        alice - last_credit
+    );
+    assert_eq!(before["credits"].as_array().unwrap().len(), blocks.len());
+
+    // A peer brings a longer branch from below the last block: it is left behind, and its
+    // credits are void.
+    let (height, _) = {
+        let p = pool.get("/api/pool").await;
+        (p["height"].as_u64().unwrap() - 1, p["prev_hash"].clone())
+    };
+    let mut maker = BlockMaker::new(&bits_for(NETWORK_DIFFICULTY), 0);
+    let last_block = reqwest::get(format!("{}/api/blocks?limit=100", pool.http()))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let parent = last_block
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["hash"] == last.as_str())
+        .unwrap()["prev_hash"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    maker.prev = parent;
+    maker.height = height - 1;
+    let mut peer = ScriptedPeer::connect(
+        "127.0.0.1".parse().unwrap(),
+        pool.running.p2p.unwrap(),
+        magic(&bits_for(NETWORK_DIFFICULTY)),
+    )
+    .await;
+    peer.handshake(height).await.unwrap();
+    for _ in 0..2 {
+        let block = maker.next_block();
+        peer.send(bitcoin::p2p::message::NetworkMessage::Block(block))
+            .await;
+    }
+    let t = Instant::now();
+    loop {
+        let r = rewards_of(&pool, last).await;
+        if r["state"] == "void" {
+            assert_eq!(r["confirmations"], -1);
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "voided in time: {r}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let after = account(&pool, "alice").await;
+    assert_eq!(after["balance"]["immature_sats"], 0);
+    assert_eq!(after["balance"]["void_sats"].as_i64().unwrap(), last_credit);
+    assert_eq!(
+        after["balance"]["mature_sats"],
+        before["balance"]["mature_sats"]
+    );
+    let listed = pool.get("/api/accounts").await;
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["account"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    let metric = pool
+        .metric("pool_blocks_credited_total{scheme=\"pplns\"}")
+        .await;
+    assert_eq!(metric, blocks.len() as f64);
+    pool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prop_on_postgresql_credits_the_work_since_the_previous_block() {
+    let db = PgTestDb::create().await;
+    let pool = pool(&["--database-url", &db.url, "--reward-scheme", "prop"]).await;
+    let mut a = miner(&pool, "alice.rig").await;
+    let mut b = miner(&pool, "bob.rig").await;
+    let blocks = mine_blocks(&pool, &mut a, &mut b, 3).await;
+    let mut previous_end: Option<i64> = None;
+    for hash in &blocks {
+        let r = rewards_of(&pool, hash).await;
+        assert_eq!(r["scheme"], "prop");
+        let reward = r["reward_sats"].as_i64().unwrap();
+        let credited: i64 = r["credits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["sats"].as_i64().unwrap())
+            .sum();
+        assert_eq!(credited + r["fee_sats"].as_i64().unwrap(), reward);
+        // Every accepted share since the previous block counts, and none before it.
+        let start = r["window_start_us"].as_i64().unwrap();
+        let end = r["window_end_us"].as_i64().unwrap();
+        if let Some(prev) = previous_end {
+            assert!(
+                start > prev,
+                "window starts after the previous block's share"
+            );
+        }
+        let shares = r["shares"].as_i64().unwrap();
+        let work = r["credited_difficulty"].as_f64().unwrap();
+        assert!(
+            (work - shares as f64 * 1e-6).abs() < 1e-9,
+            "each share counts whole: {shares} shares, {work}"
+        );
+        assert_proportional(&r);
+        previous_end = Some(end);
+    }
+    // Three windows back to back cover every accepted share up to the last block.
+    let total: i64 = {
+        let mut n = 0;
+        for h in &blocks {
+            n += rewards_of(&pool, h).await["shares"].as_i64().unwrap();
+        }
+        n
+    };
+    let stored: i64 = {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let end = rewards_of(&pool, blocks.last().unwrap()).await["window_end_us"]
+            .as_i64()
+            .unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM shares WHERE reason = 0 AND created_at <= $1")
+            .bind(chrono::DateTime::from_timestamp_micros(end).unwrap())
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    };
+    assert_eq!(total, stored);
+    pool.stop().await;
+    db.drop_db().await;
+}
