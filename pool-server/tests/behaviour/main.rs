@@ -16,6 +16,7 @@ mod http_clients_cannot_hold_descriptors;
 mod mines_on_a_real_node;
 mod node_template_shapes;
 mod operating_the_pool;
+mod payouts_reach_each_address_once;
 mod peers_that_misbehave_are_banned;
 mod pools_form_one_network;
 mod pools_started_apart_share_a_genesis;

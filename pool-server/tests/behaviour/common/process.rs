@@ -124,6 +124,14 @@ impl PoolProcess {
         }
     }
 
+    /// SIGKILL (a crash, an OOM kill, a power cut to the process) and wait for it to go; the
+    /// arguments and ports to start it again with [`PoolProcess::spawn_with`].
+    pub fn kill_hard(mut self) -> (Vec<String>, SocketAddr, String) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.args.clone(), self.stratum, self.http.clone())
+    }
+
     pub async fn metric(&self, name: &str) -> f64 {
         super::metric(&self.http, name).await
     }

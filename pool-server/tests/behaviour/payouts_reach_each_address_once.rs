@@ -1,0 +1,326 @@
+//! Wallet payouts on a real node, end to end: two accounts (one named by its address, one told
+//! its address through the admin API) mine blocks through Stratum on a regtest node; their
+//! credits mature after 100 confirmations; `sendmany` from the node's wallet pays them; and
+//! what the node says each address received equals, to the satoshi, what `/api/accounts` says
+//! was paid. The pool killed with SIGKILL while a payout is pending (sent to a node that has
+//! not answered yet) pays nobody twice after it restarts.
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::process::PoolProcess;
+use common::regtest::*;
+use common::*;
+use protocol::{Extranonce2, WorkerName};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "payout-test-token";
+/// About four shares per regtest block (difficulty 4.66e-10).
+const SHARE_DIFFICULTY: &str = "0.0000000001";
+
+async fn get(http: &str, path: &str) -> Value {
+    reqwest::get(format!("{http}{path}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn sats(coins: &Value) -> i64 {
+    (coins.as_f64().unwrap() * 1e8).round() as i64
+}
+
+async fn miner(addr: std::net::SocketAddr, worker: &str) -> Client {
+    let mut c = Client::connect(addr).await;
+    c.subscribe().await;
+    assert_eq!(c.authorize(worker).await.unwrap(), Value::Bool(true));
+    c.wait_job().await;
+    c
+}
+
+/// Shares from each miner in turn until each has found `each` blocks.
+async fn mine_blocks(miners: &mut [(Client, &str)], each: usize) {
+    let mut found = vec![0usize; miners.len()];
+    let mut counter = 0u64;
+    let t = Instant::now();
+    while found.iter().any(|n| *n < each) {
+        assert!(t.elapsed() < Duration::from_secs(120), "blocks in time");
+        for i in 0..miners.len() {
+            counter += 1;
+            let (c, worker) = &mut miners[i];
+            let job = c.job.clone().unwrap();
+            let target = c.difficulty_of(&job).to_target();
+            let en2 = Extranonce2::from_counter(counter, c.extranonce2_size);
+            let mut share = mine(&job, c.extranonce1.as_ref().unwrap(), &en2, target, 0);
+            share.submit.worker = WorkerName::new(*worker);
+            if c.submit(share.submit).await != Ok(Value::Bool(true)) {
+                continue;
+            }
+            if job.nbits.to_target().unwrap().is_met_by(&share.hash) {
+                found[i] += 1;
+                let hash = share.hash.to_string();
+                for (c, _) in miners.iter_mut() {
+                    c.wait_clean_job(&hash).await;
+                }
+            }
+        }
+    }
+}
+
+async fn balance(http: &str, account: &str) -> Value {
+    get(http, &format!("/api/accounts/{account}")).await
+}
+
+/// Wait until `f` holds of `account`'s page.
+async fn until_account(http: &str, account: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let t = Instant::now();
+    loop {
+        let v = balance(http, account).await;
+        if f(&v) {
+            return v;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "{account}: {what}; last {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Mine a block on `n1` and wait until `n2` has it, so both see the payouts confirmed.
+async fn confirm(n1: &Node, n2: &Node, to: &Value) {
+    n1.call("generatetoaddress", json!([1, to])).await.unwrap();
+    let tip = n1.call("getbestblockhash", json!([])).await.unwrap();
+    until("n2 to follow", Duration::from_secs(30), || async {
+        n2.call("getbestblockhash", json!([])).await.ok() == Some(tip.clone())
+    })
+    .await;
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a child process of this test.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_payouts_match_the_node_to_the_satoshi_and_survive_a_kill() {
+    let Some(bin) = bitcoind() else {
+        eprintln!("SKIPPED: no regtest node; run scripts/prepare/regtest-node (scripts/test does)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (n1, n2, pool_addr) = regtest_pair(&bin, dir.path(), &[]).await;
+    // The miners' addresses belong to the second node's wallet; the pool's coinbases go to the
+    // first's, which pays.
+    let alice_addr = n2.call("getnewaddress", json!([])).await.unwrap();
+    let bob_addr = n2.call("getnewaddress", json!([])).await.unwrap();
+    let alice = alice_addr.as_str().unwrap().to_owned();
+    let url = n1.url();
+    let pool_addr_text = pool_addr.as_str().unwrap().to_owned();
+    let pool_dir = dir.path().join("pool");
+    std::fs::create_dir_all(&pool_dir).unwrap();
+    let pool = PoolProcess::spawn(
+        &pool_dir,
+        &[
+            "--node-rpc-url",
+            &url,
+            "--node-rpc-user",
+            "u",
+            "--node-rpc-password",
+            "p",
+            "--payout-address",
+            &pool_addr_text,
+            "--start-difficulty",
+            SHARE_DIFFICULTY,
+            "--vardiff-min",
+            SHARE_DIFFICULTY,
+            "--vardiff-max",
+            SHARE_DIFFICULTY,
+            "--credit-delay",
+            "0",
+            "--pool-fee",
+            "1",
+            "--payout-method",
+            "wallet",
+            "--payout-interval",
+            "1s",
+            "--payout-threshold",
+            "0.001",
+            "--api-token",
+            TOKEN,
+            "--log",
+            "info",
+        ],
+    );
+    let http = pool.http.clone();
+    let alice_worker = format!("{alice}.rig");
+    let mut miners = [
+        (
+            miner(pool.stratum, &alice_worker).await,
+            alice_worker.as_str(),
+        ),
+        (miner(pool.stratum, "bob.rig").await, "bob.rig"),
+    ];
+    mine_blocks(&mut miners, 2).await;
+    drop(miners);
+
+    // Credited, immature: nothing is paid yet.
+    let a = until_account(&http, &alice, "credits", |v| {
+        v["balance"]["immature_sats"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+    assert_eq!(a["balance"]["address"], alice.as_str());
+    assert_eq!(a["balance"]["paid_sats"], 0);
+    let b = until_account(&http, "bob", "credits", |v| {
+        v["balance"]["immature_sats"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+    assert!(b["balance"]["address"].is_null(), "bob has no address yet");
+
+    // 100 blocks on top: mature. Alice's account is an address: paid at the next run. Bob's
+    // waits for an address.
+    let other = n1.call("getnewaddress", json!([])).await.unwrap();
+    n1.call("generatetoaddress", json!([100, other]))
+        .await
+        .unwrap();
+    let a = until_account(&http, &alice, "a payout sent", |v| {
+        v["balance"]["immature_sats"] == 0
+            && v["balance"]["due_sats"] == 0
+            && v["balance"]["paid_sats"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+    assert_eq!(a["balance"]["paid_sats"], a["balance"]["mature_sats"]);
+    for p in a["payouts"].as_array().unwrap() {
+        assert_eq!(p["state"], "sent");
+        assert_eq!(p["txid"].as_str().unwrap().len(), 64);
+    }
+    let b = until_account(&http, "bob", "mature", |v| {
+        v["balance"]["immature_sats"] == 0 && v["balance"]["due_sats"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+    assert_eq!(b["balance"]["paid_sats"], 0);
+    assert!(b["payouts"].as_array().unwrap().is_empty());
+    confirm(&n1, &n2, &other).await;
+    let received = n2
+        .call("getreceivedbyaddress", json!([alice_addr, 1]))
+        .await
+        .unwrap();
+    assert_eq!(sats(&received), a["balance"]["paid_sats"].as_i64().unwrap());
+
+    // The admin API is token-guarded and checks the network.
+    let client = reqwest::Client::new();
+    let put = |body: Value, token: &'static str| {
+        client
+            .put(format!("{http}/api/accounts/bob/address"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        put(json!({"address": bob_addr}), "wrong")
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let mainnet = "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2";
+    assert_eq!(
+        put(json!({"address": mainnet}), TOKEN)
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+
+    // The node stops answering; bob is given his address; the payout is recorded pending and
+    // its sendmany waits in the stopped node's socket. The pool is killed there.
+    signal(n1.child.id(), libc::SIGSTOP);
+    assert_eq!(
+        put(json!({"address": bob_addr}), TOKEN)
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let pending = until_account(&http, "bob", "a pending payout", |v| {
+        v["payouts"][0]["state"] == "pending"
+    })
+    .await;
+    assert_eq!(pending["balance"]["due_sats"], 0, "pending is not due");
+    let (args, stratum, http_again) = pool.kill_hard();
+    signal(n1.child.id(), libc::SIGCONT);
+
+    // Restarted: the pending payout is resolved from the wallet (made: sent; never made:
+    // failed after the grace, then paid by a new run). Either way, paid once.
+    let pool = PoolProcess::spawn_with(&pool_dir, args, stratum, http_again);
+    let b = until_account(&http, "bob", "paid", |v| {
+        v["balance"]["due_sats"] == 0 && v["balance"]["paid_sats"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+    let payouts = b["payouts"].as_array().unwrap();
+    let sent: Vec<&Value> = payouts.iter().filter(|p| p["state"] == "sent").collect();
+    assert_eq!(sent.len(), 1, "one payout sent to bob: {payouts:?}");
+    assert!(payouts.iter().all(|p| p["state"] != "pending"));
+    let first = payouts
+        .iter()
+        .find(|p| p["id"] == pending["payouts"][0]["id"])
+        .unwrap();
+    eprintln!("the payout pending at the kill ended {}", first["state"]);
+    assert!(first["state"] == "sent" || first["state"] == "failed");
+    assert_eq!(b["balance"]["paid_sats"], b["balance"]["mature_sats"]);
+    confirm(&n1, &n2, &other).await;
+    for (addr, account) in [(&bob_addr, "bob"), (&alice_addr, alice.as_str())] {
+        let received = n2
+            .call("getreceivedbyaddress", json!([addr, 1]))
+            .await
+            .unwrap();
+        let paid = balance(&http, account).await["balance"]["paid_sats"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(
+            sats(&received),
+            paid,
+            "{account}: the node and the API agree"
+        );
+    }
+    // Every payout the wallet made carries its id: one transaction per id, and exactly the
+    // payouts the API calls sent.
+    let listed = n1
+        .call("listtransactions", json!(["*", 1000, 0, true]))
+        .await
+        .unwrap();
+    let mut made = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for e in listed.as_array().unwrap() {
+        if let Some(c) = e["comment"]
+            .as_str()
+            .and_then(|c| c.strip_prefix("pool payout "))
+        {
+            made.entry(c.to_owned())
+                .or_default()
+                .insert(e["txid"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(made.values().all(|txids| txids.len() == 1), "{made:?}");
+    let mut sent_ids = std::collections::BTreeSet::new();
+    for account in ["bob", alice.as_str()] {
+        for p in balance(&http, account).await["payouts"].as_array().unwrap() {
+            if p["state"] == "sent" {
+                assert_eq!(
+                    made[p["id"].as_str().unwrap()].first().unwrap(),
+                    p["txid"].as_str().unwrap()
+                );
+                sent_ids.insert(p["id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert_eq!(
+        made.keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        sent_ids
+    );
+    assert_eq!(pool.metric("pool_rewards_sats{state=\"due\"}").await, 0.0);
+    drop(pool);
+}
