@@ -110,8 +110,9 @@ async function refreshWorkers() {
 }
 
 async function refresh() {
-  const [pool, blocks, peers] = await Promise.all([
-    json('/api/pool'), json('/api/blocks?limit=10'), json('/api/peers')]);
+  const [pool, blocks, peers, accounts] = await Promise.all([
+    json('/api/pool'), json('/api/blocks?limit=10'), json('/api/peers'),
+    json('/api/accounts').catch(() => [])]);
   set('source', pool.source + ' chain');
   set('pool-hashrate', hashrate(pool.hashrate['5m']), pool.hashrate['5m']);
   set('pool-hashrate-1h', hashrate(pool.hashrate['1h']), pool.hashrate['1h']);
@@ -128,6 +129,7 @@ async function refresh() {
 
   await refreshWorkers();
   showPeers(peers);
+  showAccounts(accounts);
 
   const bbody = document.querySelector('#blocks tbody');
   bbody.textContent = '';
@@ -143,6 +145,32 @@ async function refresh() {
   });
   set('updated', 'updated ' + new Date().toLocaleTimeString());
   document.body.dataset.loaded = 'true';
+}
+
+// Satoshis as coins, exactly.
+function coins(sats) {
+  const s = String(Math.abs(sats)).padStart(9, '0');
+  return (sats < 0 ? '-' : '') + s.slice(0, -8) + '.' + s.slice(-8);
+}
+
+function showAccounts(list) {
+  document.getElementById('accounts-section').hidden = list.length === 0;
+  const body = document.querySelector('#accounts tbody');
+  body.textContent = '';
+  list.slice().sort((a, b) => (b.immature_sats + b.due_sats + b.paid_sats) - (a.immature_sats + a.due_sats + a.paid_sats))
+    .slice(0, 50).forEach(a => {
+      const tr = document.createElement('tr');
+      tr.dataset.account = a.account;
+      const link = document.createElement('a');
+      link.href = '/account?name=' + encodeURIComponent(a.account);
+      link.textContent = a.account;
+      cell(tr, '').appendChild(link);
+      cell(tr, coins(a.immature_sats), 'num', a.immature_sats);
+      cell(tr, coins(a.due_sats), 'num', a.due_sats);
+      cell(tr, coins(a.paid_sats), 'num', a.paid_sats);
+      cell(tr, a.address || '-', 'hash');
+      body.appendChild(tr);
+    });
 }
 
 function showPeers(p) {

@@ -433,6 +433,15 @@ impl Metrics {
         for direction in ["inbound", "outbound"] {
             m.peers.with_label_values(&[direction]);
         }
+        for result in ["sent", "failed", "unknown"] {
+            m.payouts.with_label_values(&[result]);
+        }
+        for state in ["immature", "due", "pending"] {
+            m.rewards_sats.with_label_values(&[state]);
+        }
+        for scheme in ["pplns", "prop", "solo"] {
+            m.blocks_credited.with_label_values(&[scheme]);
+        }
         for direction in ["in", "out"] {
             m.peer_bytes.with_label_values(&[direction]);
             for command in [

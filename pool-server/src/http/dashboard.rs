@@ -1,6 +1,7 @@
 //! The built-in dashboard: HTML pages and scripts embedded in the binary (no CDN, works
 //! offline) that poll the read API. `/` is the pool (cards, chart, the workers table paged
-//! on the server, blocks); `/worker?name=NAME` is one worker over a chosen range.
+//! on the server, accounts, blocks); `/worker?name=NAME` is one worker over a chosen range;
+//! `/account?name=NAME` is one account's balances, credits and payouts.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -19,6 +20,20 @@ pub async fn worker_page() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, HTML)],
         include_str!("../../assets/worker.html"),
+    )
+}
+
+pub async fn account_page() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, HTML)],
+        include_str!("../../assets/account.html"),
+    )
+}
+
+pub async fn account_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, JS)],
+        include_str!("../../assets/account.js"),
     )
 }
 

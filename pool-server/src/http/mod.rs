@@ -50,6 +50,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/charts.js", get(dashboard::charts))
         .route("/worker", get(dashboard::worker_page))
         .route("/worker.js", get(dashboard::worker_script))
+        .route("/account", get(dashboard::account_page))
+        .route("/account.js", get(dashboard::account_script))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/api/pool", get(api::pool))

@@ -211,6 +211,8 @@ pub struct AccountPayout {
     pub method: String,
     pub state: String,
     pub txid: Option<String>,
+    /// Why it failed (the node's words), or how it was resolved.
+    pub detail: Option<String>,
     pub address: String,
     pub sats: i64,
     pub created_at: DateTime<Utc>,
@@ -223,7 +225,7 @@ pub async fn recent_payouts(
     limit: i64,
 ) -> anyhow::Result<Vec<AccountPayout>> {
     Ok(with_pool!(backend, p => sqlx::query_as(&p.sql(
-        "SELECT o.id, o.method, o.state, o.txid, i.address, i.sats, o.created_at, o.settled_at
+        "SELECT o.id, o.method, o.state, o.txid, o.detail, i.address, i.sats, o.created_at, o.settled_at
          FROM payout_items i JOIN payouts o ON o.id = i.payout_id
          WHERE i.account = $1 ORDER BY o.created_at DESC, o.id LIMIT $2",
     ))

@@ -234,6 +234,35 @@ async fn wallet_payouts_match_the_node_to_the_satoshi_and_survive_a_kill() {
         400
     );
 
+    // An address the node cannot pay (segwit, on a node without it): the node refuses the
+    // payout; it is failed with the node's reason, bob's balance stays due, and it is retried.
+    let segwit = protocol::bitcoin::Address::p2wsh(
+        protocol::bitcoin::Script::new(),
+        protocol::bitcoin::Network::Regtest,
+    )
+    .to_string();
+    assert_eq!(
+        put(json!({"address": segwit}), TOKEN)
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let failed = until_account(&http, "bob", "a refused payout", |v| {
+        v["payouts"][0]["state"] == "failed"
+    })
+    .await;
+    assert!(
+        failed["payouts"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("node error"),
+        "{failed}"
+    );
+    assert_eq!(failed["balance"]["due_sats"], b["balance"]["due_sats"]);
+    assert_eq!(failed["balance"]["paid_sats"], 0);
+    assert!(pool.metric("pool_payouts_total{result=\"failed\"}").await >= 1.0);
+
     // The node stops answering; bob is given his address; the payout is recorded pending and
     // its sendmany waits in the stopped node's socket. The pool is killed there.
     signal(n1.child.id(), libc::SIGSTOP);

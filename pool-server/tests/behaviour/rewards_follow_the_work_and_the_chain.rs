@@ -282,6 +282,23 @@ async fn pplns_credits_follow_the_work_and_a_reorg_voids_them() {
         .metric("pool_blocks_credited_total{scheme=\"pplns\"}")
         .await;
     assert_eq!(metric, blocks.len() as f64);
+
+    // The account page shows the same numbers, the void block among its credits; the
+    // dashboard lists both accounts with a link to their pages.
+    let dom = common::chromium::dom(format!("{}/account?name=alice", pool.http())).await;
+    assert!(dom.contains(r#"data-loaded="true""#), "the page loaded");
+    assert_eq!(
+        common::chromium::data_value(&dom, "a-void"),
+        last_credit as f64
+    );
+    assert_eq!(
+        common::chromium::data_value(&dom, "a-mature"),
+        after["balance"]["mature_sats"].as_i64().unwrap() as f64
+    );
+    assert_eq!(dom.matches("<tr data-block=").count(), blocks.len());
+    let dom = common::chromium::dom(pool.http()).await;
+    assert!(dom.contains(r#"<tr data-account="alice">"#), "{dom}");
+    assert!(dom.contains(r#"href="/account?name=bob""#));
     pool.stop().await;
 }
 
