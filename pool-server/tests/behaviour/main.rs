@@ -21,6 +21,7 @@ mod peers_that_misbehave_are_banned;
 mod pools_form_one_network;
 mod pools_started_apart_share_a_genesis;
 mod readme_commands_run;
+mod rewards_are_the_same_however_shares_were_stored;
 mod rewards_follow_the_work_and_the_chain;
 mod sessions_resume_with_their_subscription_id;
 mod share_history_is_summarised_and_ages_out;
