@@ -200,7 +200,8 @@ pub async fn write(pool: &PgPool, batches: &[Batch], commit: bool) -> anyhow::Re
             r#"INSERT INTO blocks (hash, height, prev_hash, chain, worker, network_difficulty,
                                    status, detail, raw, found_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-               ON CONFLICT (hash) DO UPDATE SET status = EXCLUDED.status, detail = EXCLUDED.detail"#,
+               ON CONFLICT (hash) DO UPDATE SET status = EXCLUDED.status, detail = EXCLUDED.detail,
+                   worker = coalesce(blocks.worker, EXCLUDED.worker)"#,
         )
         .bind(&b.hash)
         .bind(b.height)

@@ -165,7 +165,8 @@ pub async fn write(pool: &SqlitePool, batches: &[Batch], commit: bool) -> anyhow
         sqlx::query(
             "INSERT INTO blocks (hash, height, prev_hash, chain, worker, network_difficulty, status, detail, raw, found_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (hash) DO UPDATE SET status = excluded.status, detail = excluded.detail",
+             ON CONFLICT (hash) DO UPDATE SET status = excluded.status, detail = excluded.detail,
+                 worker = coalesce(blocks.worker, excluded.worker)",
         )
         .bind(&b.hash)
         .bind(b.height)

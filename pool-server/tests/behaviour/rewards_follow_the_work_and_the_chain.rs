@@ -363,3 +363,62 @@ async fn prop_on_postgresql_credits_the_work_since_the_previous_block() {
     pool.stop().await;
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pool_servers_on_one_database_credit_each_block_once_over_both() {
+    let db = PgTestDb::create().await;
+    let a = pool(&[
+        "--database-url",
+        &db.url,
+        "--p2p-listen",
+        "127.0.0.1:0",
+        "--reward-scheme",
+        "pplns",
+    ])
+    .await;
+    let seed = a.running.p2p.unwrap().to_string();
+    let b = pool(&["--database-url", &db.url, "--peer", &seed]).await;
+    // Alice mines on A, bob on B: one chain (they peer), one database, one window.
+    let mut alice = miner(&a, "alice.rig").await;
+    let mut bob = miner(&b, "bob.rig").await;
+    let mut found = Vec::new();
+    let mut counter = 0u64;
+    let t = Instant::now();
+    while found.len() < 3 || counter < 60 {
+        assert!(t.elapsed() < Duration::from_secs(120), "blocks in time");
+        for turn in 0..3 {
+            counter += 1;
+            let got = if turn < 2 {
+                share(&mut alice, "alice.rig", counter).await
+            } else {
+                share(&mut bob, "bob.rig", counter).await
+            };
+            if let Some(hash) = got {
+                // Both pools move to the new tip (B learns A's blocks from A, and A B's).
+                alice.wait_clean_job(&hash).await;
+                bob.wait_clean_job(&hash).await;
+                found.push(hash);
+            }
+        }
+    }
+    for hash in &found {
+        let from_a = rewards_of(&a, hash).await;
+        let from_b = rewards_of(&b, hash).await;
+        assert_eq!(from_a, from_b, "one record, read from either pool");
+        assert_proportional(&from_a);
+    }
+    // The last block's window is full and holds shares stored by both pool-servers.
+    let last = rewards_of(&a, found.last().unwrap()).await;
+    let ratio = credit(&last, "alice") as f64 / credit(&last, "bob") as f64;
+    assert!((1.6..=2.5).contains(&ratio), "alice:bob {ratio} in {last}");
+    // Each block was credited by one of the two ledgers, never both.
+    let credited = a
+        .metric("pool_blocks_credited_total{scheme=\"pplns\"}")
+        .await
+        + b.metric("pool_blocks_credited_total{scheme=\"pplns\"}")
+            .await;
+    assert_eq!(credited, found.len() as f64);
+    a.stop().await;
+    b.stop().await;
+    db.drop_db().await;
+}
