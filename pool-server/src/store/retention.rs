@@ -86,9 +86,10 @@ pub async fn maintain(
     let mut report = Report::default();
     let mut shares_before = before(now, policy.shares);
     // Rewards need the shares of blocks not yet credited: nothing is dropped that their
-    // windows could reach (the retention again, back from the oldest such block).
+    // windows could reach (the retention and a day, back from the oldest such block).
     if let Some(oldest) = uncredited_since(backend, now).await? {
-        let hold = before(oldest, policy.shares);
+        // As far back as the ledger's walk looks: the retention and a day before the block.
+        let hold = before(oldest, policy.shares) - chrono::Duration::days(1);
         if hold < shares_before {
             tracing::info!(block_found = %oldest, "share retention held back for a block not yet credited");
             shares_before = hold;

@@ -470,3 +470,89 @@ async fn sqlite_migration_keeps_every_existing_share() {
     let at = migrate_from_the_first_schema(&b).await;
     check_migrated(&b, at).await;
 }
+
+/// A block the pool found that has no credits yet holds its window's shares back from the
+/// retention (they are what its credits are computed from); once credited, they go.
+async fn shares_wait_for_the_credits_of_a_found_block(b: &Backend) {
+    use pool_server::store::BlockRecord;
+    let now = Utc.with_ymd_and_hms(2031, 3, 10, 12, 0, 0).unwrap();
+    // Shares from 7 days and 7 hours ago, past the 7-day retention; the block was found 12 h
+    // ago (its window could reach back 7 days from then).
+    let old: Vec<ShareRecord> = (0..500)
+        .map(|i| {
+            share(
+                "miner.rig",
+                None,
+                1.0,
+                now - Duration::hours(175) + Duration::seconds(i),
+            )
+        })
+        .collect();
+    b.write(&[Batch::new(events(&old))]).await.unwrap();
+    let block = BlockRecord {
+        hash: "00".repeat(31) + "01",
+        height: 7,
+        prev_hash: "00".repeat(32),
+        chain: "embedded".into(),
+        worker: Some("miner.rig".into()),
+        network_difficulty: 1.0,
+        status: "accepted".into(),
+        detail: None,
+        raw: vec![0],
+        found_at: now - Duration::hours(12),
+    };
+    b.write(&[Batch::new(vec![StoreEvent::Block(block.clone())])])
+        .await
+        .unwrap();
+    let r = retention::maintain(b, now, &policy()).await.unwrap();
+    assert!(r.held_back);
+    assert_eq!(r.shares_deleted, 0);
+    assert!(!r
+        .partitions_dropped
+        .contains(&"shares_p20310303".to_owned()));
+    assert_eq!(b.share_counts().await.unwrap(), (500, 0));
+    // Credited: nothing holds them any more.
+    let credited = "INSERT INTO block_rewards (block_hash, height, chain, scheme, reward_sats,
+        fee_bps, fee_sats, window_difficulty, credited_difficulty, shares, window_start_us,
+        window_end_us, state, confirmations, credited_at, state_at)
+        VALUES ('HASH', 7, 'embedded', 'pplns', 1, 0, 0, 1, 1, 1, NULL, 0, 'immature', 0, 'T', 'T')";
+    let sql = credited.replace("HASH", &block.hash);
+    match b {
+        Backend::Postgres(p) => {
+            sqlx::query(&sql.replace("'T'", "now()"))
+                .execute(p)
+                .await
+                .unwrap();
+        }
+        Backend::Sqlite(p) => {
+            sqlx::query(&sql).execute(p).await.unwrap();
+        }
+    }
+    // (PostgreSQL drops whole days: the day of these shares goes once all of it is past.)
+    let later = match b {
+        Backend::Postgres(_) => now + Duration::days(1),
+        Backend::Sqlite(_) => now,
+    };
+    let r = retention::maintain(b, later, &policy()).await.unwrap();
+    assert!(!r.held_back);
+    assert_eq!(b.share_counts().await.unwrap(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_keeps_the_shares_a_block_not_yet_credited_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Backend::connect(&format!("sqlite://{}/s.sqlite", dir.path().display()))
+        .await
+        .unwrap();
+    b.migrate().await.unwrap();
+    shares_wait_for_the_credits_of_a_found_block(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_keeps_the_shares_a_block_not_yet_credited_needs() {
+    let db = PgTestDb::create().await;
+    let b = Backend::connect(&db.url).await.unwrap();
+    b.migrate().await.unwrap();
+    shares_wait_for_the_credits_of_a_found_block(&b).await;
+    db.drop_db().await;
+}
