@@ -69,18 +69,6 @@ const LONGPOLL_PATIENCE: Duration = Duration::from_secs(3600);
 /// Transport failures retried per call before the error is returned.
 const RETRIES: u32 = 2;
 
-/// A wallet name as a URL path segment (percent-encoding all but unreserved characters).
-fn urlencoding_path(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// An error with its causes ("error sending request: connection reset by peer"), without
 /// the URL (it may carry credentials).
 fn error_chain(e: reqwest::Error) -> String {
@@ -122,11 +110,13 @@ impl RpcClient {
     /// The same node, its wallet `name` (`/wallet/NAME`, for a node with several loaded).
     pub fn for_wallet(&self, name: &str) -> RpcClient {
         let mut cfg = self.cfg.clone();
-        cfg.url = format!(
-            "{}/wallet/{}",
-            cfg.url.trim_end_matches('/'),
-            urlencoding_path(name)
-        );
+        if let Ok(mut url) = reqwest::Url::parse(&cfg.url) {
+            if let Ok(mut path) = url.path_segments_mut() {
+                // Percent-encodes the name as a path segment.
+                path.pop_if_empty().push("wallet").push(name);
+            }
+            cfg.url = url.to_string();
+        }
         RpcClient {
             http: self.http.clone(),
             cfg,
@@ -574,5 +564,33 @@ impl TemplateSource for NodeSource {
                 .await
                 .map_err(|e| e.to_string())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wallet_is_a_percent_encoded_path_segment_of_the_node_url() {
+        let rpc = |url: &str| {
+            RpcClient::new(NodeConfig {
+                url: url.into(),
+                user: None,
+                password: None,
+                cookie_file: None,
+                poll: Duration::from_secs(1),
+                refresh: Duration::from_secs(1),
+                max_age: Duration::from_secs(1),
+                zmq: None,
+                longpoll: false,
+            })
+        };
+        for base in ["http://127.0.0.1:8332", "http://127.0.0.1:8332/"] {
+            assert_eq!(
+                rpc(base).for_wallet("pool payouts/1").cfg.url,
+                "http://127.0.0.1:8332/wallet/pool%20payouts%2F1"
+            );
+        }
     }
 }

@@ -90,39 +90,38 @@ pub async fn balances(
     .fetch_all(p)
     .await?);
     let mut out: BTreeMap<String, Balance> = BTreeMap::new();
-    let entry = |out: &mut BTreeMap<String, Balance>, name: &str| {
-        out.entry(name.to_owned())
-            .or_insert_with(|| Balance {
-                account: name.to_owned(),
-                address: address_in_name(name, network),
-                ..Balance::default()
-            })
-            .clone()
-    };
+    fn entry<'a>(
+        out: &'a mut BTreeMap<String, Balance>,
+        name: &str,
+        network: bitcoin::Network,
+    ) -> &'a mut Balance {
+        out.entry(name.to_owned()).or_insert_with(|| Balance {
+            account: name.to_owned(),
+            address: address_in_name(name, network),
+            ..Balance::default()
+        })
+    }
     for (account, state, sats) in credits {
-        let mut b = entry(&mut out, &account);
+        let b = entry(&mut out, &account, network);
         match state.as_str() {
             "immature" => b.immature_sats += sats,
             "mature" => b.mature_sats += sats,
             _ => b.void_sats += sats,
         }
-        out.insert(account, b);
     }
     for (account, state, sats) in paid {
-        let mut b = entry(&mut out, &account);
+        let b = entry(&mut out, &account, network);
         if state == "sent" {
             b.paid_sats += sats;
         } else {
             b.pending_sats += sats;
         }
-        out.insert(account, b);
     }
     for (account, address) in addresses {
-        let mut b = entry(&mut out, &account);
+        let b = entry(&mut out, &account, network);
         if b.address.is_none() {
             b.address = address;
         }
-        out.insert(account, b);
     }
     Ok(out
         .into_values()

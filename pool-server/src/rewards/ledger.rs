@@ -236,7 +236,6 @@ impl Ledger {
             weights
         };
         let Split { fee_sats, credits } = scheme::split(reward, self.cfg.fee_bps, &weights)?;
-        let difficulty_of = |w: &Work| w.0 as f64 / 18_446_744_073_709_551_616.0;
         let stored = self
             .store_credits(&BlockReward {
                 block_hash: block.hash.clone(),
@@ -247,7 +246,7 @@ impl Ledger {
                 fee_bps: i64::from(self.cfg.fee_bps),
                 fee_sats: fee_sats as i64,
                 window_difficulty,
-                credited_difficulty: difficulty_of(&credited),
+                credited_difficulty: credited.as_difficulty(),
                 shares: shares as i64,
                 window_start_us: oldest,
                 window_end_us: anchor.at_micros,
@@ -260,7 +259,7 @@ impl Ledger {
                     .map(|(account, sats)| Credit {
                         account: account.clone(),
                         sats: *sats as i64,
-                        difficulty: weights.get(account).map(difficulty_of).unwrap_or(0.0),
+                        difficulty: weights.get(account).map_or(0.0, |w| w.as_difficulty()),
                     })
                     .collect(),
             })

@@ -23,7 +23,15 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Work(pub u128);
 
+/// 2^64: work units per unit of difficulty.
+const UNITS_PER_DIFFICULTY: f64 = 18_446_744_073_709_551_616.0;
+
 impl Work {
+    /// Back to a difficulty (for display and records; sums stay in units).
+    pub fn as_difficulty(self) -> f64 {
+        self.0 as f64 / UNITS_PER_DIFFICULTY
+    }
+
     /// The work of a share credited at `difficulty` (negative, NaN: none; huge: saturates).
     pub fn of_difficulty(difficulty: f64) -> Work {
         if difficulty.is_nan() || difficulty <= 0.0 {
@@ -31,7 +39,7 @@ impl Work {
         }
         // f64 -> u128 saturates; 2^64 scale keeps 1e-12 shares (about 1.8e7 units) exact
         // enough and 1e15 ones (1.8e34) far from the top.
-        Work((difficulty * 18_446_744_073_709_551_616.0).round() as u128)
+        Work((difficulty * UNITS_PER_DIFFICULTY).round() as u128)
     }
 }
 

