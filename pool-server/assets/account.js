@@ -1,4 +1,4 @@
-// One account's page: its balances (immature, due, pending, paid, void) summed by the server
+// One account's page: its balances (immature, due, pending, paid, void, in coinbases) summed by the server
 // from the ledger, its credits block by block and its payouts with their transactions.
 'use strict';
 
@@ -19,7 +19,7 @@ async function refresh() {
   set('account-address', b.address ? 'paid to ' + b.address : 'no payout address set');
   for (const [id, key] of [['a-immature', 'immature_sats'], ['a-due', 'due_sats'],
     ['a-pending', 'pending_sats'], ['a-paid', 'paid_sats'], ['a-mature', 'mature_sats'],
-    ['a-void', 'void_sats']]) {
+    ['a-void', 'void_sats'], ['a-coinbase', 'in_coinbase_sats']]) {
     set(id, coins(b[key]), b[key]);
   }
   const cbody = document.querySelector('#credits tbody');
@@ -33,6 +33,8 @@ async function refresh() {
     cell(tr, String(c.confirmations), 'num', c.confirmations);
     cell(tr, c.difficulty.toPrecision(4), 'num', c.difficulty);
     cell(tr, coins(c.sats), 'num', c.sats);
+    // Coinbase payouts: the output this block paid (its part plus any carried balance).
+    cell(tr, c.paid_sats > 0 ? coins(c.paid_sats) + (c.carry_sats > 0 ? ' (' + coins(c.carry_sats) + ' carried)' : '') : '-', 'num', c.paid_sats);
     cbody.appendChild(tr);
   });
   const pbody = document.querySelector('#payouts tbody');

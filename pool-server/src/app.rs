@@ -29,12 +29,14 @@ use crate::chain::retarget::RetargetParams;
 use crate::chain::TemplateSource;
 use crate::config::Config;
 use crate::http::{self, ApiState};
-use crate::jobs::{JobBuilder, JobFeed, JobIds};
+use crate::jobs::{CoinbasePayouts, JobBuilder, JobFeed, JobIds};
 use crate::metrics::Metrics;
 use crate::p2p::manager::{Node, P2pConfig};
 use crate::p2p::peer::Liveness;
+use crate::rewards::coinbase_plan::PlanSettings;
 use crate::rewards::ledger::Ledger;
 use crate::rewards::payout::WalletPayouts;
+use crate::rewards::planner::Planner;
 use crate::rewards::{PayoutMethod, RewardConfig};
 use crate::stats::Stats;
 use crate::store::{retention, rollup, Backend, BlockRecord, Store, StoreEvent, StoreOptions};
@@ -163,16 +165,56 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         cfg.extranonce1_size as usize + cfg.extranonce2_size as usize,
     );
     let job_ids = JobIds::default();
-    let jobs = JobBuilder::new(coinbase, job_ids.clone()).spawn(
-        source.templates(),
-        cfg.job_refresh,
-        shutdown.clone(),
-    );
+    let reward_cfg = RewardConfig {
+        scheme: cfg.reward_scheme,
+        pplns_window: cfg.pplns_window,
+        fee_bps: cfg.pool_fee.0,
+        maturity: cfg.maturity,
+        credit_delay: cfg.credit_delay,
+        share_retention: cfg.share_retention,
+    };
+    let mut job_builder = JobBuilder::new(coinbase, job_ids.clone());
+    let coinbase_payouts = cfg.payout_method == PayoutMethod::Coinbase;
+    if coinbase_payouts {
+        let fee_address = cfg.pool_fee_address.as_deref().unwrap_or_default();
+        let pool_script = Address::from_str(fee_address)
+            .with_context(|| format!("--pool-fee-address {fee_address:?} is not an address"))?
+            .require_network(cfg.network)
+            .with_context(|| format!("--pool-fee-address is not a {} address", cfg.network))?
+            .script_pubkey();
+        let plans = Planner {
+            backend: store.backend.clone(),
+            templates: source.templates(),
+            chain: source.kind(),
+            cfg: reward_cfg.clone(),
+            network: cfg.network,
+            interval: cfg.plan_interval,
+        }
+        .spawn(shutdown.clone())
+        .await;
+        tracing::info!(
+            dust_limit = %cfg.dust_limit,
+            max_outputs = cfg.max_coinbase_outputs,
+            "coinbase payouts on: every job pays the window's accounts"
+        );
+        job_builder = job_builder.paying_in_coinbase(CoinbasePayouts {
+            plans,
+            settings: PlanSettings {
+                fee_bps: cfg.pool_fee.0,
+                dust_sats: cfg.dust_limit.to_sat(),
+                max_outputs: cfg.max_coinbase_outputs as usize,
+                pool_script,
+            },
+            rebuild_bps: cfg.coinbase_rebuild_change.0,
+        });
+    }
+    let jobs = job_builder.spawn(source.templates(), cfg.job_refresh, shutdown.clone());
     let (block_tx, block_rx) = mpsc::channel(64);
     let blocks = BlockPath::new(
         source.clone(),
         chain.clone(),
         store.handle(),
+        coinbase_payouts.then(|| store.backend.clone()),
         metrics.clone(),
     );
     let block_path = blocks.clone().spawn(block_rx);
@@ -212,14 +254,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let ledger = Ledger {
         backend: store.backend.clone(),
         source: source.clone(),
-        cfg: RewardConfig {
-            scheme: cfg.reward_scheme,
-            pplns_window: cfg.pplns_window,
-            fee_bps: cfg.pool_fee.0,
-            maturity: cfg.maturity,
-            credit_delay: cfg.credit_delay,
-            share_retention: cfg.share_retention,
-        },
+        cfg: reward_cfg,
         metrics: metrics.clone(),
     }
     .spawn(shutdown.clone());
@@ -520,6 +555,7 @@ async fn open_embedded_chain(cfg: &Config, store: &Store) -> anyhow::Result<Arc<
                 detail: Some("genesis".into()),
                 raw: bitcoin::consensus::serialize(&g),
                 found_at: Utc::now(),
+                coinbase_plan: None,
             }))
             .await;
     } else {

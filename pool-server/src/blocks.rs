@@ -7,6 +7,7 @@
 //! together, so the store never records a status older than one already recorded.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bitcoin::{Block, BlockHash};
 use chrono::Utc;
@@ -18,7 +19,8 @@ use crate::chain::embedded::{EmbeddedChain, Origin, Outcome};
 use crate::chain::TemplateSource;
 use crate::jobs::Job;
 use crate::metrics::Metrics;
-use crate::store::{BlockRecord, StoreEvent, StoreHandle};
+use crate::rewards::block_plans;
+use crate::store::{Backend, BlockRecord, StoreEvent, StoreHandle};
 
 /// A share that met the network target, with what is needed to rebuild its block.
 pub struct FoundBlock {
@@ -35,9 +37,15 @@ pub struct BlockPath {
     /// The embedded chain, when it is the source (it also takes peers' blocks).
     chain: Option<Arc<EmbeddedChain>>,
     store: StoreHandle,
+    /// Coinbase payouts: where a plan that carries balances is written before its block goes
+    /// out (see [`BlockPath::found`]).
+    plans: Option<Backend>,
     metrics: Arc<Metrics>,
     one_at_a_time: tokio::sync::Mutex<()>,
 }
+
+/// How long a block waits for its plan to be written before it is submitted anyway.
+const PLAN_WRITE_PATIENCE: Duration = Duration::from_secs(1);
 
 fn difficulty_of(block: &Block) -> f64 {
     CompactTarget::from(block.header.bits)
@@ -51,12 +59,14 @@ impl BlockPath {
         source: Arc<dyn TemplateSource>,
         chain: Option<Arc<EmbeddedChain>>,
         store: StoreHandle,
+        plans: Option<Backend>,
         metrics: Arc<Metrics>,
     ) -> Arc<BlockPath> {
         Arc::new(BlockPath {
             source,
             chain,
             store,
+            plans,
             metrics,
             one_at_a_time: tokio::sync::Mutex::new(()),
         })
@@ -79,6 +89,24 @@ impl BlockPath {
         let hash = block.block_hash();
         let height = found.job.template.height;
         let _serial = self.one_at_a_time.lock().await;
+        let plan = found.job.payout.as_deref();
+        // A coinbase that pays carried balances is on record before anyone can build on its
+        // block: planners (here or on another pool-server) then never carry them again.
+        if let (Some(plan), Some(backend)) = (plan, &self.plans) {
+            if plan.credits.iter().any(|c| c.carry_sats > 0) {
+                let key = hash.to_string();
+                let write = block_plans::record(backend, &key, plan, Utc::now());
+                match tokio::time::timeout(PLAN_WRITE_PATIENCE, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(block = %hash, error = %e, "cannot write the block's coinbase plan first; it follows with the block")
+                    }
+                    Err(_) => {
+                        tracing::warn!(block = %hash, "the block's coinbase plan is slow to write; submitting first")
+                    }
+                }
+            }
+        }
         let (verdict, outcome) = match &self.chain {
             Some(chain) => {
                 let outcome = chain.accept(&block, Origin::Local);
@@ -110,6 +138,7 @@ impl BlockPath {
                 detail: verdict.detail().map(str::to_owned),
                 raw: bitcoin::consensus::serialize(&block),
                 found_at: Utc::now(),
+                coinbase_plan: plan.and_then(|p| serde_json::to_string(p).ok()),
             }))
             .await;
         if let Some(outcome) = outcome {
@@ -167,6 +196,7 @@ impl BlockPath {
                     detail: (!standing.found_here).then(|| "from a peer".to_owned()),
                     raw: bitcoin::consensus::serialize(&block),
                     found_at: Utc::now(),
+                    coinbase_plan: None,
                 }))
                 .await;
         }

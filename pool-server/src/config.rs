@@ -293,8 +293,10 @@ pub struct Config {
     #[arg(long, env = "POOL_CREDIT_DELAY", default_value = "10s", value_parser = parse_duration)]
     pub credit_delay: Duration,
 
-    /// How balances are paid: `none` (kept and shown) or `wallet` (the node's wallet pays
-    /// them with `sendmany`; needs --node-rpc-url and a wallet holding the coinbases).
+    /// How balances are paid: `none` (kept and shown), `wallet` (the node's wallet pays
+    /// them with `sendmany`; needs --node-rpc-url and a wallet holding the coinbases) or
+    /// `coinbase` (every job's coinbase pays the window's accounts directly; needs
+    /// --pool-fee-address; not with --reward-scheme solo).
     #[arg(long, env = "POOL_PAYOUT_METHOD", value_enum, default_value = "none")]
     pub payout_method: crate::rewards::PayoutMethod,
 
@@ -309,6 +311,31 @@ pub struct Config {
     /// Wallet payouts: the node's wallet to pay from, when it has several loaded.
     #[arg(long, env = "POOL_NODE_WALLET")]
     pub node_wallet: Option<String>,
+
+    /// Coinbase payouts: the pool's own output (the fee, and what is not paid out: dust,
+    /// accounts without an address, past --max-coinbase-outputs), an address of --network.
+    #[arg(long, env = "POOL_POOL_FEE_ADDRESS")]
+    pub pool_fee_address: Option<String>,
+
+    /// Coinbase payouts: no output below this, in coins; the amount waits as balance and is
+    /// carried into a later coinbase.
+    #[arg(long, env = "POOL_DUST_LIMIT", default_value = "0.0001", value_parser = parse_coins)]
+    pub dust_limit: bitcoin::Amount,
+
+    /// Coinbase payouts: at most this many account outputs per coinbase (the largest); the
+    /// rest wait as balance. Some mining firmware limits the coinbase's size.
+    #[arg(long, env = "POOL_MAX_COINBASE_OUTPUTS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub max_coinbase_outputs: u32,
+
+    /// Coinbase payouts: how often the window is read again from the store (also at every
+    /// new block).
+    #[arg(long, env = "POOL_PLAN_INTERVAL", default_value = "15s", value_parser = parse_interval)]
+    pub plan_interval: Duration,
+
+    /// Coinbase payouts: a new read of the window rebuilds the job when an output moves by at
+    /// least this much of the reward, in percent (or when accounts gain or lose an output).
+    #[arg(long, env = "POOL_COINBASE_REBUILD_CHANGE", default_value = "1", value_parser = parse_fee)]
+    pub coinbase_rebuild_change: FeeBps,
 
     /// Token required by endpoints that change state (mempool feed, bans). Those endpoints
     /// are off when unset. Never logged.
@@ -538,6 +565,14 @@ impl Config {
         if self.payout_method == crate::rewards::PayoutMethod::Wallet && self.node_rpc_url.is_none()
         {
             bail!("--payout-method wallet pays from the node's wallet: it needs --node-rpc-url");
+        }
+        if self.payout_method == crate::rewards::PayoutMethod::Coinbase {
+            if self.reward_scheme == crate::rewards::Scheme::Solo {
+                bail!("--payout-method coinbase pays the window's accounts in every job, but under --reward-scheme solo the payee is only known once a block is found: use --payout-method wallet or none");
+            }
+            if self.pool_fee_address.is_none() {
+                bail!("--payout-method coinbase needs --pool-fee-address: the pool's own output (fee, dust, accounts without an address)");
+            }
         }
         if self.max_outbound > self.max_peers {
             bail!("--max-outbound must not exceed --max-peers");

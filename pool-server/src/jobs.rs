@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain::coinbase::{stamp_job_tag, CoinbaseBuilder};
 use crate::chain::Template;
+use crate::rewards::coinbase_plan::{CoinbasePlan, PaidCoinbase, PlanSettings};
 
 /// Job ids: one counter for the whole process, shared by the job builder and by sessions
 /// re-issuing jobs. It starts at a random 32-bit value so a restarted pool does not repeat the
@@ -60,6 +61,8 @@ pub struct Job {
     pub template: Arc<Template>,
     /// The notify parameters; `clean_jobs` is true for the first job of a new tip.
     pub notify: Notify,
+    /// Under coinbase payouts: whom this job's coinbase pays (stored with a block it finds).
+    pub payout: Option<Arc<PaidCoinbase>>,
     line_clean: Bytes,
     line_update: Bytes,
     pub created: Instant,
@@ -73,6 +76,17 @@ fn notify_line(notify: &Notify) -> Bytes {
 
 impl Job {
     pub fn new(id: JobId, generation: u64, template: Arc<Template>, notify: Notify) -> Job {
+        Job::paying(id, generation, template, notify, None)
+    }
+
+    /// A job whose coinbase pays the accounts of `payout`.
+    pub fn paying(
+        id: JobId,
+        generation: u64,
+        template: Arc<Template>,
+        notify: Notify,
+        payout: Option<Arc<PaidCoinbase>>,
+    ) -> Job {
         let mut n = notify.clone();
         n.clean_jobs = true;
         let line_clean = notify_line(&n);
@@ -83,6 +97,7 @@ impl Job {
             generation,
             template,
             notify,
+            payout,
             line_clean,
             line_update,
             created: Instant::now(),
@@ -106,7 +121,13 @@ impl Job {
         let mut n = self.notify.clone();
         n.job_id = id.clone();
         stamp_job_tag(&mut n.coinb2.0, tag);
-        Job::new(id, self.generation, self.template.clone(), n)
+        Job::paying(
+            id,
+            self.generation,
+            self.template.clone(),
+            n,
+            self.payout.clone(),
+        )
     }
 
     pub fn prev_hash(&self) -> BlockHash {
@@ -167,9 +188,18 @@ fn unix_now() -> u32 {
         .unwrap_or(0)
 }
 
+/// Coinbase payouts: the planner's latest plan and how jobs follow it.
+pub struct CoinbasePayouts {
+    pub plans: watch::Receiver<Arc<CoinbasePlan>>,
+    pub settings: PlanSettings,
+    /// Rebuild the job when an output moves by this much of the reward (basis points).
+    pub rebuild_bps: u32,
+}
+
 /// Turns templates into jobs.
 pub struct JobBuilder {
     coinbase: CoinbaseBuilder,
+    payouts: Option<CoinbasePayouts>,
     ids: JobIds,
     generation: Arc<AtomicU64>,
     last_prev: Option<BlockHash>,
@@ -181,6 +211,7 @@ impl JobBuilder {
     pub fn new(coinbase: CoinbaseBuilder, ids: JobIds) -> Self {
         JobBuilder {
             coinbase,
+            payouts: None,
             ids,
             generation: Arc::new(AtomicU64::new(0)),
             last_prev: None,
@@ -188,7 +219,29 @@ impl JobBuilder {
         }
     }
 
+    /// Pay the accounts of the planner's window in every coinbase instead of the payout script.
+    pub fn paying_in_coinbase(mut self, payouts: CoinbasePayouts) -> Self {
+        self.payouts = Some(payouts);
+        self
+    }
+
+    /// The coinbase `template` would pay under the current plan.
+    fn payout_for(&self, template: &Template) -> Option<Arc<PaidCoinbase>> {
+        let p = self.payouts.as_ref()?;
+        let plan = p.plans.borrow().clone();
+        Some(Arc::new(plan.resolve(
+            &p.settings,
+            template.coinbase_value.to_sat(),
+            template.prev_hash,
+        )))
+    }
+
     pub fn build(&mut self, template: &Arc<Template>) -> Job {
+        let payout = self.payout_for(template);
+        self.build_paying(template, payout)
+    }
+
+    fn build_paying(&mut self, template: &Arc<Template>, payout: Option<Arc<PaidCoinbase>>) -> Job {
         let clean = self.last_prev != Some(template.prev_hash);
         if clean {
             self.last_prev = Some(template.prev_hash);
@@ -204,12 +257,20 @@ impl JobBuilder {
             }
         };
         let (id, tag) = self.ids.next();
-        let parts = self.coinbase.build(
-            template.height,
-            template.coinbase_value,
-            template.witness_commitment.as_ref(),
-            tag,
-        );
+        let parts = match &payout {
+            Some(p) => self.coinbase.build_paying(
+                template.height,
+                p.outputs(),
+                template.witness_commitment.as_ref(),
+                tag,
+            ),
+            None => self.coinbase.build(
+                template.height,
+                template.coinbase_value,
+                template.witness_commitment.as_ref(),
+                tag,
+            ),
+        };
         let ntime = unix_now().max(template.cur_time).max(template.min_time);
         let notify = Notify {
             job_id: id.clone(),
@@ -222,11 +283,12 @@ impl JobBuilder {
             ntime: Ntime(ntime),
             clean_jobs: clean,
         };
-        Job::new(
+        Job::paying(
             id,
             self.generation.load(Ordering::Acquire),
             template.clone(),
             notify,
+            payout,
         )
     }
 
@@ -238,6 +300,7 @@ impl JobBuilder {
         shutdown: CancellationToken,
     ) -> JobFeed {
         let first = Arc::new(self.build(&templates.borrow_and_update().clone()));
+        let mut plans = self.payouts.as_ref().map(|p| p.plans.clone());
         let (tx, rx) = watch::channel(first);
         let feed = JobFeed {
             rx,
@@ -260,6 +323,24 @@ impl JobBuilder {
                     _ = tick.tick() => {
                         let t = templates.borrow().clone();
                         tx.send_replace(Arc::new(self.build(&t)));
+                    }
+                    changed = async { plans.as_mut().expect("guarded").changed().await }, if plans.is_some() => {
+                        if changed.is_err() { plans = None; continue; }
+                        plans.as_mut().expect("guarded").borrow_and_update();
+                        // A new plan rebuilds the job only when it pays differently enough.
+                        let t = templates.borrow().clone();
+                        let payout = self.payout_for(&t);
+                        let current = tx.borrow().payout.clone();
+                        let rebuild = match (&payout, &current, &self.payouts) {
+                            (Some(new), Some(old), Some(p)) => new.differs_from(old, p.rebuild_bps),
+                            _ => false,
+                        };
+                        if rebuild {
+                            let job = self.build_paying(&t, payout);
+                            tracing::debug!(job = %job.id, "coinbase payouts changed: new job");
+                            tx.send_replace(Arc::new(job));
+                            tick.reset();
+                        }
                     }
                 }
             }

@@ -71,6 +71,22 @@ impl CoinbaseBuilder {
         witness_commitment: Option<&ScriptBuf>,
         job_tag: u64,
     ) -> CoinbaseParts {
+        let pay = TxOut {
+            value,
+            script_pubkey: self.payout.clone(),
+        };
+        self.build_paying(height, vec![pay], witness_commitment, job_tag)
+    }
+
+    /// The same, paying `outputs` (coinbase payouts: one output per account and the pool's)
+    /// instead of the payout script.
+    pub fn build_paying(
+        &self,
+        height: u64,
+        outputs: Vec<TxOut>,
+        witness_commitment: Option<&ScriptBuf>,
+        job_tag: u64,
+    ) -> CoinbaseParts {
         let height_push = Builder::new().push_int(height as i64).into_script();
         let slot = PushBytesBuf::try_from(vec![0u8; self.extranonce_len]).expect("<= 75 bytes");
         let job = PushBytesBuf::from(job_tag.to_be_bytes());
@@ -81,10 +97,7 @@ impl CoinbaseBuilder {
         if !self.tag.is_empty() {
             script_sig.extend(Builder::new().push_slice(&tag).into_script().to_bytes());
         }
-        let mut output = vec![TxOut {
-            value,
-            script_pubkey: self.payout.clone(),
-        }];
+        let mut output = outputs;
         if let Some(c) = witness_commitment {
             output.push(TxOut {
                 value: Amount::ZERO,

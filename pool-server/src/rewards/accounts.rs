@@ -4,8 +4,11 @@
 //!
 //! - `immature`: credits of blocks with fewer than `--maturity` confirmations;
 //! - `mature`: credits of mature blocks (final); `void`: credits of blocks that left the chain;
-//! - `paid`: items of payouts sent; `pending`: items of payouts recorded but not yet known sent;
-//! - `due` = mature - paid - pending: what the next payout pays.
+//! - `paid`: items of payouts sent, and coinbase outputs of mature blocks (coinbase payouts);
+//! - `pending`: items of payouts recorded but not yet known sent;
+//! - `in_coinbase`: outputs paid to the account by coinbases of immature blocks;
+//! - `due` = mature - paid - pending - the balances carried into immature coinbases: what the
+//!   next payout (or coinbase) pays.
 //!
 //! An account whose name is an address of `--network` is paid there; another is paid at the
 //! address the operator set for it (`PUT /api/accounts/{name}/address`), or not at all.
@@ -30,6 +33,10 @@ pub struct Balance {
     pub void_sats: i64,
     pub paid_sats: i64,
     pub pending_sats: i64,
+    /// Paid by coinbases of blocks not mature yet (final when they mature).
+    pub in_coinbase_sats: i64,
+    /// Of those, balance from earlier blocks (no longer due).
+    pub carried_sats: i64,
     pub due_sats: i64,
 }
 
@@ -65,8 +72,9 @@ pub async fn balances(
     network: bitcoin::Network,
     only: Option<&str>,
 ) -> anyhow::Result<Vec<Balance>> {
-    let credits: Vec<(String, String, i64)> = with_pool!(backend, p => sqlx::query_as(&p.sql(
-        "SELECT c.account, r.state, CAST(sum(c.sats) AS BIGINT)
+    let credits: Vec<(String, String, i64, i64, i64)> = with_pool!(backend, p => sqlx::query_as(&p.sql(
+        "SELECT c.account, r.state, CAST(sum(c.sats) AS BIGINT), CAST(sum(c.paid_sats) AS BIGINT),
+                CAST(sum(c.carry_sats) AS BIGINT)
          FROM block_credits c JOIN block_rewards r ON r.block_hash = c.block_hash
          WHERE $1 IS NULL OR c.account = $1
          GROUP BY c.account, r.state",
@@ -101,11 +109,18 @@ pub async fn balances(
             ..Balance::default()
         })
     }
-    for (account, state, sats) in credits {
+    for (account, state, sats, paid, carried) in credits {
         let b = entry(&mut out, &account, network);
         match state.as_str() {
-            "immature" => b.immature_sats += sats,
-            "mature" => b.mature_sats += sats,
+            "immature" => {
+                b.immature_sats += sats;
+                b.in_coinbase_sats += paid;
+                b.carried_sats += carried;
+            }
+            "mature" => {
+                b.mature_sats += sats;
+                b.paid_sats += paid;
+            }
             _ => b.void_sats += sats,
         }
     }
@@ -126,7 +141,7 @@ pub async fn balances(
     Ok(out
         .into_values()
         .map(|mut b| {
-            b.due_sats = b.mature_sats - b.paid_sats - b.pending_sats;
+            b.due_sats = b.mature_sats - b.paid_sats - b.pending_sats - b.carried_sats;
             b
         })
         .collect())
@@ -134,9 +149,11 @@ pub async fn balances(
 
 /// Totals over every account (for the gauges).
 pub async fn totals(backend: &Backend) -> anyhow::Result<Totals> {
-    let (immature, mature): (i64, i64) = with_pool!(backend, p => sqlx::query_as(&p.sql(
+    let (immature, mature, coinbase_paid, carried): (i64, i64, i64, i64) = with_pool!(backend, p => sqlx::query_as(&p.sql(
         "SELECT CAST(coalesce(sum(CASE WHEN r.state = 'immature' THEN c.sats ELSE 0 END), 0) AS BIGINT),
-                CAST(coalesce(sum(CASE WHEN r.state = 'mature' THEN c.sats ELSE 0 END), 0) AS BIGINT)
+                CAST(coalesce(sum(CASE WHEN r.state = 'mature' THEN c.sats ELSE 0 END), 0) AS BIGINT),
+                CAST(coalesce(sum(CASE WHEN r.state = 'mature' THEN c.paid_sats ELSE 0 END), 0) AS BIGINT),
+                CAST(coalesce(sum(CASE WHEN r.state = 'immature' THEN c.carry_sats ELSE 0 END), 0) AS BIGINT)
          FROM block_credits c JOIN block_rewards r ON r.block_hash = c.block_hash",
     ))
     .fetch_one(p)
@@ -150,7 +167,7 @@ pub async fn totals(backend: &Backend) -> anyhow::Result<Totals> {
     .await?);
     Ok(Totals {
         immature_sats: immature,
-        due_sats: mature - paid - pending,
+        due_sats: mature - coinbase_paid - paid - pending - carried,
         pending_sats: pending,
     })
 }
@@ -184,6 +201,9 @@ pub struct AccountCredit {
     pub confirmations: i64,
     pub sats: i64,
     pub difficulty: f64,
+    /// Coinbase payouts: the output the block paid the account, and the balance it carried.
+    pub paid_sats: i64,
+    pub carry_sats: i64,
     pub credited_at: DateTime<Utc>,
 }
 
@@ -193,7 +213,8 @@ pub async fn recent_credits(
     limit: i64,
 ) -> anyhow::Result<Vec<AccountCredit>> {
     Ok(with_pool!(backend, p => sqlx::query_as(&p.sql(
-        "SELECT r.block_hash, r.height, r.state, r.confirmations, c.sats, c.difficulty, r.credited_at
+        "SELECT r.block_hash, r.height, r.state, r.confirmations, c.sats, c.difficulty, c.paid_sats,
+                c.carry_sats, r.credited_at
          FROM block_credits c JOIN block_rewards r ON r.block_hash = c.block_hash
          WHERE c.account = $1 ORDER BY r.height DESC, r.block_hash LIMIT $2",
     ))
@@ -232,4 +253,24 @@ pub async fn recent_payouts(
     .bind(limit)
     .fetch_all(p)
     .await?))
+}
+
+/// Where `account` is paid: itself when it is an address of `network`, else the address the
+/// operator set (`set`, from [`set_addresses`]).
+pub fn address_of(
+    account: &str,
+    network: bitcoin::Network,
+    set: &BTreeMap<String, String>,
+) -> Option<String> {
+    address_in_name(account, network).or_else(|| set.get(account).cloned())
+}
+
+/// Every address the operator set, by account.
+pub async fn set_addresses(backend: &Backend) -> anyhow::Result<BTreeMap<String, String>> {
+    let rows: Vec<(String, String)> = with_pool!(backend, p => sqlx::query_as(&p.sql(
+        "SELECT name, address FROM accounts WHERE address IS NOT NULL",
+    ))
+    .fetch_all(p)
+    .await?);
+    Ok(rows.into_iter().collect())
 }

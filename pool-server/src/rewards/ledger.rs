@@ -27,6 +27,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::block_plans;
+use super::coinbase_plan::{PaidCoinbase, WindowFacts};
 use super::scheme::{self, Split, Work};
 use super::window::{self, Anchor, Reach};
 use super::{RewardConfig, Scheme};
@@ -50,7 +52,7 @@ struct Uncredited {
 }
 
 /// How a block's reward was shared, as stored and shown.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
 pub struct BlockReward {
     pub block_hash: String,
     pub height: i64,
@@ -69,6 +71,11 @@ pub struct BlockReward {
     pub confirmations: i64,
     pub credited_at: DateTime<Utc>,
     pub state_at: DateTime<Utc>,
+    /// `balance` (credits wait to be paid) or `coinbase` (the block's coinbase paid them).
+    pub payout: String,
+    /// Under coinbase payouts: what the pool's own output took.
+    pub pool_sats: Option<i64>,
+    #[sqlx(skip)]
     pub credits: Vec<Credit>,
 }
 
@@ -79,6 +86,12 @@ pub struct Credit {
     pub sats: i64,
     /// The credited difficulty of its shares in the window.
     pub difficulty: f64,
+    /// Coinbase payouts: earlier balance paid in this block's output to the account.
+    pub carry_sats: i64,
+    /// Coinbase payouts: the output's value (0: no output; the credit waits as balance).
+    pub paid_sats: i64,
+    /// Where that output paid.
+    pub address: Option<String>,
 }
 
 /// What one pass did.
@@ -173,25 +186,11 @@ impl Ledger {
         .await?))
     }
 
-    /// The previous credited block's anchor, for PROP.
-    async fn previous_anchor(&self, before: &Anchor) -> anyhow::Result<Option<Anchor>> {
-        let at: Option<i64> = with_pool!(&self.backend, p => sqlx::query_scalar(&p.sql(
-            "SELECT max(window_end_us) FROM block_rewards WHERE window_end_us < $1 AND chain = $2",
-        ))
-        .bind(before.at_micros)
-        .bind(self.source.kind())
-        .fetch_one(p)
-        .await?);
-        // Shares at that very microsecond but after the previous block's share are counted by
-        // neither block's walk; a microsecond of shares, once per block.
-        Ok(at.map(|at_micros| Anchor {
-            at_micros,
-            id: Uuid::max(),
-        }))
-    }
-
     /// Share `block`'s reward and store it; false when another pool-server stored it first.
     async fn credit(&self, block: &Uncredited, now: DateTime<Utc>) -> anyhow::Result<bool> {
+        if let Some(plan) = block_plans::plan_of(&self.backend, &block.hash).await? {
+            return self.credit_as_paid(block, plan, now).await;
+        }
         let reward = coinbase_value(&block.raw)?;
         let found_us = block.found_at.timestamp_micros();
         let anchor = window::find_anchor(&self.backend, &block.hash, found_us)
@@ -214,7 +213,13 @@ impl Ledger {
                 let reach = if self.cfg.scheme == Scheme::Pplns {
                     Reach::Work(Work::of_difficulty(window_difficulty))
                 } else {
-                    match self.previous_anchor(&anchor).await? {
+                    match window::previous_block_anchor(
+                        &self.backend,
+                        self.source.kind(),
+                        anchor.at_micros,
+                    )
+                    .await?
+                    {
                         Some(prev) => Reach::Since(prev),
                         None => Reach::Work(Work(u128::MAX)),
                     }
@@ -236,32 +241,152 @@ impl Ledger {
             weights
         };
         let Split { fee_sats, credits } = scheme::split(reward, self.cfg.fee_bps, &weights)?;
+        let window = WindowFacts {
+            window_difficulty,
+            credited_difficulty: credited.as_difficulty(),
+            shares,
+            window_start_us: oldest,
+            window_end_us: anchor.at_micros,
+        };
+        let credits = credits
+            .iter()
+            .map(|(account, sats)| Credit {
+                account: account.clone(),
+                sats: *sats as i64,
+                difficulty: weights.get(account).map_or(0.0, |w| w.as_difficulty()),
+                carry_sats: 0,
+                paid_sats: 0,
+                address: None,
+            })
+            .collect();
+        self.keep(block, reward, fee_sats, &window, credits, None, now)
+            .await
+    }
+
+    /// Credit a block found by a job that paid in its coinbase: as its plan says, each output
+    /// checked against the block's coinbase (an output the block does not hold is recorded as
+    /// not paid, so the account's balance stays due).
+    async fn credit_as_paid(
+        &self,
+        block: &Uncredited,
+        plan: PaidCoinbase,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let parsed: bitcoin::Block = bitcoin::consensus::deserialize(&block.raw)?;
+        let coinbase = parsed
+            .txdata
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("block has no coinbase"))?;
+        let reward: u64 = coinbase.output.iter().map(|o| o.value.to_sat()).sum();
+        if reward != plan.reward_sats {
+            tracing::error!(block = %block.hash, reward, planned = plan.reward_sats, "the block's coinbase claims another reward than its plan");
+        }
+        let mut outputs: Vec<(bitcoin::ScriptBuf, u64)> = coinbase
+            .output
+            .iter()
+            .map(|o| (o.script_pubkey.clone(), o.value.to_sat()))
+            .collect();
+        let mut credits = Vec::with_capacity(plan.credits.len() + 1);
+        let mut paid_total = 0u64;
+        for c in &plan.credits {
+            let mut credit = Credit {
+                account: c.account.clone(),
+                sats: c.sats as i64,
+                difficulty: Work(c.work).as_difficulty(),
+                carry_sats: c.carry_sats as i64,
+                paid_sats: c.paid_sats as i64,
+                address: c.address.clone(),
+            };
+            if c.paid_sats > 0 {
+                let found = c.script.as_ref().and_then(|script| {
+                    outputs
+                        .iter()
+                        .position(|(s, v)| s == script && *v == c.paid_sats)
+                });
+                match found {
+                    Some(i) => {
+                        outputs.swap_remove(i);
+                        paid_total += c.paid_sats;
+                    }
+                    None => {
+                        tracing::error!(block = %block.hash, account = %c.account, sats = c.paid_sats, "the plan pays an output the block's coinbase lacks: recorded unpaid");
+                        credit.carry_sats = 0;
+                        credit.paid_sats = 0;
+                    }
+                }
+            }
+            credits.push(credit);
+        }
+        // A window without work: the finder's account is credited (unpaid; carried later).
+        let parts: u64 = plan.credits.iter().map(|c| c.sats).sum();
+        if parts == 0 {
+            let finder = account_of(&block.worker);
+            let rest = (plan.reward_sats - plan.fee_sats) as i64;
+            match credits.iter_mut().find(|c| c.account == finder) {
+                Some(c) => c.sats += rest,
+                None => credits.push(Credit {
+                    account: finder.to_owned(),
+                    sats: rest,
+                    difficulty: 0.0,
+                    carry_sats: 0,
+                    paid_sats: 0,
+                    address: None,
+                }),
+            }
+        }
+        let pool_sats = plan.reward_sats.saturating_sub(paid_total);
+        self.keep(
+            block,
+            plan.reward_sats,
+            plan.fee_sats,
+            &plan.window,
+            credits,
+            Some(pool_sats),
+            now,
+        )
+        .await
+    }
+
+    /// Store a block's reward and credits (once: false when another pool-server stored them
+    /// first). `pool_sats` is the pool's output when the coinbase paid the credits.
+    #[allow(clippy::too_many_arguments)]
+    async fn keep(
+        &self,
+        block: &Uncredited,
+        reward_sats: u64,
+        fee_sats: u64,
+        w: &WindowFacts,
+        credits: Vec<Credit>,
+        pool_sats: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let accounts = credits.len();
         let stored = self
             .store_credits(&BlockReward {
                 block_hash: block.hash.clone(),
                 height: block.height,
                 chain: self.source.kind().to_owned(),
                 scheme: self.cfg.scheme.name().to_owned(),
-                reward_sats: reward as i64,
+                reward_sats: reward_sats as i64,
                 fee_bps: i64::from(self.cfg.fee_bps),
                 fee_sats: fee_sats as i64,
-                window_difficulty,
-                credited_difficulty: credited.as_difficulty(),
-                shares: shares as i64,
-                window_start_us: oldest,
-                window_end_us: anchor.at_micros,
+                window_difficulty: w.window_difficulty,
+                credited_difficulty: w.credited_difficulty,
+                shares: w.shares as i64,
+                window_start_us: w.window_start_us,
+                window_end_us: w.window_end_us,
                 state: "immature".into(),
                 confirmations: 0,
                 credited_at: now,
                 state_at: now,
-                credits: credits
-                    .iter()
-                    .map(|(account, sats)| Credit {
-                        account: account.clone(),
-                        sats: *sats as i64,
-                        difficulty: weights.get(account).map_or(0.0, |w| w.as_difficulty()),
-                    })
-                    .collect(),
+                payout: if pool_sats.is_some() {
+                    "coinbase"
+                } else {
+                    "balance"
+                }
+                .into(),
+                pool_sats: pool_sats.map(|s| s as i64),
+                credits,
             })
             .await?;
         if stored {
@@ -269,7 +394,7 @@ impl Ledger {
                 .blocks_credited
                 .with_label_values(&[self.cfg.scheme.name()])
                 .inc();
-            tracing::info!(block = %block.hash, height = block.height, scheme = self.cfg.scheme.name(), reward_sats = reward, fee_sats, accounts = credits.len(), shares, "block credited");
+            tracing::info!(block = %block.hash, height = block.height, scheme = self.cfg.scheme.name(), reward_sats, fee_sats, accounts, shares = w.shares, coinbase_paid = pool_sats.is_some(), "block credited");
         }
         Ok(stored)
     }
@@ -280,8 +405,9 @@ impl Ledger {
             let inserted = sqlx::query(&p.sql(
                 "INSERT INTO block_rewards (block_hash, height, chain, scheme, reward_sats, fee_bps,
                      fee_sats, window_difficulty, credited_difficulty, shares, window_start_us,
-                     window_end_us, state, confirmations, credited_at, state_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                     window_end_us, state, confirmations, credited_at, state_at, payout, pool_sats)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                         $17, $18)
                  ON CONFLICT (block_hash) DO NOTHING",
             ))
             .bind(&r.block_hash)
@@ -300,6 +426,8 @@ impl Ledger {
             .bind(r.confirmations)
             .bind(r.credited_at)
             .bind(r.state_at)
+            .bind(&r.payout)
+            .bind(r.pool_sats)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -309,13 +437,17 @@ impl Ledger {
             }
             for c in &r.credits {
                 sqlx::query(&p.sql(
-                    "INSERT INTO block_credits (block_hash, account, sats, difficulty)
-                     VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO block_credits (block_hash, account, sats, difficulty, carry_sats,
+                         paid_sats, address)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 ))
                 .bind(&r.block_hash)
                 .bind(&c.account)
                 .bind(c.sats)
                 .bind(c.difficulty)
+                .bind(c.carry_sats)
+                .bind(c.paid_sats)
+                .bind(&c.address)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -399,58 +531,26 @@ impl Ledger {
 
 /// A credited block with its credits, for the API.
 pub async fn block_reward(backend: &Backend, hash: &str) -> anyhow::Result<Option<BlockReward>> {
-    type Row = (
-        String,
-        i64,
-        String,
-        String,
-        i64,
-        i64,
-        i64,
-        f64,
-        f64,
-        i64,
-        Option<i64>,
-        i64,
-        String,
-        i64,
-        DateTime<Utc>,
-        DateTime<Utc>,
-    );
-    let row: Option<Row> = with_pool!(backend, p => sqlx::query_as(&p.sql(
-        "SELECT block_hash, height, chain, scheme, reward_sats, CAST(fee_bps AS BIGINT), fee_sats,
-                window_difficulty, credited_difficulty, shares, window_start_us, window_end_us,
-                state, confirmations, credited_at, state_at
+    let row: Option<BlockReward> = with_pool!(backend, p => sqlx::query_as(&p.sql(
+        "SELECT block_hash, height, chain, scheme, reward_sats, CAST(fee_bps AS BIGINT) AS fee_bps,
+                fee_sats, window_difficulty, credited_difficulty, shares, window_start_us,
+                window_end_us, state, confirmations, credited_at, state_at, payout, pool_sats
          FROM block_rewards WHERE block_hash = $1",
     ))
     .bind(hash)
     .fetch_optional(p)
     .await?);
-    let Some(r) = row else { return Ok(None) };
+    let Some(mut reward) = row else {
+        return Ok(None);
+    };
     let credits: Vec<Credit> = with_pool!(backend, p => sqlx::query_as(&p.sql(
-        "SELECT account, sats, difficulty FROM block_credits WHERE block_hash = $1
+        "SELECT account, sats, difficulty, carry_sats, paid_sats, address
+         FROM block_credits WHERE block_hash = $1
          ORDER BY sats DESC, account",
     ))
     .bind(hash)
     .fetch_all(p)
     .await?);
-    Ok(Some(BlockReward {
-        block_hash: r.0,
-        height: r.1,
-        chain: r.2,
-        scheme: r.3,
-        reward_sats: r.4,
-        fee_bps: r.5,
-        fee_sats: r.6,
-        window_difficulty: r.7,
-        credited_difficulty: r.8,
-        shares: r.9,
-        window_start_us: r.10,
-        window_end_us: r.11,
-        state: r.12,
-        confirmations: r.13,
-        credited_at: r.14,
-        state_at: r.15,
-        credits,
-    }))
+    reward.credits = credits;
+    Ok(Some(reward))
 }

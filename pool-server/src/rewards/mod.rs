@@ -4,11 +4,17 @@
 //! [`scheme`] (the pure split: PPLNS, PROP, SOLO; integer satoshis; a fixed rule for the
 //! remainder) over the shares [`window`] reads back from the store, and follows its
 //! confirmations to maturity or to void; [`accounts`] sums balances from the ledger and the
-//! payouts; [`payout`] pays due balances from the node's wallet, never twice.
+//! payouts; [`payout`] pays due balances from the node's wallet, never twice. Under coinbase
+//! payouts, [`planner`] reads the window for every job and [`coinbase_plan`] turns it into the
+//! coinbase's outputs; the plan of the job that found a block is kept ([`block_plans`]) and
+//! credited as it was paid.
 
 pub mod accounts;
+pub mod block_plans;
+pub mod coinbase_plan;
 pub mod ledger;
 pub mod payout;
+pub mod planner;
 pub mod scheme;
 pub mod window;
 
@@ -42,6 +48,8 @@ pub enum PayoutMethod {
     None,
     /// From the node's wallet, in one `sendmany` per `--payout-interval`.
     Wallet,
+    /// In every job's coinbase: one output per account of the window (non-custodial).
+    Coinbase,
 }
 
 /// The ledger's settings.

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::scheme::{WindowFill, Work};
-use crate::store::Backend;
+use crate::store::{Backend, Dialect};
+use crate::with_pool;
 
 /// Where a walk starts: the share that found the block (it and older shares count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,4 +174,26 @@ pub async fn walk(
         fill,
         oldest_micros: oldest,
     })
+}
+
+/// Where PROP's window ends: the share of the newest block of `chain` credited before
+/// `before_micros`, or `None` before the first.
+pub async fn previous_block_anchor(
+    backend: &Backend,
+    chain: &str,
+    before_micros: i64,
+) -> anyhow::Result<Option<Anchor>> {
+    let at: Option<i64> = with_pool!(backend, p => sqlx::query_scalar(&p.sql(
+        "SELECT max(window_end_us) FROM block_rewards WHERE window_end_us < $1 AND chain = $2",
+    ))
+    .bind(before_micros)
+    .bind(chain)
+    .fetch_one(p)
+    .await?);
+    // Shares at that very microsecond but after the previous block's share are counted by
+    // neither block's walk; a microsecond of shares, once per block.
+    Ok(at.map(|at_micros| Anchor {
+        at_micros,
+        id: Uuid::max(),
+    }))
 }

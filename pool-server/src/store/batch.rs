@@ -153,6 +153,7 @@ mod tests {
             detail: None,
             raw: vec![1, 2, 3],
             found_at: chrono::Utc::now(),
+            coinbase_plan: None,
         })
     }
 

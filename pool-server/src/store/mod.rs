@@ -79,6 +79,9 @@ pub struct BlockRecord {
     #[serde(with = "hex::serde")]
     pub raw: Vec<u8>,
     pub found_at: DateTime<Utc>,
+    /// Under coinbase payouts: the plan its job paid (JSON), stored with the block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coinbase_plan: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -180,6 +180,17 @@ pub async fn write(pool: &SqlitePool, batches: &[Batch], commit: bool) -> anyhow
         .bind(b.found_at)
         .execute(&mut *tx)
         .await?;
+        if let Some(plan) = &b.coinbase_plan {
+            sqlx::query(
+                "INSERT INTO block_plans (block_hash, plan, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (block_hash) DO NOTHING",
+            )
+            .bind(&b.hash)
+            .bind(plan)
+            .bind(b.found_at)
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     if commit {
         tx.commit().await?;

@@ -6,6 +6,7 @@
 mod common;
 
 mod blocks_extend_the_chain;
+mod coinbase_payouts_pay_each_account_in_the_block;
 mod command_line_answers_like_a_tool;
 mod config_file_and_env;
 mod dashboard_pages_ten_thousand_workers;

@@ -501,6 +501,7 @@ async fn shares_wait_for_the_credits_of_a_found_block(b: &Backend) {
         detail: None,
         raw: vec![0],
         found_at: now - Duration::hours(2),
+        coinbase_plan: None,
     };
     b.write(&[Batch::new(vec![StoreEvent::Block(block.clone())])])
         .await

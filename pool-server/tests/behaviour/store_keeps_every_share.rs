@@ -40,6 +40,7 @@ fn block(height: i64, raw: Vec<u8>) -> StoreEvent {
         detail: None,
         raw,
         found_at: Utc::now(),
+        coinbase_plan: None,
     })
 }
 

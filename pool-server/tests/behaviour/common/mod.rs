@@ -3,6 +3,7 @@
 //! the pool off from its database.
 #![allow(dead_code)]
 
+pub mod accounts;
 pub mod chromium;
 pub mod p2p;
 pub mod pg_cluster;
