@@ -2,7 +2,7 @@
 //! through Stratum, and each block's reward (less the pool's fee) is credited once, near 2:1,
 //! to the satoshi of the coinbase; credits mature with depth; a reorganisation that leaves a
 //! block behind voids its credits, visibly. PROP on PostgreSQL credits the work since the
-//! previous block.
+//! previous block. Coinbase payouts pay each block's window in the block's own coinbase.
 
 use crate::common;
 
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::p2p::{magic, BlockMaker, ScriptedPeer, NETWORK};
 use common::*;
-use protocol::{Extranonce2, Notify};
+use protocol::bitcoin::{Address, ScriptBuf, Transaction};
+use protocol::{assemble_coinbase, Extranonce2, Notify};
 use serde_json::Value;
 
 const SHARE_DIFFICULTY: &str = "0.000001";
@@ -421,4 +422,168 @@ async fn two_pool_servers_on_one_database_credit_each_block_once_over_both() {
     a.stop().await;
     b.stop().await;
     db.drop_db().await;
+}
+
+/// One share as in [`share`]; when it found a block, the block's hash and its coinbase (as
+/// the miner assembled it from the job).
+async fn share_with_coinbase(
+    c: &mut Client,
+    worker: &str,
+    counter: u64,
+) -> Option<(String, Transaction)> {
+    let job: Notify = c.job.clone().unwrap();
+    let en1 = c.extranonce1.clone().unwrap();
+    let en2 = Extranonce2::from_counter(counter, c.extranonce2_size);
+    let hash = share(c, worker, counter).await?;
+    let raw = assemble_coinbase(job.coinb1.as_bytes(), &en1, &en2, job.coinb2.as_bytes());
+    Some((
+        hash,
+        protocol::bitcoin::consensus::deserialize(&raw).unwrap(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coinbase_payouts_on_the_embedded_chain_pay_the_window_in_each_block() {
+    let addr = |n: u8| {
+        Address::p2wsh(
+            &ScriptBuf::from_bytes(vec![0x51, n]),
+            protocol::bitcoin::Network::Regtest,
+        )
+    };
+    let (alice, bob, fee) = (addr(1), addr(2), addr(3));
+    let fee_text = fee.to_string();
+    let pool = pool(&[
+        "--network",
+        "regtest",
+        "--payout-method",
+        "coinbase",
+        "--pool-fee-address",
+        &fee_text,
+        "--plan-interval",
+        "500ms",
+        "--dust-limit",
+        "0.00000001",
+    ])
+    .await;
+    let (wa, wb) = (format!("{alice}.rig"), format!("{bob}.rig"));
+    let mut a = miner(&pool, &wa).await;
+    let mut b = miner(&pool, &wb).await;
+    let pays = |tx: &Transaction, who: &Address| {
+        tx.output
+            .iter()
+            .filter(|o| o.script_pubkey == who.script_pubkey())
+            .map(|o| o.value.to_sat() as i64)
+            .sum::<i64>()
+    };
+    // Alice, alice, bob, ... until two blocks have paid both (the first jobs know no window).
+    let mut blocks: Vec<(String, Transaction)> = Vec::new();
+    let mut counter = 0u64;
+    let t = Instant::now();
+    while blocks
+        .iter()
+        .filter(|(_, tx)| pays(tx, &alice) > 0 && pays(tx, &bob) > 0)
+        .count()
+        < 2
+        || counter < 60
+    {
+        assert!(t.elapsed() < Duration::from_secs(120), "blocks in time");
+        for turn in 0..3 {
+            counter += 1;
+            let found = if turn < 2 {
+                share_with_coinbase(&mut a, &wa, counter).await
+            } else {
+                share_with_coinbase(&mut b, &wb, counter).await
+            };
+            if let Some((hash, coinbase)) = found {
+                a.wait_clean_job(&hash).await;
+                b.wait_clean_job(&hash).await;
+                blocks.push((hash, coinbase));
+            }
+        }
+    }
+    // Each block's stored split is its coinbase: one output per paid account at its address,
+    // the pool's output for the rest, and the credits and fee make the reward.
+    let mut ratios = Vec::new();
+    for (hash, coinbase) in &blocks {
+        let r = rewards_of(&pool, hash).await;
+        assert_eq!(r["payout"], "coinbase", "{r}");
+        let reward = r["reward_sats"].as_i64().unwrap();
+        let total: i64 = coinbase
+            .output
+            .iter()
+            .map(|o| o.value.to_sat() as i64)
+            .sum();
+        assert_eq!(total, reward);
+        assert_eq!(credited_sats(&r) + r["fee_sats"].as_i64().unwrap(), reward);
+        let mut stored: Vec<(String, i64)> = r["credits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["paid_sats"].as_i64().unwrap() > 0)
+            .map(|c| {
+                (
+                    c["address"].as_str().unwrap().to_owned(),
+                    c["paid_sats"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        let pool_sats = r["pool_sats"].as_i64().unwrap();
+        if pool_sats > 0 {
+            stored.push((fee_text.clone(), pool_sats));
+        }
+        let mut outputs: Vec<(String, i64)> = coinbase
+            .output
+            .iter()
+            .filter(|o| o.value.to_sat() > 0)
+            .map(|o| {
+                let a = Address::from_script(&o.script_pubkey, protocol::bitcoin::Network::Regtest)
+                    .unwrap();
+                (a.to_string(), o.value.to_sat() as i64)
+            })
+            .collect();
+        stored.sort();
+        outputs.sort();
+        assert_eq!(
+            stored, outputs,
+            "{hash}: the ledger stores the coinbase's outputs"
+        );
+        let (pa, pb) = (pays(coinbase, &alice), pays(coinbase, &bob));
+        if pa > 0 && pb > 0 {
+            ratios.push(pa as f64 / pb as f64);
+        }
+    }
+    // The last coinbase's window was full of alice, alice, bob, ...
+    let last = *ratios.last().unwrap();
+    assert!((1.6..=2.5).contains(&last), "alice:bob {ratios:?}");
+    // Depth 2 makes a block mature: every coinbase output but the tip's counts as paid.
+    let (tip_hash, tip_coinbase) = blocks.last().unwrap();
+    let paid_before_tip: i64 = blocks[..blocks.len() - 1]
+        .iter()
+        .map(|(_, tx)| pays(tx, &alice))
+        .sum();
+    let t = Instant::now();
+    loop {
+        let v = account(&pool, &alice.to_string()).await;
+        if v["balance"]["paid_sats"] == paid_before_tip
+            && v["balance"]["in_coinbase_sats"] == pays(tip_coinbase, &alice)
+        {
+            // What alice is still owed: blocks found before the first plan credited their
+            // finder without an output; it is carried into later coinbases.
+            let b = &v["balance"];
+            assert_eq!(
+                b["due_sats"].as_i64().unwrap(),
+                b["mature_sats"].as_i64().unwrap()
+                    - b["paid_sats"].as_i64().unwrap()
+                    - b["carried_sats"].as_i64().unwrap(),
+                "{v}"
+            );
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "alice paid {paid_before_tip} + {} in {tip_hash}: {v}",
+            pays(tip_coinbase, &alice)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
