@@ -182,14 +182,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             .require_network(cfg.network)
             .with_context(|| format!("--pool-fee-address is not a {} address", cfg.network))?
             .script_pubkey();
-        let plans = Planner {
-            backend: store.backend.clone(),
-            templates: source.templates(),
-            chain: source.kind(),
-            cfg: reward_cfg.clone(),
-            network: cfg.network,
-            interval: cfg.plan_interval,
-        }
+        let plans = Planner::new(
+            store.backend.clone(),
+            source.templates(),
+            source.kind(),
+            reward_cfg.clone(),
+            cfg.network,
+            cfg.plan_interval,
+            cfg.store_flush + Duration::from_secs(1),
+        )
         .spawn(shutdown.clone())
         .await;
         tracing::info!(

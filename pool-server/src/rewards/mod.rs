@@ -15,6 +15,7 @@ pub mod coinbase_plan;
 pub mod ledger;
 pub mod payout;
 pub mod planner;
+pub mod rolling_window;
 pub mod scheme;
 pub mod window;
 

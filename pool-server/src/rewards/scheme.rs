@@ -85,17 +85,18 @@ impl WindowFill {
         WindowFill::new(Work(u128::MAX))
     }
 
-    /// Count the next older accepted share.
-    pub fn take(&mut self, account: &str, work: Work) {
+    /// Count the next older accepted share; the work of it that counted.
+    pub fn take(&mut self, account: &str, work: Work) -> Work {
         let part = work.0.min(self.left);
         if part == 0 {
-            return;
+            return Work(0);
         }
         self.left -= part;
         self.shares += 1;
         self.credited.0 = self.credited.0.saturating_add(part);
         let w = self.weights.entry(account.to_owned()).or_default();
         w.0 = w.0.saturating_add(part);
+        Work(part)
     }
 
     /// Whether the window holds all the work it can: older shares would not count.

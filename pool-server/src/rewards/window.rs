@@ -10,7 +10,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::scheme::{WindowFill, Work};
+use super::rolling_window::RollingWindow;
+use super::scheme::{Weights, WindowFill, Work};
 use crate::store::{Backend, Dialect};
 use crate::with_pool;
 
@@ -133,6 +134,18 @@ pub async fn walk(
     reach: Reach,
     floor_micros: i64,
 ) -> anyhow::Result<Walked> {
+    walk_into(backend, anchor, reach, floor_micros, None).await
+}
+
+/// [`walk`], also keeping what each slice counted as a bucket of `buckets` (the coinbase
+/// planner's rolling window, filled back in time).
+pub async fn walk_into(
+    backend: &Backend,
+    anchor: Anchor,
+    reach: Reach,
+    floor_micros: i64,
+    mut buckets: Option<&mut RollingWindow>,
+) -> anyhow::Result<Walked> {
     let mut fill = match reach {
         Reach::Work(w) => WindowFill::new(w),
         Reach::Since(_) => WindowFill::unbounded(),
@@ -154,12 +167,22 @@ pub async fn walk(
             (*at, *id) <= end && after.is_none_or(|a| (*at, *id) > (a.at_micros, a.id))
         });
         rows.sort_by_key(|r| std::cmp::Reverse((r.0, r.1)));
+        let mut counted = Weights::new();
+        let mut shares = 0u64;
         for (at, _, account, difficulty) in rows {
             if fill.is_full() {
                 break;
             }
-            fill.take(&account, Work::of_difficulty(difficulty));
+            let part = fill.take(&account, Work::of_difficulty(difficulty));
+            if buckets.is_some() && part.0 > 0 {
+                let e = counted.entry(account).or_default();
+                e.0 = e.0.saturating_add(part.0);
+                shares += 1;
+            }
             oldest = Some(at);
+        }
+        if let Some(b) = buckets.as_deref_mut().filter(|_| shares > 0) {
+            b.push_older(lo, hi, counted, shares);
         }
         hi = lo;
         width = if n < LOW_ROWS {
@@ -196,4 +219,43 @@ pub async fn previous_block_anchor(
         at_micros,
         id: Uuid::max(),
     }))
+}
+
+/// Accepted work per account received in `[lo, hi)` (unix microseconds), summed by the
+/// database, and the number of shares: what the coinbase planner adds at each read.
+pub async fn work_between(backend: &Backend, lo: i64, hi: i64) -> anyhow::Result<(Weights, u64)> {
+    let rows: Vec<(String, f64, i64)> = match backend {
+        Backend::Postgres(p) => {
+            sqlx::query_as(
+                "SELECT w.account, sum(s.assigned_difficulty), count(*)
+                 FROM shares s JOIN workers w ON w.id = s.worker_id
+                 WHERE s.created_at >= $1 AND s.created_at < $2 AND s.reason = 0
+                 GROUP BY w.account",
+            )
+            .bind(at(lo))
+            .bind(at(hi))
+            .fetch_all(p)
+            .await?
+        }
+        Backend::Sqlite(p) => {
+            sqlx::query_as(
+                "SELECT w.account, total(s.assigned_difficulty), count(*)
+                 FROM shares s JOIN workers w ON w.id = s.worker_id
+                 WHERE s.created_at >= ?1 AND s.created_at < ?2 AND s.reason = 0
+                 GROUP BY w.account",
+            )
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(p)
+            .await?
+        }
+    };
+    let shares = rows.iter().map(|r| r.2 as u64).sum();
+    Ok((
+        rows.into_iter()
+            .map(|(a, d, _)| (a, Work::of_difficulty(d)))
+            .filter(|(_, w)| w.0 > 0)
+            .collect(),
+        shares,
+    ))
 }

@@ -257,7 +257,8 @@ async fn coinbase_outputs_match_the_ledger_and_the_node_to_the_satoshi() {
     while carried == 0 {
         assert!(
             t.elapsed() < Duration::from_secs(120),
-            "bob's balance carried"
+            "bob's balance carried; the pool's log: {}",
+            pool.log_text()
         );
         for hash in mine_blocks(&mut miners, 1).await {
             let stored = rewards_of(&http, &hash).await;
@@ -274,6 +275,12 @@ async fn coinbase_outputs_match_the_ledger_and_the_node_to_the_satoshi() {
                 *paid.entry(account).or_default() += sats;
             }
             blocks.push(hash);
+        }
+        // Let the planner read the new tip and the job with the carry reach the miners
+        // (regtest blocks come in a few shares; a real block interval leaves ample time).
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for (c, _) in miners.iter_mut() {
+            c.drain().await;
         }
         let b = balance(&http, "bob").await;
         assert_eq!(
