@@ -95,9 +95,11 @@ pub fn payout_script(cfg: &Config) -> anyhow::Result<ScriptBuf> {
         let bytes = hex::decode(script).context("--payout-script must be hex")?;
         return Ok(ScriptBuf::from_bytes(bytes));
     }
-    tracing::warn!(
-        "no --payout-address or --payout-script: the coinbase pays OP_TRUE (anyone can spend)"
-    );
+    if cfg.payout_method != PayoutMethod::Coinbase {
+        tracing::warn!(
+            "no --payout-address or --payout-script: the coinbase pays OP_TRUE (anyone can spend)"
+        );
+    }
     Ok(ScriptBuf::from_bytes(vec![0x51]))
 }
 
