@@ -700,6 +700,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--node-rpc-url"), "{err}");
+        let coinbase = |extra: &[&str]| {
+            let mut args = vec!["pool-server", "--payout-method", "coinbase"];
+            args.extend_from_slice(extra);
+            Config::try_parse_from(args).unwrap().check()
+        };
+        let err = coinbase(&[]).unwrap_err().to_string();
+        assert!(err.contains("--pool-fee-address"), "{err}");
+        let fee = [
+            "--pool-fee-address",
+            "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+        ];
+        let err = coinbase(&[&fee[..], &["--reward-scheme", "solo"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("solo"), "{err}");
+        assert!(coinbase(&fee).is_ok());
+        assert!(Config::try_parse_from(["pool-server", "--max-coinbase-outputs", "0"]).is_err());
         assert!(Config::try_parse_from(["pool-server", "--pplns-window", "0"]).is_err());
         assert!(Config::try_parse_from(["pool-server", "--payout-threshold", "lots"]).is_err());
     }

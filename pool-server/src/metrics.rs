@@ -399,7 +399,7 @@ impl Metrics {
                 IntGaugeVec::new(
                     Opts::new(
                         "pool_rewards_sats",
-                        "Satoshis owed to accounts, by state: immature, due (mature and unpaid), pending (in a payout not yet confirmed sent)"
+                        "Satoshis owed to accounts, by state: immature, due (mature and unpaid), pending (in a payout not yet confirmed sent), in_coinbase (paid by coinbases of blocks not mature yet)"
                     ),
                     &["state"]
                 )
@@ -436,7 +436,7 @@ impl Metrics {
         for result in ["sent", "failed", "unknown"] {
             m.payouts.with_label_values(&[result]);
         }
-        for state in ["immature", "due", "pending"] {
+        for state in ["immature", "due", "pending", "in_coinbase"] {
             m.rewards_sats.with_label_values(&[state]);
         }
         for scheme in ["pplns", "prop", "solo"] {

@@ -46,6 +46,7 @@ pub struct Totals {
     pub immature_sats: i64,
     pub due_sats: i64,
     pub pending_sats: i64,
+    pub in_coinbase_sats: i64,
 }
 
 /// `name` itself when it is an address of `network`.
@@ -149,11 +150,12 @@ pub async fn balances(
 
 /// Totals over every account (for the gauges).
 pub async fn totals(backend: &Backend) -> anyhow::Result<Totals> {
-    let (immature, mature, coinbase_paid, carried): (i64, i64, i64, i64) = with_pool!(backend, p => sqlx::query_as(&p.sql(
+    let (immature, mature, coinbase_paid, carried, in_coinbase): (i64, i64, i64, i64, i64) = with_pool!(backend, p => sqlx::query_as(&p.sql(
         "SELECT CAST(coalesce(sum(CASE WHEN r.state = 'immature' THEN c.sats ELSE 0 END), 0) AS BIGINT),
                 CAST(coalesce(sum(CASE WHEN r.state = 'mature' THEN c.sats ELSE 0 END), 0) AS BIGINT),
                 CAST(coalesce(sum(CASE WHEN r.state = 'mature' THEN c.paid_sats ELSE 0 END), 0) AS BIGINT),
-                CAST(coalesce(sum(CASE WHEN r.state = 'immature' THEN c.carry_sats ELSE 0 END), 0) AS BIGINT)
+                CAST(coalesce(sum(CASE WHEN r.state = 'immature' THEN c.carry_sats ELSE 0 END), 0) AS BIGINT),
+                CAST(coalesce(sum(CASE WHEN r.state = 'immature' THEN c.paid_sats ELSE 0 END), 0) AS BIGINT)
          FROM block_credits c JOIN block_rewards r ON r.block_hash = c.block_hash",
     ))
     .fetch_one(p)
@@ -169,6 +171,7 @@ pub async fn totals(backend: &Backend) -> anyhow::Result<Totals> {
         immature_sats: immature,
         due_sats: mature - coinbase_paid - paid - pending - carried,
         pending_sats: pending,
+        in_coinbase_sats: in_coinbase,
     })
 }
 

@@ -169,6 +169,10 @@ impl Ledger {
             .rewards_sats
             .with_label_values(&["pending"])
             .set(totals.pending_sats);
+        self.metrics
+            .rewards_sats
+            .with_label_values(&["in_coinbase"])
+            .set(totals.in_coinbase_sats);
         Ok(report)
     }
 
