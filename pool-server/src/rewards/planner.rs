@@ -249,6 +249,14 @@ impl Planner {
                 },
             );
         }
+        tracing::debug!(
+            tip = %template.prev_hash,
+            accounts = weights.len(),
+            payees = payees.len(),
+            carried_accounts = carry.len(),
+            carry_sats = carry.values().sum::<u64>(),
+            "payout window read"
+        );
         Ok(CoinbasePlan {
             tip: Some(template.prev_hash),
             weights,

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use common::accounts::*;
 use common::process::PoolProcess;
 use common::regtest::*;
+use common::Client;
 use protocol::bitcoin;
 use serde_json::{json, Value};
 
@@ -121,6 +122,28 @@ async fn check_block(
     paid
 }
 
+/// Whether the job `c` mines pays carried balances: its coinbase (completed with any
+/// extranonce) leaves the pool's output less than the fee, or none.
+fn job_carries(c: &Client, fee_address: &str) -> bool {
+    let Some(job) = &c.job else { return false };
+    let raw = protocol::assemble_coinbase(
+        job.coinb1.as_bytes(),
+        c.extranonce1.as_ref().unwrap(),
+        &protocol::Extranonce2::from_counter(0, c.extranonce2_size),
+        job.coinb2.as_bytes(),
+    );
+    let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&raw).unwrap();
+    let total: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+    let pool: u64 = tx
+        .output
+        .iter()
+        .filter(|o| o.script_pubkey == script_of(fee_address))
+        .map(|o| o.value.to_sat())
+        .sum();
+    // The fee is 2 % of the reward.
+    pool < total / 50
+}
+
 /// What `node`'s wallet holds unspent at `address` (coinbase outputs count once mature).
 async fn unspent_at(node: &Node, address: &str) -> i64 {
     let list = node
@@ -183,7 +206,7 @@ async fn coinbase_outputs_match_the_ledger_and_the_node_to_the_satoshi() {
             "--api-token",
             TOKEN,
             "--log",
-            "info",
+            "info,pool_server::rewards=debug,pool_server::jobs=debug",
         ],
     );
     let http = pool.http.clone();
@@ -260,6 +283,20 @@ async fn coinbase_outputs_match_the_ledger_and_the_node_to_the_satoshi() {
             "bob's balance carried; the pool's log: {}",
             pool.log_text()
         );
+        // Regtest blocks come in a few shares: wait until the miners hold the job whose
+        // coinbase carries (the planner reads each new tip, then the job is rebuilt), so the
+        // next block is found on it.
+        let waited = Instant::now();
+        while !miners.iter().all(|(c, _)| job_carries(c, &fee_address)) {
+            assert!(
+                waited.elapsed() < Duration::from_secs(30),
+                "a job carrying bob's balance; the pool's log: {}",
+                pool.log_text()
+            );
+            for (c, _) in miners.iter_mut() {
+                c.drain().await;
+            }
+        }
         for hash in mine_blocks(&mut miners, 1).await {
             let stored = rewards_of(&http, &hash).await;
             for c in stored["credits"].as_array().unwrap() {
@@ -275,12 +312,6 @@ async fn coinbase_outputs_match_the_ledger_and_the_node_to_the_satoshi() {
                 *paid.entry(account).or_default() += sats;
             }
             blocks.push(hash);
-        }
-        // Let the planner read the new tip and the job with the carry reach the miners
-        // (regtest blocks come in a few shares; a real block interval leaves ample time).
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        for (c, _) in miners.iter_mut() {
-            c.drain().await;
         }
         let b = balance(&http, "bob").await;
         assert_eq!(
