@@ -6,6 +6,7 @@
 mod common;
 
 mod blocks_extend_the_chain;
+mod carried_balances_are_paid_once;
 mod coinbase_payouts_pay_each_account_in_the_block;
 mod command_line_answers_like_a_tool;
 mod config_file_and_env;

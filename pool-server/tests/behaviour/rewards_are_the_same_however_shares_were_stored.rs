@@ -7,14 +7,12 @@
 use crate::common;
 
 use chrono::{DateTime, Utc};
-use pool_server::chain::node_rpc::BlockTemplate;
 use pool_server::rewards::planner::Planner;
 use pool_server::rewards::scheme::{pplns_weights, ShareWork, Weights, WindowFill, Work};
 use pool_server::rewards::window::{walk, Anchor, Reach};
 use pool_server::rewards::{RewardConfig, Scheme};
 use pool_server::store::{Backend, Batch, ShareRecord, StoreEvent};
 use rand::prelude::*;
-use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -167,20 +165,8 @@ async fn the_same_shares_give_the_same_windows_in_postgresql() {
 async fn planner_keeps_the_walks_window(backend: Backend) {
     let mut sorted = history(11);
     sorted.sort_by_key(|s| (s.created_at, s.id));
-    let gbt = BlockTemplate {
-        version: 0x2000_0000,
-        previousblockhash: "00".repeat(32),
-        transactions: vec![],
-        coinbasevalue: 5_000_000_000,
-        longpollid: None,
-        mintime: 0,
-        curtime: 0,
-        // Network difficulty 1.5: the PPLNS window (x 2) is 3 difficulty units.
-        bits: common::bits_for(1.5),
-        height: 1,
-        default_witness_commitment: None,
-    };
-    let template = Arc::new(gbt.to_template().unwrap());
+    // Network difficulty 1.5: the PPLNS window (x 2) is 3 difficulty units.
+    let template = common::template_at(1.5);
     let network_difficulty = template.target.difficulty().as_f64();
     let (_tx, rx) = tokio::sync::watch::channel(template);
     let floor = 1_790_000_000_000_000 - 8 * 86_400_000_000;

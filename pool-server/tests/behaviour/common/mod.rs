@@ -41,6 +41,24 @@ pub fn bits_for(difficulty: f64) -> String {
         .to_string()
 }
 
+/// A template on no particular tip whose network difficulty is `difficulty` (for the pieces
+/// that read one: the coinbase planner, the job builder).
+pub fn template_at(difficulty: f64) -> Arc<pool_server::chain::Template> {
+    let gbt = pool_server::chain::node_rpc::BlockTemplate {
+        version: 0x2000_0000,
+        previousblockhash: "00".repeat(32),
+        transactions: vec![],
+        coinbasevalue: 5_000_000_000,
+        longpollid: None,
+        mintime: 0,
+        curtime: 0,
+        bits: bits_for(difficulty),
+        height: 1,
+        default_witness_commitment: None,
+    };
+    Arc::new(gbt.to_template().unwrap())
+}
+
 /// One sample's value from a pool's `/metrics` (NaN when absent).
 pub async fn metric(http_base: &str, name: &str) -> f64 {
     let text = reqwest::get(format!("{http_base}/metrics"))
