@@ -14,7 +14,8 @@
 //!    paid yet; offers below `--dust-limit` get no output, and only the
 //!    `--max-coinbase-outputs` largest offers (ties: the name that sorts first) get one;
 //! 3. carries are paid out of what the pool's own output would otherwise keep (the fee and the
-//!    parts of accounts without an output), largest offer first, never below zero;
+//!    parts of accounts without an output): in full when that covers them all, else shared in
+//!    proportion to what each account is owed (rounded down), never below zero;
 //! 4. the pool's output (`--pool-fee-address`) takes `R` less every paid output. What an
 //!    account was owed but not paid stays its balance and is carried into a later coinbase.
 //!
@@ -200,18 +201,22 @@ impl CoinbasePlan {
             .collect();
         offers.sort_by(|a, b| (b.1 + b.2).cmp(&(a.1 + a.2)).then_with(|| a.0.cmp(b.0)));
         offers.truncate(settings.max_outputs);
-        // Carries come out of what the pool's output would keep.
+        // Carries come out of what the pool's output would keep: in full when it holds them
+        // all, else shared in proportion to what each account is owed (every account's
+        // balance goes down, none waits behind a larger one).
         let own_parts: u64 = offers.iter().map(|(_, part, _)| part).sum();
-        let mut budget = reward_sats - own_parts;
+        let budget = u128::from(reward_sats - own_parts);
+        let owed_total: u128 = offers.iter().map(|(_, _, owed)| u128::from(*owed)).sum();
         let mut paid: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for (account, part, owed) in offers {
-            let carried = owed.min(budget);
-            budget -= carried;
+            let carried = if owed_total <= budget {
+                owed
+            } else {
+                (u128::from(owed) * budget / owed_total) as u64
+            };
             let value = part + carried;
             if value >= settings.dust_sats.max(1) {
                 paid.insert(account, (carried, value));
-            } else {
-                budget += carried;
             }
         }
         let mut names: Vec<&str> = parts.keys().map(String::as_str).collect();
@@ -369,6 +374,26 @@ mod tests {
             c.credits.iter().map(|x| x.paid_sats).sum::<u64>() + c.pool_sats,
             1_000_000
         );
+    }
+
+    #[test]
+    fn carries_larger_than_the_pool_part_are_shared_by_what_is_owed() {
+        let p = plan(
+            &[("a", 1), ("b", 1)],
+            &["a", "b"],
+            &[("a", 3_000_000), ("b", 1_000_000)],
+        );
+        // Reward 1,000,000 at 1 %: parts 495,000 each, the pool's part (the fee) 10,000.
+        let c = p.resolve(&settings(1, 10), 1_000_000, tip(1));
+        let carried = |n: &str| {
+            c.credits
+                .iter()
+                .find(|x| x.account == n)
+                .unwrap()
+                .carry_sats
+        };
+        assert_eq!((carried("a"), carried("b")), (7_500, 2_500));
+        assert_eq!(c.pool_sats, 0);
     }
 
     #[test]

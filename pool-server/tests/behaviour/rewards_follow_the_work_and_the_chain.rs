@@ -33,8 +33,10 @@ async fn pool(extra: &[&str]) -> TestPool {
         SHARE_DIFFICULTY,
         "--vardiff-max",
         SHARE_DIFFICULTY,
+        // Long enough for the shares before a block to be stored (the store flushes every
+        // 250 ms) on a loaded machine, as the 10 s default is in production.
         "--credit-delay",
-        "0",
+        "1s",
         "--pool-fee",
         "1",
         "--maturity",
