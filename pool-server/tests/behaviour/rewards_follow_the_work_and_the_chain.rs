@@ -36,7 +36,7 @@ async fn pool(extra: &[&str]) -> TestPool {
         // Long enough for the shares before a block to be stored (the store flushes every
         // 250 ms) on a loaded machine, as the 10 s default is in production.
         "--credit-delay",
-        "1s",
+        "3s",
         "--pool-fee",
         "1",
         "--maturity",
@@ -407,7 +407,19 @@ async fn two_pool_servers_on_one_database_credit_each_block_once_over_both() {
     for hash in &found {
         let from_a = rewards_of(&a, hash).await;
         let from_b = rewards_of(&b, hash).await;
-        assert_eq!(from_a, from_b, "one record, read from either pool");
+        // The credits are one record; only where the block stands may move between reads.
+        let fixed = |v: &Value| {
+            let mut v = v.clone();
+            for moving in ["confirmations", "state", "state_at"] {
+                v.as_object_mut().unwrap().remove(moving);
+            }
+            v
+        };
+        assert_eq!(
+            fixed(&from_a),
+            fixed(&from_b),
+            "one record, read from either pool"
+        );
         assert_proportional(&from_a);
     }
     // The last block's window is full and holds shares stored by both pool-servers.
