@@ -67,29 +67,27 @@ impl RollingWindow {
 
     /// Add the work received in `[lo_us, hi_us)`, newer than every bucket held.
     pub fn push(&mut self, lo_us: i64, hi_us: i64, weights: Weights, shares: u64) {
-        let total = total_of(&weights);
-        self.buckets.push_back(Bucket {
-            lo_us,
-            hi_us,
-            weights,
-            total,
-            shares,
-        });
-        while self.buckets.len() > self.max_buckets {
-            self.merge_lightest_pair();
-        }
+        self.insert(lo_us, hi_us, weights, shares, false);
     }
 
     /// Add work older than every bucket held (the first walk goes back in time).
     pub fn push_older(&mut self, lo_us: i64, hi_us: i64, weights: Weights, shares: u64) {
-        let total = total_of(&weights);
-        self.buckets.push_front(Bucket {
+        self.insert(lo_us, hi_us, weights, shares, true);
+    }
+
+    fn insert(&mut self, lo_us: i64, hi_us: i64, weights: Weights, shares: u64, older: bool) {
+        let bucket = Bucket {
             lo_us,
             hi_us,
+            total: total_of(&weights),
             weights,
-            total,
             shares,
-        });
+        };
+        if older {
+            self.buckets.push_front(bucket);
+        } else {
+            self.buckets.push_back(bucket);
+        }
         while self.buckets.len() > self.max_buckets {
             self.merge_lightest_pair();
         }

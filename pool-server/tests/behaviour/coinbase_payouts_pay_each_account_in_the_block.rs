@@ -211,13 +211,7 @@ async fn coinbase_outputs_match_the_ledger_and_the_node_to_the_satoshi() {
     );
     let http = pool.http.clone();
     let alice_worker = format!("{alice}.rig");
-    let mut miners = [
-        (
-            miner(pool.stratum, &alice_worker).await,
-            alice_worker.as_str(),
-        ),
-        (miner(pool.stratum, "bob.rig").await, "bob.rig"),
-    ];
+    let mut miners = alice_and_bob(pool.stratum, &alice_worker).await;
     // Blocks until alice has been paid in one (the first jobs know no window yet: the pool's
     // output takes those, and their finders are credited).
     let mut paid: BTreeMap<String, i64> = BTreeMap::new();

@@ -73,13 +73,7 @@ async fn wallet_payouts_match_the_node_to_the_satoshi_and_survive_a_kill() {
     );
     let http = pool.http.clone();
     let alice_worker = format!("{alice}.rig");
-    let mut miners = [
-        (
-            miner(pool.stratum, &alice_worker).await,
-            alice_worker.as_str(),
-        ),
-        (miner(pool.stratum, "bob.rig").await, "bob.rig"),
-    ];
+    let mut miners = alice_and_bob(pool.stratum, &alice_worker).await;
     mine_blocks(&mut miners, 2).await;
     drop(miners);
 

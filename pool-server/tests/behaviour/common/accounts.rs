@@ -31,6 +31,17 @@ pub async fn miner(addr: std::net::SocketAddr, worker: &str) -> Client {
     c
 }
 
+/// Two miners on the pool at `stratum`: `alice_worker` (an address account) and `bob.rig`.
+pub async fn alice_and_bob(
+    stratum: std::net::SocketAddr,
+    alice_worker: &str,
+) -> [(Client, &str); 2] {
+    [
+        (miner(stratum, alice_worker).await, alice_worker),
+        (miner(stratum, "bob.rig").await, "bob.rig"),
+    ]
+}
+
 /// Shares from each miner in turn until each has found `each` blocks; the blocks' hashes.
 pub async fn mine_blocks(miners: &mut [(Client, &str)], each: usize) -> Vec<String> {
     let mut hashes = Vec::new();
