@@ -12,15 +12,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::accounts::*;
-use common::process::PoolProcess;
 use common::regtest::*;
 use common::Client;
 use protocol::bitcoin;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "coinbase-payout-token";
-/// About four shares per regtest block (difficulty 4.66e-10).
-const SHARE_DIFFICULTY: &str = "0.0000000001";
 
 /// The block's raw bytes from the node.
 async fn block_of(node: &Node, hash: &str) -> bitcoin::Block {
@@ -173,26 +170,11 @@ async fn coinbase_outputs_match_the_ledger_and_the_node_to_the_satoshi() {
     let fee_addr = n1.call("getnewaddress", json!([])).await.unwrap();
     let fee_address = fee_addr.as_str().unwrap().to_owned();
     let _ = pool_addr;
-    let url = n1.url();
     let pool_dir = dir.path().join("pool");
-    std::fs::create_dir_all(&pool_dir).unwrap();
-    let pool = PoolProcess::spawn(
+    let pool = payout_pool(
         &pool_dir,
+        &n1,
         &[
-            "--node-rpc-url",
-            &url,
-            "--node-rpc-user",
-            "u",
-            "--node-rpc-password",
-            "p",
-            "--start-difficulty",
-            SHARE_DIFFICULTY,
-            "--vardiff-min",
-            SHARE_DIFFICULTY,
-            "--vardiff-max",
-            SHARE_DIFFICULTY,
-            "--credit-delay",
-            "0",
             "--pool-fee",
             "2",
             "--payout-method",

@@ -13,8 +13,6 @@ use common::regtest::*;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "payout-test-token";
-/// About four shares per regtest block (difficulty 4.66e-10).
-const SHARE_DIFFICULTY: &str = "0.0000000001";
 
 fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) on a child process of this test.
@@ -34,29 +32,14 @@ async fn wallet_payouts_match_the_node_to_the_satoshi_and_survive_a_kill() {
     let alice_addr = n2.call("getnewaddress", json!([])).await.unwrap();
     let bob_addr = n2.call("getnewaddress", json!([])).await.unwrap();
     let alice = alice_addr.as_str().unwrap().to_owned();
-    let url = n1.url();
     let pool_addr_text = pool_addr.as_str().unwrap().to_owned();
     let pool_dir = dir.path().join("pool");
-    std::fs::create_dir_all(&pool_dir).unwrap();
-    let pool = PoolProcess::spawn(
+    let pool = payout_pool(
         &pool_dir,
+        &n1,
         &[
-            "--node-rpc-url",
-            &url,
-            "--node-rpc-user",
-            "u",
-            "--node-rpc-password",
-            "p",
             "--payout-address",
             &pool_addr_text,
-            "--start-difficulty",
-            SHARE_DIFFICULTY,
-            "--vardiff-min",
-            SHARE_DIFFICULTY,
-            "--vardiff-max",
-            SHARE_DIFFICULTY,
-            "--credit-delay",
-            "0",
             "--pool-fee",
             "1",
             "--payout-method",

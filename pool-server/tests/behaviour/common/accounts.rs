@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use protocol::{Extranonce2, WorkerName};
 use serde_json::{json, Value};
 
-use super::regtest::{until, Node};
+use super::process::PoolProcess;
+use super::regtest::{node_args, until, Node};
 use super::{mine, Client};
 
 pub async fn get(http: &str, path: &str) -> Value {
@@ -29,6 +30,28 @@ pub async fn miner(addr: std::net::SocketAddr, worker: &str) -> Client {
     assert_eq!(c.authorize(worker).await.unwrap(), Value::Bool(true));
     c.wait_job().await;
     c
+}
+
+/// About four shares per regtest block (difficulty 4.66e-10).
+pub const SHARE_DIFFICULTY: &str = "0.0000000001";
+
+/// A pool-server process on `node`, at a fixed share difficulty, crediting blocks at once,
+/// with `extra` flags (the payout method and its settings).
+pub fn payout_pool(dir: &std::path::Path, node: &Node, extra: &[&str]) -> PoolProcess {
+    let fixed = [
+        "--start-difficulty",
+        SHARE_DIFFICULTY,
+        "--vardiff-min",
+        SHARE_DIFFICULTY,
+        "--vardiff-max",
+        SHARE_DIFFICULTY,
+        "--credit-delay",
+        "0",
+    ];
+    let args = node_args(node, &[&fixed[..], extra].concat());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    std::fs::create_dir_all(dir).unwrap();
+    PoolProcess::spawn(dir, &args)
 }
 
 /// Two miners on the pool at `stratum`: `alice_worker` (an address account) and `bob.rig`.

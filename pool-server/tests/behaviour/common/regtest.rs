@@ -175,17 +175,20 @@ pub async fn regtest_pair(
     (n1, n2, addr)
 }
 
+/// The flags that point a pool at `node`'s RPC, followed by `extra`.
+pub fn node_args(node: &Node, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--node-rpc-url", &node.url(), "--node-rpc-user", "u"]
+        .into_iter()
+        .chain(["--node-rpc-password", "p"])
+        .map(str::to_owned)
+        .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
 /// A pool taking its work from `node`, with `extra` flags.
 pub async fn pool_on(node: &Node, extra: &[&str]) -> TestPool {
-    let url = node.url();
-    let mut args = vec![
-        "--node-rpc-url",
-        url.as_str(),
-        "--node-rpc-user",
-        "u",
-        "--node-rpc-password",
-        "p",
-    ];
-    args.extend_from_slice(extra);
+    let args = node_args(node, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     start_pool(&args).await
 }
