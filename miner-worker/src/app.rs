@@ -70,7 +70,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let threads = cfg.thread_count();
     let board = WorkBoard::new();
     let status = Arc::new(Status::default());
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = tokio::sync::mpsc::channel(crate::miner::SHARE_QUEUE);
     let miner = Miner::start(
         threads,
         kernel,
@@ -100,6 +100,8 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
                 extranonce_subscribe: cfg.extranonce_subscribe,
                 timeout: cfg.timeout,
                 idle_timeout: cfg.idle_timeout,
+                allow_redirect: cfg.allow_redirect.clone(),
+                max_share_rate: cfg.max_share_rate,
             },
         },
         board,

@@ -95,7 +95,19 @@ pub struct Config {
     #[arg(long, env = "MINER_EXTRANONCE_SUBSCRIBE")]
     pub extranonce_subscribe: bool,
 
-    /// Connect and response timeout.
+    /// Hosts a pool's `client.reconnect` may send the worker to, besides the pool's own host
+    /// (comma-separated; `*` for any). Others are ignored and logged: anyone on the path of
+    /// a clear-text connection could otherwise send a fleet to their own pool.
+    #[arg(long, env = "MINER_ALLOW_REDIRECT", value_delimiter = ',')]
+    pub allow_redirect: Vec<String>,
+
+    /// Shares submitted per second at most. A pool whose difficulty would give more is mined
+    /// at a floor of about a quarter of this, and what still comes over is dropped and
+    /// counted (`miner_shares_dropped_total`).
+    #[arg(long, env = "MINER_MAX_SHARE_RATE", default_value_t = 100.0, value_parser = parse_rate)]
+    pub max_share_rate: f64,
+
+    /// Connect, response and write timeout.
     #[arg(long, env = "MINER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
 
@@ -192,6 +204,18 @@ impl FromStr for PoolUrl {
 impl std::fmt::Display for PoolUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "stratum+tcp://{}:{}", self.host, self.port)
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of shares per second"))?;
+    if v.is_finite() && (0.1..=100_000.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?}: between 0.1 and 100000 shares per second"))
     }
 }
 

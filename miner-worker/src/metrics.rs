@@ -34,6 +34,17 @@ fn render(status: &Status, kernel: &str, threads: usize) -> String {
             .with_label_values(&["rejected", &reason])
             .set(n as f64);
     }
+    let dropped = GaugeVec::new(
+        Opts::new(
+            "miner_shares_dropped_total",
+            "Shares found but not submitted: the queue to the pool was full, or the submit rate cap was reached",
+        ),
+        &["reason"],
+    )
+    .unwrap();
+    for (reason, n) in status.dropped() {
+        dropped.with_label_values(&[reason]).set(n as f64);
+    }
     let connected = IntGauge::new("miner_connected", "1 while connected to a pool").unwrap();
     connected.set(status.connected.load(Ordering::Relaxed) as i64);
     let difficulty = Gauge::new("miner_difficulty", "The pool's current share difficulty").unwrap();
@@ -48,6 +59,7 @@ fn render(status: &Status, kernel: &str, threads: usize) -> String {
     for m in [
         Box::new(hashrate) as Box<dyn prometheus::core::Collector>,
         Box::new(shares),
+        Box::new(dropped),
         Box::new(connected),
         Box::new(difficulty),
         Box::new(info),

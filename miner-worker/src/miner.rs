@@ -2,6 +2,10 @@
 //! with the chosen kernel, confirms candidates with the reference hash, and hands shares to
 //! the Stratum client. Between chunks (a few milliseconds) a thread checks whether its work
 //! went stale, so a `clean_jobs` notify stops old work almost at once.
+//!
+//! Shares go to the client through a bounded queue: when the client cannot keep up (a pool
+//! that set an absurdly low difficulty, or stopped reading) shares are dropped and counted,
+//! never buffered without end.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,7 +13,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use protocol::{Extranonce2, Nonce, Ntime, Version};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::Sender;
 
 use crate::placement::Placement;
 use crate::search::{self, Kernel};
@@ -19,6 +24,9 @@ use crate::work::{JobWork, WorkBoard};
 /// Nonces per kernel call between staleness checks (a few ms on any kernel here).
 pub const CHUNK: u64 = 1 << 18;
 
+/// Shares waiting for the client: past this many, new ones are dropped (and counted).
+pub const SHARE_QUEUE: usize = 256;
+
 /// A share found by a thread, with the job it belongs to.
 pub struct FoundShare {
     pub work: Arc<JobWork>,
@@ -26,6 +34,8 @@ pub struct FoundShare {
     pub ntime: Ntime,
     pub nonce: Nonce,
     pub version_bits: Option<Version>,
+    /// It meets the network's target too: never dropped.
+    pub is_block: bool,
 }
 
 pub struct Miner {
@@ -40,7 +50,7 @@ impl Miner {
         placement: &Placement,
         board: Arc<WorkBoard>,
         status: Arc<Status>,
-        shares: UnboundedSender<FoundShare>,
+        shares: Sender<FoundShare>,
     ) -> Miner {
         let stop = Arc::new(AtomicBool::new(false));
         let handles = (0..threads)
@@ -80,7 +90,7 @@ fn mine(
     kernel: &'static dyn Kernel,
     board: &WorkBoard,
     status: &Status,
-    shares: &UnboundedSender<FoundShare>,
+    shares: &Sender<FoundShare>,
     stop: &AtomicBool,
 ) {
     let mut candidates = Vec::new();
@@ -91,7 +101,19 @@ fn mine(
             std::thread::sleep(Duration::from_millis(20));
             continue;
         };
-        let unit = work.next_unit();
+        let Some(unit) = work.next_unit() else {
+            if work.first_to_exhaust() {
+                tracing::warn!(
+                    job = %work.job.job_id,
+                    units = work.unit_count().unwrap_or(u64::MAX),
+                    "every extranonce2 and version of this job searched; waiting for new work"
+                );
+            }
+            while !stop.load(Ordering::Relaxed) && board.version() == version {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            continue;
+        };
         let top = work.target_top();
         let mut start = 0u64;
         while start < 1 << 32 {
@@ -105,14 +127,19 @@ fn mine(
             kernel.search(&unit.pre, start, end, top, &mut candidates);
             status.add_hashes(end - start);
             for nonce in candidates.drain(..) {
-                if work.target.is_met_by(&unit.hash(nonce)) {
-                    let _ = shares.send(FoundShare {
+                let hash = unit.hash(nonce);
+                if work.target.is_met_by(&hash) {
+                    let found = FoundShare {
                         work: work.clone(),
                         extranonce2: unit.extranonce2.clone(),
                         ntime: unit.ntime,
                         nonce: Nonce(nonce),
                         version_bits: unit.version_bits,
-                    });
+                        is_block: work.network_target.is_some_and(|t| t.is_met_by(&hash)),
+                    };
+                    if let Err(TrySendError::Full(_)) = shares.try_send(found) {
+                        status.drop_share("queue-full");
+                    }
                 }
             }
             start = end;

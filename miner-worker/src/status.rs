@@ -15,6 +15,8 @@ pub struct Status {
     pub connected: AtomicBool,
     difficulty_bits: AtomicU64,
     reasons: Mutex<BTreeMap<String, u64>>,
+    /// Shares found but not submitted, by why (`queue-full`, `rate-cap`).
+    dropped: Mutex<BTreeMap<&'static str, u64>>,
     samples: Mutex<VecDeque<(Instant, u64)>>,
 }
 
@@ -30,6 +32,16 @@ impl Status {
     pub fn reject(&self, reason: &str) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         *self.reasons.lock().entry(reason.to_owned()).or_default() += 1;
+    }
+
+    /// A share found but not submitted: the queue to the client was full, or the submit rate
+    /// cap was reached.
+    pub fn drop_share(&self, why: &'static str) {
+        *self.dropped.lock().entry(why).or_default() += 1;
+    }
+
+    pub fn dropped(&self) -> BTreeMap<&'static str, u64> {
+        self.dropped.lock().clone()
     }
 
     pub fn reasons(&self) -> BTreeMap<String, u64> {

@@ -5,8 +5,14 @@
 //! With version rolling granted, the low unit bits roll version bits inside the mask (a new
 //! midstate only) and extranonce2 changes rarely (a new coinbase and merkle root). ntime
 //! follows the clock from the job's ntime, never below it and never ahead of now.
+//!
+//! Nothing here trusts the pool: the unit space is finite (a unit is never handed out twice;
+//! when the space runs out the threads wait for new work), versions are only rolled inside
+//! the mask both sides agreed on and only on a BIP 9 version, ntime arithmetic saturates, and
+//! the search target is never easier than the worker's own floor (see [`Terms::floor`]),
+//! except for block candidates, which are always kept.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,21 +24,49 @@ use protocol::{
 
 use crate::search::Precomputed;
 
+/// What the pool set for the work besides the job itself.
+#[derive(Debug, Clone)]
+pub struct Terms {
+    pub extranonce1: Extranonce1,
+    pub extranonce2_size: usize,
+    /// The pool's share difficulty.
+    pub difficulty: Difficulty,
+    /// The worker's own floor: shares easier than this are not searched for (the pool would
+    /// get more shares per second than the worker submits), except block candidates.
+    pub floor: Option<Difficulty>,
+    /// The version bits both sides agreed to roll (what we asked AND what the pool granted).
+    pub version_mask: Option<VersionMask>,
+}
+
+/// The top three bits of a BIP 9 version: `001`.
+const BIP9_TOP_MASK: u32 = 0xe000_0000;
+const BIP9_TOP_BITS: u32 = 0x2000_0000;
+
 /// A job as this worker mines it.
 pub struct JobWork {
     pub job: Notify,
     pub extranonce1: Extranonce1,
     pub extranonce2_size: usize,
-    /// Shares must meet this (the job's difficulty, or a later higher one).
+    /// The pool's difficulty: shares are credited at this.
     pub difficulty: Difficulty,
+    /// What a hash must meet to be submitted: the pool's target, or the worker's floor
+    /// when that is harder, but never harder than the network's (a block is always kept).
     pub target: Target,
+    /// The network's target (from nbits): a share meeting it is a block candidate.
+    pub network_target: Option<Target>,
+    /// The mask rolled on this job: the agreed one, when the job's version is BIP 9.
     pub version_mask: Option<VersionMask>,
     /// Which connection the job came from: shares of an older connection are not submitted.
     pub connection: u64,
     received: Instant,
-    /// Unit counter shared by every job of one connection and extranonce1, so re-publishing
-    /// a job (a raised difficulty) never repeats a unit already searched.
+    /// Unit counter shared by every publication of this job with these terms, so
+    /// re-publishing it (a raised difficulty, the same extranonce1 again) never repeats a
+    /// unit already searched.
     next_unit: Arc<AtomicU64>,
+    /// How many units exist (`None`: more than a `u64` counts).
+    units: Option<u64>,
+    /// Set by the first thread that finds the unit space used up (it says so, once).
+    exhausted: AtomicBool,
 }
 
 /// One thread's slice: every nonce of one (extranonce2, version) pair.
@@ -68,26 +102,46 @@ fn deposit(mut value: u32, mask: u32) -> u32 {
 }
 
 impl JobWork {
-    pub fn new(
-        job: Notify,
-        extranonce1: Extranonce1,
-        extranonce2_size: usize,
-        difficulty: Difficulty,
-        version_mask: Option<VersionMask>,
-        connection: u64,
-        units: Arc<AtomicU64>,
-    ) -> Self {
+    pub fn new(job: Notify, terms: Terms, connection: u64, units: Arc<AtomicU64>) -> Self {
+        let pool_target = terms.difficulty.to_target();
+        let network_target = job.nbits.to_target().ok();
+        let target = match terms.floor {
+            Some(floor) if floor > terms.difficulty => {
+                let network = network_target.unwrap_or(Target::from_be_bytes([0; 32]));
+                pool_target.min(floor.to_target().max(network))
+            }
+            _ => pool_target,
+        };
+        let version_mask = terms
+            .version_mask
+            .filter(|m| m.0 != 0 && m.0 & BIP9_TOP_MASK == 0)
+            .filter(|_| job.version.0 & BIP9_TOP_MASK == BIP9_TOP_BITS);
+        let roll_bits = version_mask.map_or(0, |m| m.0.count_ones().min(16));
+        let space_bits = 8 * terms.extranonce2_size.min(8) as u32 + roll_bits;
         JobWork {
             job,
-            extranonce1,
-            extranonce2_size,
-            difficulty,
-            target: difficulty.to_target(),
+            extranonce1: terms.extranonce1,
+            extranonce2_size: terms.extranonce2_size,
+            difficulty: terms.difficulty,
+            target,
+            network_target,
             version_mask,
             connection,
             received: Instant::now(),
             next_unit: units,
+            units: 1u64.checked_shl(space_bits),
+            exhausted: AtomicBool::new(false),
         }
+    }
+
+    /// How many units this job has (`None`: more than a `u64` counts).
+    pub fn unit_count(&self) -> Option<u64> {
+        self.units
+    }
+
+    /// Whether this call is the first to find the unit space used up.
+    pub fn first_to_exhaust(&self) -> bool {
+        !self.exhausted.swap(true, Ordering::Relaxed)
     }
 
     /// The top 32 bits of the share target, for the kernels' early reject.
@@ -100,10 +154,17 @@ impl JobWork {
         self.version_mask.map_or(0, |m| m.0.count_ones().min(16))
     }
 
-    /// The next unused unit.
-    pub fn next_unit(&self) -> Unit {
+    /// The next unused unit, or `None` when every unit of the job has been handed out
+    /// (extranonce2 and version bits cannot make a header not searched already).
+    pub fn next_unit(&self) -> Option<Unit> {
         let id = self.next_unit.fetch_add(1, Ordering::Relaxed);
-        self.unit(id)
+        if self.units.is_some_and(|n| id >= n) {
+            // Keep the counter at the end, so it never wraps however long threads ask.
+            self.next_unit
+                .fetch_min(self.units.unwrap_or(u64::MAX), Ordering::Relaxed);
+            return None;
+        }
+        Some(self.unit(id))
     }
 
     pub fn unit(&self, id: u64) -> Unit {
@@ -117,8 +178,14 @@ impl JobWork {
             }
             None => (self.job.version, None),
         };
-        let elapsed = self.received.elapsed().as_secs() as u32;
-        let ntime = Ntime((self.job.ntime.0 + elapsed).min(unix_now().max(self.job.ntime.0)));
+        let elapsed = u32::try_from(self.received.elapsed().as_secs()).unwrap_or(u32::MAX);
+        let ntime = Ntime(
+            self.job
+                .ntime
+                .0
+                .saturating_add(elapsed)
+                .min(unix_now().max(self.job.ntime.0)),
+        );
         let header =
             header_bytes(
                 &self
@@ -209,20 +276,27 @@ mod tests {
         }
     }
 
+    fn terms(en2: usize, mask: Option<VersionMask>) -> Terms {
+        Terms {
+            extranonce1: Extranonce1(vec![0; 4]),
+            extranonce2_size: en2,
+            difficulty: Difficulty::ONE,
+            floor: None,
+            version_mask: mask,
+        }
+    }
+
     #[test]
     fn units_are_disjoint_and_roll_versions_within_the_mask() {
         let w = JobWork::new(
             job(),
-            Extranonce1(vec![0; 4]),
-            4,
-            Difficulty::ONE,
-            Some(VersionMask(0x1fffe000)),
+            terms(4, Some(VersionMask(0x1fffe000))),
             1,
             Default::default(),
         );
         let mut seen = std::collections::HashSet::new();
         for _ in 0..1000 {
-            let u = w.next_unit();
+            let u = w.next_unit().unwrap();
             let bits = u.version_bits.unwrap();
             assert_eq!(bits.0 & !0x1fffe000, 0);
             assert_eq!(u.version.0 & !0x1fffe000, 0x2000_0000);
@@ -231,16 +305,92 @@ mod tests {
                 "units repeat"
             );
         }
-        let plain = JobWork::new(
+        let plain = JobWork::new(job(), terms(4, None), 1, Default::default());
+        assert_ne!(
+            plain.next_unit().unwrap().extranonce2,
+            plain.next_unit().unwrap().extranonce2
+        );
+    }
+
+    #[test]
+    fn a_finite_unit_space_runs_out_instead_of_wrapping() {
+        let none = JobWork::new(job(), terms(0, None), 1, Default::default());
+        assert_eq!(none.unit_count(), Some(1));
+        assert!(none.next_unit().is_some());
+        for _ in 0..10 {
+            assert!(
+                none.next_unit().is_none(),
+                "no second unit without extranonce2"
+            );
+        }
+        assert!(none.first_to_exhaust());
+        assert!(!none.first_to_exhaust(), "said once");
+
+        let one = JobWork::new(job(), terms(1, None), 1, Default::default());
+        let all: std::collections::HashSet<_> = std::iter::from_fn(|| one.next_unit())
+            .map(|u| u.extranonce2)
+            .collect();
+        assert_eq!(all.len(), 256, "every one-byte extranonce2 once");
+
+        let big = JobWork::new(
             job(),
-            Extranonce1(vec![0; 4]),
-            4,
-            Difficulty::ONE,
-            None,
+            terms(16, Some(VersionMask::BIP320)),
             1,
             Default::default(),
         );
-        assert_ne!(plain.next_unit().extranonce2, plain.next_unit().extranonce2);
+        assert_eq!(big.unit_count(), None, "more than a u64 counts");
+        assert_eq!(big.next_unit().unwrap().extranonce2.0.len(), 16);
+    }
+
+    #[test]
+    fn only_bip9_versions_inside_the_agreed_mask_are_rolled() {
+        // A mask with the top bits is refused whole: the rolled version would not be BIP 9.
+        let bad = JobWork::new(
+            job(),
+            terms(4, Some(VersionMask(u32::MAX))),
+            1,
+            Default::default(),
+        );
+        assert_eq!(bad.version_mask, None);
+        assert_eq!(bad.next_unit().unwrap().version, Version(0x2000_0000));
+        let mut old = job();
+        old.version = Version(2);
+        let w = JobWork::new(
+            old,
+            terms(4, Some(VersionMask::BIP320)),
+            1,
+            Default::default(),
+        );
+        let u = w.next_unit().unwrap();
+        assert_eq!((u.version, u.version_bits), (Version(2), None));
+    }
+
+    #[test]
+    fn ntime_near_the_end_of_time_saturates() {
+        let mut j = job();
+        j.ntime = Ntime(u32::MAX);
+        let w = JobWork::new(j, terms(4, None), 1, Default::default());
+        assert_eq!(w.next_unit().unwrap().ntime, Ntime(u32::MAX));
+    }
+
+    #[test]
+    fn the_floor_raises_the_search_target_but_keeps_blocks() {
+        let mut t = terms(4, None);
+        t.difficulty = Difficulty::new(1e-300).unwrap();
+        t.floor = Some(Difficulty::new(0.01).unwrap());
+        let mut hard = job();
+        hard.nbits = CompactTarget::from_consensus(0x1d00ffff);
+        let w = JobWork::new(hard, t.clone(), 1, Default::default());
+        assert_eq!(w.target, Difficulty::new(0.01).unwrap().to_target());
+        // A network easier than the floor: every block candidate is still searched for.
+        let mut easy = job();
+        easy.nbits = CompactTarget::from_consensus(0x207fffff);
+        let w = JobWork::new(easy.clone(), t.clone(), 1, Default::default());
+        assert_eq!(w.target, easy.nbits.to_target().unwrap());
+        // Never easier than the pool's own target.
+        t.difficulty = Difficulty::new(1.0).unwrap();
+        let w = JobWork::new(easy, t, 1, Default::default());
+        assert_eq!(w.target, Difficulty::ONE.to_target());
     }
 
     #[test]

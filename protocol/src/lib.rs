@@ -36,7 +36,9 @@ pub use job::{
     merkle_root_from_branch, Notify,
 };
 pub use jsonrpc::{Call, Id, Message, Response};
-pub use server::{ConfigureResult, ServerNotification, SubscribeResult};
+pub use server::{
+    ConfigureResult, ServerNotification, SubscribeResult, MAX_EXTRANONCE1_LEN, MAX_EXTRANONCE2_SIZE,
+};
 pub use target::{
     CompactTarget, CompactTargetError, Difficulty, Hashrate, InvalidDifficulty, Target, Work,
 };

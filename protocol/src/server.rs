@@ -35,6 +35,41 @@ pub enum ServerNotification {
     ShowMessage(String),
 }
 
+/// The longest extranonce2 a pool may ask for, in bytes. Pools use 2 to 8; 16 leaves room for
+/// proxies that split the space further, and keeps a hostile `2^64 - 1` from ever reaching an
+/// allocation.
+pub const MAX_EXTRANONCE2_SIZE: usize = 16;
+
+/// The longest extranonce1 a pool may assign, in bytes (pools use 2 to 8).
+pub const MAX_EXTRANONCE1_LEN: usize = 32;
+
+/// An extranonce2 size as a pool sends it, checked against [`MAX_EXTRANONCE2_SIZE`].
+fn extranonce2_size(v: Option<&Value>, index: usize) -> Result<usize, ParamsError> {
+    let n = v.and_then(Value::as_u64).ok_or(ParamsError::Missing {
+        index,
+        name: "extranonce2_size",
+    })?;
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n <= MAX_EXTRANONCE2_SIZE)
+        .ok_or_else(|| ParamsError::Invalid {
+            name: "extranonce2_size",
+            reason: format!("{n} bytes (at most {MAX_EXTRANONCE2_SIZE})"),
+        })
+}
+
+/// An extranonce1 as a pool sends it, at most [`MAX_EXTRANONCE1_LEN`] bytes.
+fn extranonce1(v: &Value) -> Result<Extranonce1, ParamsError> {
+    let en1 = Extranonce1::from_hex(value_str("extranonce1", v)?)?;
+    if en1.0.len() > MAX_EXTRANONCE1_LEN {
+        return Err(ParamsError::Invalid {
+            name: "extranonce1",
+            reason: format!("{} bytes (at most {MAX_EXTRANONCE1_LEN})", en1.0.len()),
+        });
+    }
+    Ok(en1)
+}
+
 /// A whole number as pools write it: `3333`, `3333.0` (pools in languages without integers)
 /// or `"3333"`.
 fn loose_uint(v: &Value) -> Option<u64> {
@@ -75,14 +110,8 @@ impl ServerNotification {
                 })?)
             }
             SET_EXTRANONCE => ServerNotification::SetExtranonce {
-                extranonce1: Extranonce1::from_hex(value_str("extranonce1", first()?)?)?,
-                extranonce2_size: p
-                    .get(1)
-                    .and_then(Value::as_u64)
-                    .ok_or(ParamsError::Missing {
-                        index: 1,
-                        name: "extranonce2_size",
-                    })? as usize,
+                extranonce1: extranonce1(first()?)?,
+                extranonce2_size: extranonce2_size(p.get(1), 1)?,
             },
             SET_VERSION_MASK => ServerNotification::SetVersionMask(VersionMask::from_hex(
                 value_str("version_mask", first()?)?,
@@ -178,6 +207,7 @@ impl SubscribeResult {
     }
 
     /// Parse, accepting both a list of pairs and a single bare pair as the first element.
+    /// Sizes beyond [`MAX_EXTRANONCE1_LEN`] / [`MAX_EXTRANONCE2_SIZE`] are refused.
     pub fn from_value(v: &Value) -> Result<SubscribeResult, ParamsError> {
         let a = v.as_array().ok_or(ParamsError::WrongType {
             name: "subscribe result",
@@ -198,20 +228,11 @@ impl SubscribeResult {
             Some(p @ Value::Array(_)) => pair(p).into_iter().collect(),
             _ => Vec::new(),
         };
-        let extranonce1 = Extranonce1::from_hex(value_str(
-            "extranonce1",
-            a.get(1).ok_or(ParamsError::Missing {
-                index: 1,
-                name: "extranonce1",
-            })?,
-        )?)?;
-        let extranonce2_size = a
-            .get(2)
-            .and_then(Value::as_u64)
-            .ok_or(ParamsError::Missing {
-                index: 2,
-                name: "extranonce2_size",
-            })? as usize;
+        let extranonce1 = extranonce1(a.get(1).ok_or(ParamsError::Missing {
+            index: 1,
+            name: "extranonce1",
+        })?)?;
+        let extranonce2_size = extranonce2_size(a.get(2), 2)?;
         Ok(SubscribeResult {
             subscriptions,
             extranonce1,

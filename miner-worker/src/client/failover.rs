@@ -1,11 +1,17 @@
 //! Pools in failover order: connect to the first that answers, back off with jitter between
 //! attempts, follow `client.reconnect`, and go back to the primary when it returns.
+//!
+//! The backoff grows across every session that ends without having worked (lasted
+//! [`session::STABLE_AFTER`] or had a share accepted), whatever the pool says: a pool that
+//! asks for an immediate reconnect after each handshake, or that sends a job and closes,
+//! gets fewer and fewer connections, not a storm. A reconnect the pool asks for waits at
+//! least [`RECONNECT_FLOOR`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{self, Outcome, SessionConfig};
@@ -13,6 +19,9 @@ use crate::config::PoolUrl;
 use crate::miner::FoundShare;
 use crate::status::Status;
 use crate::work::WorkBoard;
+
+/// The shortest wait before following `client.reconnect` (a pool's `0` included).
+pub const RECONNECT_FLOOR: Duration = Duration::from_secs(1);
 
 /// Exponential backoff: 250 ms doubling up to `max`, each wait jittered by +-50 %.
 pub struct Backoff {
@@ -51,7 +60,7 @@ pub async fn run(
     cfg: FailoverConfig,
     board: Arc<WorkBoard>,
     status: Arc<Status>,
-    mut shares: UnboundedReceiver<FoundShare>,
+    mut shares: Receiver<FoundShare>,
     shutdown: CancellationToken,
 ) {
     let mut index = 0usize;
@@ -88,19 +97,33 @@ pub async fn run(
                 backoff.reset();
                 Duration::ZERO
             }
-            Outcome::Reconnect { to, wait } => {
-                tracing::info!(to = ?to.as_ref().map(|p| p.to_string()), wait_secs = wait.as_secs(), "pool asked us to reconnect");
+            Outcome::Reconnect { to, wait, healthy } => {
+                let wait = if healthy {
+                    backoff.reset();
+                    wait.max(RECONNECT_FLOOR)
+                } else {
+                    wait.max(RECONNECT_FLOOR).max(backoff.next_wait())
+                };
+                tracing::info!(
+                    to = ?to.as_ref().map(|p| p.to_string()),
+                    wait_ms = wait.as_millis() as u64,
+                    "pool asked us to reconnect"
+                );
                 redirect = to;
-                backoff.reset();
                 wait
             }
-            Outcome::Lost { reason, mined } => {
+            Outcome::Lost {
+                reason,
+                mined,
+                healthy,
+            } => {
                 tracing::warn!(pool = %pool, reason, "connection lost");
                 redirect = None;
-                if mined {
-                    // A working session ended: retry the same pool first.
+                if healthy {
                     backoff.reset();
-                } else {
+                }
+                // A session that delivered work: retry the same pool first.
+                if !mined {
                     index = (index + 1) % cfg.pools.len();
                 }
                 backoff.next_wait()

@@ -2,6 +2,10 @@
 //! backoff, return to the primary, and `client.reconnect` handling.
 
 pub mod failover;
+pub mod log_limit;
+pub mod pool_text;
 pub mod session;
+pub mod state;
+pub mod submit_cap;
 
 pub use failover::run;

@@ -1,42 +1,55 @@
 //! One connection to one pool: configure (version rolling), subscribe, authorize, then follow
 //! notifications and submit shares, until the connection ends, the pool asks us to reconnect,
 //! or the primary pool is back.
+//!
+//! The I/O side of a session; what the pool says is checked and kept in [`PoolState`]. Every
+//! write has a deadline (`--timeout`) and gives way to shutdown, so a pool that stops reading
+//! can neither wedge the worker nor keep it past SIGTERM.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use protocol::{
-    ClientRequest, Configure, ConfigureResult, Difficulty, Extranonce1, Id, Message, Notify,
-    ServerNotification, Submit, SubscribeResult, VersionMask, WorkerName,
+    ClientRequest, Configure, Difficulty, Id, Message, ServerNotification, StratumCodec, Submit,
+    VersionMask, WorkerName,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
+use super::pool_text::PoolText;
+use super::state::{Heard, Pending, PoolState};
 use crate::config::PoolUrl;
 use crate::miner::FoundShare;
 use crate::status::Status;
-use crate::work::{JobWork, WorkBoard};
+use crate::work::WorkBoard;
+
+/// A session that lasted this long, or had a share accepted, was a working one: its end
+/// resets the reconnect backoff. Anything shorter keeps the backoff growing.
+pub const STABLE_AFTER: Duration = Duration::from_secs(60);
 
 /// How a session ended.
 #[derive(Debug)]
 pub enum Outcome {
     Shutdown,
-    /// The pool sent `client.reconnect`.
+    /// The pool sent `client.reconnect` (to a host the operator allows).
     Reconnect {
         to: Option<PoolUrl>,
         wait: Duration,
+        healthy: bool,
     },
     /// The primary answers again (we were on a backup).
     Failback,
-    /// The connection failed or ended; `mined` tells whether it ever delivered work.
+    /// The connection failed or ended; `mined` tells whether it ever delivered work,
+    /// `healthy` whether it lasted [`STABLE_AFTER`] or had a share accepted.
     Lost {
         reason: String,
         mined: bool,
+        healthy: bool,
     },
 }
 
@@ -48,26 +61,21 @@ pub struct SessionConfig {
     pub extranonce_subscribe: bool,
     pub timeout: Duration,
     pub idle_timeout: Duration,
+    /// Hosts `client.reconnect` may send the worker to besides the pool's own (`*`: any).
+    pub allow_redirect: Vec<String>,
+    /// Submits per second at most.
+    pub max_share_rate: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Pending {
-    Configure,
-    Subscribe,
-    Authorize,
-    Submit,
-    Other,
-}
-
-struct State {
-    extranonce1: Option<Extranonce1>,
-    extranonce2_size: usize,
-    difficulty: Difficulty,
-    version_mask: Option<VersionMask>,
-    job: Option<Notify>,
-    connection: u64,
-    units: Arc<std::sync::atomic::AtomicU64>,
-    mined: bool,
+impl SessionConfig {
+    /// Whether `client.reconnect` to `to` is followed from a session on `pool`.
+    pub fn redirect_allowed(&self, pool: &PoolUrl, to: &PoolUrl) -> bool {
+        to.host.eq_ignore_ascii_case(&pool.host)
+            || self
+                .allow_redirect
+                .iter()
+                .any(|h| h == "*" || h.eq_ignore_ascii_case(&to.host))
+    }
 }
 
 /// Lines longer than this from a pool are refused (coinbases with many outputs stay far below).
@@ -78,7 +86,7 @@ const MAX_LINE: usize = 256 * 1024;
 pub struct Plumbing<'a> {
     pub board: &'a WorkBoard,
     pub status: &'a Status,
-    pub shares: &'a mut UnboundedReceiver<FoundShare>,
+    pub shares: &'a mut Receiver<FoundShare>,
     pub shutdown: &'a CancellationToken,
 }
 
@@ -95,32 +103,33 @@ pub async fn run(
         shares,
         shutdown,
     } = io;
+    let started = Instant::now();
+    let accepted_before = status.accepted.load(Ordering::Relaxed);
+    let healthy = || {
+        started.elapsed() >= STABLE_AFTER
+            || status.accepted.load(Ordering::Relaxed) > accepted_before
+    };
     let addr = format!("{}:{}", pool.host, pool.port);
-    let stream = match tokio::time::timeout(cfg.timeout, TcpStream::connect(&addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return lost(format!("connect {addr}: {e}"), false),
-        Err(_) => return lost(format!("connect {addr}: timed out"), false),
+    let stream = tokio::select! {
+        _ = shutdown.cancelled() => return Outcome::Shutdown,
+        s = tokio::time::timeout(cfg.timeout, TcpStream::connect(&addr)) => match s {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return lost(format!("connect {addr}: {e}"), false, false),
+            Err(_) => return lost(format!("connect {addr}: timed out"), false, false),
+        },
     };
     let _ = stream.set_nodelay(true);
-    let mut framed = Framed::new(stream, protocol::StratumCodec::with_max_line(MAX_LINE));
+    let mut framed = Framed::new(stream, StratumCodec::with_max_line(MAX_LINE));
     let mut pending: HashMap<u64, (Pending, Instant)> = HashMap::new();
     let mut next_id = 1u64;
-    let mut state = State {
-        extranonce1: None,
-        extranonce2_size: 0,
-        difficulty: Difficulty::ONE,
-        version_mask: None,
-        job: None,
-        connection,
-        units: Default::default(),
-        mined: false,
-    };
+    let asked_mask = cfg.version_rolling.then_some(VersionMask::BIP320);
+    let mut state = PoolState::new(connection, asked_mask, cfg.max_share_rate);
 
     let mut opening = Vec::new();
-    if cfg.version_rolling {
+    if let Some(mask) = asked_mask {
         opening.push((
             Pending::Configure,
-            ClientRequest::Configure(Configure::version_rolling(VersionMask::BIP320, 2)),
+            ClientRequest::Configure(Configure::version_rolling(mask, 2)),
         ));
     }
     opening.push((
@@ -147,11 +156,9 @@ pub async fn run(
         let id = next_id;
         next_id += 1;
         pending.insert(id, (kind, Instant::now()));
-        if let Err(e) = framed
-            .send(Message::Call(req.to_call(Id::number(id))))
-            .await
-        {
-            return lost(format!("send: {e}"), false);
+        let call = Message::Call(req.to_call(Id::number(id)));
+        if let Err(out) = send(&mut framed, call, cfg.timeout, shutdown, false, false).await {
+            return out;
         }
     }
     // Drop shares queued for an earlier connection.
@@ -164,19 +171,19 @@ pub async fn run(
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         (url, t)
     });
-    status
-        .connected
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    status.connected.store(true, Ordering::Relaxed);
     tracing::info!(pool = %pool, "connected");
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Outcome::Shutdown,
             frame = framed.next() => {
                 let msg = match frame {
-                    None => return lost("pool closed the connection".into(), state.mined),
-                    Some(Err(e)) => return lost(format!("read: {e}"), state.mined),
+                    None => return lost("pool closed the connection".into(), state.mined, healthy()),
+                    Some(Err(e)) => return lost(format!("read: {e}"), state.mined, healthy()),
                     Some(Ok(Err(e))) => {
-                        tracing::warn!(error = %e, "unreadable line from pool");
+                        if state.logs.allow("unreadable") {
+                            tracing::warn!(error = %PoolText(&e.to_string()), "unreadable line from pool");
+                        }
                         continue;
                     }
                     Some(Ok(Ok(m))) => m,
@@ -187,29 +194,46 @@ pub async fn run(
                         let Some((kind, _)) = r.id.as_u64().and_then(|id| pending.remove(&id)) else {
                             continue;
                         };
-                        if let Some(out) = on_response(kind, r.outcome, &mut state, board, status) {
-                            return out;
+                        if let Err(reason) = state.on_response(kind, r.outcome, board, status) {
+                            return lost(reason, state.mined, healthy());
                         }
                     }
-                    Message::Call(call) => {
-                        match ServerNotification::from_call(&call) {
-                            Ok(n) => {
-                                if let Some(out) = on_notification(n, &mut state, board, status) {
-                                    return out;
+                    Message::Call(call) => match ServerNotification::from_call(&call) {
+                        Ok(n) => match state.on_notification(n, board, status) {
+                            Heard::Nothing => {}
+                            Heard::Reconnect { to: Some(to), .. } if !cfg.redirect_allowed(pool, &to) => {
+                                if state.logs.allow("redirect") {
+                                    tracing::warn!(
+                                        to = %PoolText(&to.to_string()),
+                                        "client.reconnect to another host ignored (allow it with --allow-redirect)"
+                                    );
                                 }
                             }
-                            Err(_) if !call.id.is_null() => {
-                                // A request we do not implement (client.get_version, ...).
-                                let answer = if call.method == "client.get_version" {
-                                    Message::ok(call.id, json!(concat!("miner-worker/", env!("CARGO_PKG_VERSION"))))
-                                } else {
-                                    Message::err(call.id, protocol::StratumError::new(protocol::ErrorCode::Other, "not supported"))
-                                };
-                                let _ = framed.send(answer).await;
+                            Heard::Reconnect { to, wait } => {
+                                return Outcome::Reconnect { to, wait, healthy: healthy() };
                             }
-                            Err(e) => tracing::debug!(method = %call.method, error = %e, "ignored notification"),
+                        },
+                        Err(_) if !call.id.is_null() => {
+                            // A request we do not implement (client.get_version, ...).
+                            let answer = if call.method == "client.get_version" {
+                                Message::ok(call.id, json!(concat!("miner-worker/", env!("CARGO_PKG_VERSION"))))
+                            } else {
+                                Message::err(call.id, protocol::StratumError::new(protocol::ErrorCode::Other, "not supported"))
+                            };
+                            if let Err(out) = send(&mut framed, answer, cfg.timeout, shutdown, state.mined, healthy()).await {
+                                return out;
+                            }
                         }
-                    }
+                        Err(e) => {
+                            if state.logs.allow("ignored") {
+                                tracing::debug!(
+                                    method = %PoolText(&call.method),
+                                    error = %PoolText(&e.to_string()),
+                                    "ignored notification"
+                                );
+                            }
+                        }
+                    },
                 }
             }
             Some(share) = shares.recv() => {
@@ -218,8 +242,13 @@ pub async fn run(
                 }
                 // Found on the previous block: the pool would only answer "stale" (as
                 // cpuminer does, such a share is dropped rather than sent).
-                if state.job.as_ref().is_some_and(|j| j.prevhash != share.work.job.prevhash) {
-                    tracing::debug!(job = %share.work.job.job_id, "share for a replaced block; not submitted");
+                if state.job().is_some_and(|j| j.prevhash != share.work.job.prevhash) {
+                    tracing::debug!("share for a replaced block; not submitted");
+                    continue;
+                }
+                // Over the cap: dropped and counted (a block candidate always goes).
+                if !state.take_submit(share.is_block) {
+                    status.drop_share("rate-cap");
                     continue;
                 }
                 let id = next_id;
@@ -233,12 +262,17 @@ pub async fn run(
                     version_bits: share.version_bits,
                 };
                 pending.insert(id, (Pending::Submit, Instant::now()));
-                if let Err(e) = framed.send(Message::Call(ClientRequest::Submit(submit).to_call(Id::number(id)))).await {
-                    return lost(format!("send: {e}"), state.mined);
+                let call = Message::Call(ClientRequest::Submit(submit).to_call(Id::number(id)));
+                if let Err(out) = send(&mut framed, call, cfg.timeout, shutdown, state.mined, healthy()).await {
+                    return out;
                 }
             }
             _ = tick.tick() => {
                 status.sample();
+                state.tick(board, status);
+                for (kind, n) in state.logs.summaries() {
+                    tracing::warn!(kind, "{n} similar in 10 s (not logged)");
+                }
                 let now = Instant::now();
                 let expired: Vec<u64> = pending
                     .iter()
@@ -250,14 +284,14 @@ pub async fn run(
                         match kind {
                             Pending::Submit => status.reject("timeout"),
                             Pending::Subscribe | Pending::Authorize => {
-                                return lost(format!("no answer to {kind:?}"), state.mined)
+                                return lost(format!("no answer to {kind:?}"), state.mined, healthy())
                             }
                             _ => tracing::debug!(?kind, "no answer; going on without it"),
                         }
                     }
                 }
                 if now.duration_since(last_rx) > cfg.idle_timeout {
-                    return lost("pool silent for too long".into(), state.mined);
+                    return lost("pool silent for too long".into(), state.mined, healthy());
                 }
             }
             Some(_) = async {
@@ -277,143 +311,30 @@ pub async fn run(
     }
 }
 
-fn lost(reason: String, mined: bool) -> Outcome {
-    Outcome::Lost { reason, mined }
-}
-
-fn on_response(
-    kind: Pending,
-    outcome: Result<Value, protocol::StratumError>,
-    state: &mut State,
-    board: &WorkBoard,
-    status: &Status,
-) -> Option<Outcome> {
-    match kind {
-        Pending::Configure => {
-            state.version_mask = outcome
-                .ok()
-                .and_then(|v| ConfigureResult::from_value(&v).ok())
-                .and_then(|c| c.version_rolling)
-                .filter(|m| m.0 != 0);
-            tracing::info!(mask = ?state.version_mask, "version rolling");
-        }
-        Pending::Subscribe => match outcome.map(|v| SubscribeResult::from_value(&v)) {
-            Ok(Ok(s)) => {
-                state.extranonce1 = Some(s.extranonce1);
-                state.extranonce2_size = s.extranonce2_size;
-                publish(state, board, true);
-            }
-            Ok(Err(e)) => return Some(lost(format!("bad subscribe answer: {e}"), false)),
-            Err(e) => return Some(lost(format!("subscribe refused: {e}"), false)),
+/// One line to the pool, within `timeout` and giving way to shutdown: a pool that stops
+/// reading ends the session, it never holds the worker.
+async fn send(
+    framed: &mut Framed<TcpStream, StratumCodec>,
+    msg: Message,
+    timeout: Duration,
+    shutdown: &CancellationToken,
+    mined: bool,
+    healthy: bool,
+) -> Result<(), Outcome> {
+    tokio::select! {
+        _ = shutdown.cancelled() => Err(Outcome::Shutdown),
+        r = tokio::time::timeout(timeout, framed.send(msg)) => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(lost(format!("send: {e}"), mined, healthy)),
+            Err(_) => Err(lost(format!("send: the pool read nothing for {timeout:?}"), mined, healthy)),
         },
-        Pending::Authorize => match outcome {
-            Ok(Value::Bool(true)) => tracing::info!("authorized"),
-            Ok(other) => tracing::error!(answer = %other, "authorization refused; check the login"),
-            Err(e) => tracing::error!(error = %e, "authorization refused; check the login"),
-        },
-        Pending::Submit => match outcome {
-            Ok(Value::Bool(true)) => {
-                status.accept();
-                tracing::info!("{} yes!", status.line());
-            }
-            Ok(other) => {
-                status.reject("rejected");
-                tracing::warn!(answer = %other, "{} booooo", status.line());
-            }
-            Err(e) => {
-                let reason = match e.code {
-                    protocol::ErrorCode::JobNotFound => "stale",
-                    protocol::ErrorCode::Duplicate => "duplicate",
-                    protocol::ErrorCode::LowDifficulty => "low-difficulty",
-                    protocol::ErrorCode::Unauthorized => "unauthorized",
-                    protocol::ErrorCode::NotSubscribed => "not-subscribed",
-                    _ => "other",
-                };
-                status.reject(reason);
-                tracing::warn!(reason, message = %e.message, "{} booooo", status.line());
-            }
-        },
-        Pending::Other => {}
     }
-    None
 }
 
-fn publish(state: &mut State, board: &WorkBoard, clean: bool) {
-    let (Some(job), Some(en1)) = (state.job.clone(), state.extranonce1.clone()) else {
-        return;
-    };
-    state.mined = true;
-    board.publish(
-        JobWork::new(
-            job,
-            en1,
-            state.extranonce2_size,
-            state.difficulty,
-            state.version_mask,
-            state.connection,
-            state.units.clone(),
-        ),
-        clean,
-    );
-}
-
-fn on_notification(
-    n: ServerNotification,
-    state: &mut State,
-    board: &WorkBoard,
-    status: &Status,
-) -> Option<Outcome> {
-    match n {
-        ServerNotification::Notify(job) => {
-            let clean = job.clean_jobs
-                || state
-                    .job
-                    .as_ref()
-                    .is_none_or(|j| j.prevhash != job.prevhash);
-            tracing::debug!(job = %job.job_id, clean, "new job");
-            state.job = Some(job);
-            publish(state, board, clean);
-        }
-        ServerNotification::SetDifficulty(d) => {
-            let raised = d > state.difficulty;
-            state.difficulty = d;
-            status.set_difficulty(d.as_f64());
-            tracing::info!(difficulty = %d, "difficulty");
-            // A higher difficulty is honoured at once (never submit shares the pool will
-            // refuse); a lower one waits for the next job, as Stratum says.
-            if raised {
-                publish(state, board, false);
-            }
-        }
-        ServerNotification::SetExtranonce {
-            extranonce1,
-            extranonce2_size,
-        } => {
-            tracing::info!(%extranonce1, extranonce2_size, "new extranonce");
-            state.extranonce1 = Some(extranonce1);
-            state.extranonce2_size = extranonce2_size;
-            state.units = Default::default();
-            publish(state, board, true);
-        }
-        ServerNotification::SetVersionMask(m) => {
-            state.version_mask = state.version_mask.map(|_| m).filter(|m| m.0 != 0);
-            publish(state, board, true);
-        }
-        ServerNotification::Reconnect {
-            host,
-            port,
-            wait_secs,
-        } => {
-            let to = match (host, port) {
-                (Some(h), Some(p)) => Some(PoolUrl { host: h, port: p }),
-                _ => None,
-            };
-            return Some(Outcome::Reconnect {
-                to,
-                wait: Duration::from_secs(wait_secs.unwrap_or(0).min(600)),
-            });
-        }
-        ServerNotification::ShowMessage(m) => tracing::info!(message = %m, "pool says"),
+fn lost(reason: String, mined: bool, healthy: bool) -> Outcome {
+    Outcome::Lost {
+        reason,
+        mined,
+        healthy,
     }
-    None
 }

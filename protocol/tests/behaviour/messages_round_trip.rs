@@ -345,3 +345,52 @@ fn a_resume_id_is_short_printable_text_or_nothing() {
     };
     assert_eq!(resume, None);
 }
+
+/// Sizes a hostile pool could use to make a miner allocate without bound are refused at the
+/// parse, with the field named, before any value reaches an allocation.
+#[test]
+fn extranonce_sizes_beyond_the_bounds_are_refused() {
+    let subscribe = |en1: &str, size: serde_json::Value| {
+        SubscribeResult::from_value(&json!([[["mining.notify", "1"]], en1, size]))
+    };
+    for size in [
+        json!(17),
+        json!(1u64 << 40),
+        json!(u64::MAX),
+        json!(-1),
+        json!("4"),
+    ] {
+        assert!(
+            subscribe("00000001", size.clone()).is_err(),
+            "subscribe with extranonce2_size {size}"
+        );
+        let n = call(&format!(
+            r#"{{"id":null,"method":"mining.set_extranonce","params":["00",{size}]}}"#
+        ));
+        assert!(
+            ServerNotification::from_call(&n).is_err(),
+            "set_extranonce with {size}"
+        );
+    }
+    assert!(matches!(
+        subscribe("00", json!(u64::MAX)).unwrap_err(),
+        ParamsError::Invalid {
+            name: "extranonce2_size",
+            ..
+        }
+    ));
+    for size in [0, 4, 8, protocol::MAX_EXTRANONCE2_SIZE] {
+        assert_eq!(
+            subscribe("0a0b", json!(size)).unwrap().extranonce2_size,
+            size
+        );
+    }
+    let long_en1 = "ab".repeat(protocol::MAX_EXTRANONCE1_LEN + 1);
+    assert!(matches!(
+        subscribe(&long_en1, json!(4)).unwrap_err(),
+        ParamsError::Invalid {
+            name: "extranonce1",
+            ..
+        }
+    ));
+}
