@@ -10,6 +10,8 @@
 //!   message it yields round-trips.
 //! - [`p2p_blocks`]: blocks from a peer through the embedded chain's checks: never a panic,
 //!   the orphan pool stays bounded, and what was stored is never taken twice.
+//! - [`client_lines`]: lines a pool sends, through the worker's client state: never a
+//!   panic, and the work it publishes is bounded, BIP 9 and never searched twice.
 
 use std::sync::{Arc, OnceLock};
 
@@ -351,5 +353,73 @@ pub fn p2p_blocks(data: &[u8]) {
             after.1,
             "miners follow the tip"
         );
+    }
+}
+
+/// Lines a pool might send (answers to the worker's configure, subscribe, authorize and
+/// submits, and every notification), through the worker's client state in order: it never
+/// panics, and the work it publishes keeps the worker's rules: extranonce2 within bounds and
+/// of the size the pool set, versions rolled only inside the mask asked for and BIP 9, and no
+/// unit (header but nonce) handed out twice.
+pub fn client_lines(data: &[u8]) {
+    use miner_worker::client::state::{Pending, PoolState};
+    use miner_worker::status::Status;
+    use miner_worker::work::WorkBoard;
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let board = WorkBoard::default();
+    let status = Status::default();
+    let mut state = PoolState::new(1, Some(VersionMask::BIP320), 100.0);
+    let mut seen = std::collections::HashSet::new();
+    for line in text.lines() {
+        let Ok(msg) = Message::from_json(line) else {
+            continue;
+        };
+        match msg {
+            Message::Response(r) => {
+                let kind = match r.id.as_u64() {
+                    Some(1) => Pending::Configure,
+                    Some(2) => Pending::Subscribe,
+                    Some(3) => Pending::Authorize,
+                    Some(4) => Pending::Other,
+                    Some(_) => Pending::Submit,
+                    None => continue,
+                };
+                if state.on_response(kind, r.outcome, &board, &status).is_err() {
+                    return;
+                }
+            }
+            Message::Call(call) => {
+                if let Ok(n) = ServerNotification::from_call(&call) {
+                    let _ = state.on_notification(n, &board, &status);
+                }
+            }
+        }
+        let Some(work) = board.current() else {
+            continue;
+        };
+        assert!(work.extranonce2_size <= protocol::MAX_EXTRANONCE2_SIZE);
+        if let Some(mask) = work.version_mask {
+            assert_eq!(
+                mask.0 & !VersionMask::BIP320.0,
+                0,
+                "rolled outside the mask asked"
+            );
+        }
+        for _ in 0..3 {
+            let Some(unit) = work.next_unit() else {
+                break;
+            };
+            assert_eq!(unit.extranonce2.0.len(), work.extranonce2_size);
+            if unit.version_bits.is_some() {
+                assert_eq!(unit.version.0 >> 29, 0b001, "a BIP 9 version");
+            }
+            assert!(
+                seen.insert(unit.header[..76].to_vec()),
+                "a unit handed out twice"
+            );
+        }
     }
 }

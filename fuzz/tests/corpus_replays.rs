@@ -48,6 +48,11 @@ fn p2p_frames_corpus_replays_clean() {
 }
 
 #[test]
+fn client_lines_corpus_replays_clean() {
+    replay("client_lines", pool_fuzz::client_lines);
+}
+
+#[test]
 fn p2p_blocks_corpus_replays_clean() {
     replay("p2p_blocks", pool_fuzz::p2p_blocks);
 }

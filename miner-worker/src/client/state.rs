@@ -286,8 +286,9 @@ impl PoolState {
     /// [`COUNTERS`] seen.
     fn counter(&mut self, job: &Notify, terms: &Terms) -> Arc<AtomicU64> {
         let mut h = DefaultHasher::new();
-        // Everything that makes the header but ntime (which follows the clock anyway).
-        for v in job.to_params().iter().take(7) {
+        // Everything that makes the header but ntime (which follows the clock anyway); not
+        // the job id: the same job under a new id is the same search.
+        for v in job.to_params().iter().take(7).skip(1) {
             v.to_string().hash(&mut h);
         }
         terms.extranonce1.0.hash(&mut h);

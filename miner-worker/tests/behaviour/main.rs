@@ -13,6 +13,7 @@ mod calibration_picks_the_fastest_kernel;
 mod client_against_scripted_peer;
 mod compose_matches_the_binaries;
 mod dashboard_in_chromium;
+mod hostile_pool_cannot_break_the_worker;
 mod kernels_agree_with_reference;
 mod mining_threads_are_polite;
 mod monitoring_names_live_metrics;

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use clap::Parser;
 
+pub mod scripted_pool;
+
 /// A pool on 127.0.0.1 (ports chosen by the OS) storing under `dir`, started at difficulty
 /// 0.001 so a one-thread worker finds shares at once, with `extra` flags appended.
 pub async fn start_pool(dir: &Path, extra: &[&str]) -> pool_server::app::Running {
