@@ -106,7 +106,9 @@ pub fn payout_script(cfg: &Config) -> anyhow::Result<ScriptBuf> {
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let started = Instant::now();
     let descriptors = http::serve::raise_descriptor_limit();
-    let wanted = cfg.max_connections as u64 + cfg.http_max_connections as u64 + 256;
+    let wanted = (cfg.max_connections as u64)
+        .saturating_add(cfg.http_max_connections as u64)
+        .saturating_add(256);
     if descriptors < wanted {
         tracing::warn!(
             limit = descriptors,
@@ -319,7 +321,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         stats: stats.clone(),
         metrics: metrics.clone(),
         bans: bans.clone(),
-        extranonces: ExtranonceAllocator::new(cfg.extranonce1_size as usize),
+        extranonces: ExtranonceAllocator::new(cfg.extranonce1_size as usize, jobs.tip()),
         blocks: block_tx,
         session_ids: AtomicU64::new(rand::random::<u32>() as u64),
     });

@@ -447,8 +447,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range for a duration"))
+    let d = Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{s:?} is out of range for a duration"))?;
+    // Every duration is added to a clock reading somewhere: beyond a century that could
+    // overflow, and no setting of a pool means it.
+    if d > LONGEST {
+        return Err(format!("{s:?}: at most 36500d"));
+    }
+    Ok(d)
 }
+
+/// The longest duration any flag takes: a century.
+const LONGEST: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// A duration that paces or bounds something: zero would spin a timer or end at once.
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -533,6 +543,23 @@ impl Config {
         }
         if !(0.0..1.0).contains(&self.vardiff_variance) {
             bail!("--vardiff-variance must be in [0, 1)");
+        }
+        if self.vardiff_target < Duration::from_millis(50) {
+            bail!("--vardiff-target must be at least 50ms: no miner's shares are steered finer");
+        }
+        if self.vardiff_retarget < Duration::from_millis(100) {
+            bail!("--vardiff-retarget must be at least 100ms: a retarget needs shares to read");
+        }
+        if self.job_refresh < Duration::from_millis(100) {
+            bail!("--job-refresh must be at least 100ms: faster, a miner's shares go stale before they arrive");
+        }
+        if !(1..=10_000_000).contains(&self.max_connections)
+            || !(1..=10_000_000).contains(&self.max_connections_per_ip)
+        {
+            bail!("--max-connections and --max-connections-per-ip must be 1 to 10000000");
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_line) {
+            bail!("--max-line must be 1024 bytes to 16 MiB: a mining.notify with a merkle branch is longer than 1 KiB, and a session holds a line in memory");
         }
         if self
             .api_token

@@ -159,11 +159,27 @@ impl Job {
     }
 }
 
+/// The chain tip's generation as the job builder counts it: it moves with every new tip, and
+/// a share for a job of an older generation is stale.
+#[derive(Clone, Default, Debug)]
+pub struct TipGeneration(Arc<AtomicU64>);
+
+impl TipGeneration {
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// A new tip (the job builder's; tests drive it by hand).
+    pub fn advance(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::AcqRel) + 1
+    }
+}
+
 /// What sessions hold to follow jobs.
 #[derive(Clone)]
 pub struct JobFeed {
     rx: watch::Receiver<Arc<Job>>,
-    generation: Arc<AtomicU64>,
+    generation: TipGeneration,
 }
 
 impl JobFeed {
@@ -177,7 +193,12 @@ impl JobFeed {
 
     /// The generation of the current tip; older jobs are stale.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.generation.current()
+    }
+
+    /// The tip's generation, to follow without the jobs.
+    pub fn tip(&self) -> TipGeneration {
+        self.generation.clone()
     }
 }
 
@@ -201,7 +222,7 @@ pub struct JobBuilder {
     coinbase: CoinbaseBuilder,
     payouts: Option<CoinbasePayouts>,
     ids: JobIds,
-    generation: Arc<AtomicU64>,
+    generation: TipGeneration,
     last_prev: Option<BlockHash>,
     /// Merkle branch cached per template (templates are shared `Arc`s).
     branch_for: Option<(usize, Arc<Vec<bitcoin::TxMerkleNode>>)>,
@@ -213,7 +234,7 @@ impl JobBuilder {
             coinbase,
             payouts: None,
             ids,
-            generation: Arc::new(AtomicU64::new(0)),
+            generation: TipGeneration::default(),
             last_prev: None,
             branch_for: None,
         }
@@ -245,7 +266,7 @@ impl JobBuilder {
         let clean = self.last_prev != Some(template.prev_hash);
         if clean {
             self.last_prev = Some(template.prev_hash);
-            self.generation.fetch_add(1, Ordering::AcqRel);
+            self.generation.advance();
         }
         let key = Arc::as_ptr(template) as usize;
         let branch = match &self.branch_for {
@@ -285,7 +306,7 @@ impl JobBuilder {
         };
         Job::paying(
             id,
-            self.generation.load(Ordering::Acquire),
+            self.generation.current(),
             template.clone(),
             notify,
             payout,

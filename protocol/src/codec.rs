@@ -96,7 +96,7 @@ impl Decoder for StratumCodec {
                         None => continue, // blank keep-alive lines are not messages
                     }
                 }
-                None if buf.len() > self.max_line + 1 => {
+                None if buf.len() > self.max_line.saturating_add(1) => {
                     // Over the limit with no newline in sight: drop what we hold and skip the
                     // rest of this line as it streams in.
                     buf.clear();

@@ -27,15 +27,23 @@ pub(super) fn deny(s: &ApiState, headers: &HeaderMap) -> Option<Response> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    // An empty presented token never matches, whatever is configured.
-    let eq = !given.is_empty()
-        && given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    (!eq).then(|| error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+    (!tokens_match(given, expected))
+        .then(|| error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+}
+
+/// Whether the presented token is the configured one, in time that depends on neither: both
+/// are hashed to 32 bytes first, so not even the length shows (a length check before a
+/// constant-time compare tells an attacker the token's length by timing). An empty presented
+/// token never matches.
+fn tokens_match(given: &str, expected: &str) -> bool {
+    use bitcoin::hashes::{sha256, Hash};
+    let a = sha256::Hash::hash(given.as_bytes()).to_byte_array();
+    let b = sha256::Hash::hash(expected.as_bytes()).to_byte_array();
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0 && !given.is_empty()
 }
 
 #[derive(Deserialize)]
@@ -128,5 +136,19 @@ pub async fn lift_ban(
         StatusCode::NO_CONTENT.into_response()
     } else {
         error(StatusCode::NOT_FOUND, format!("{ip} is not banned"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tokens_match;
+
+    #[test]
+    fn tokens_match_only_themselves_whatever_their_length() {
+        assert!(tokens_match("s3cret-token", "s3cret-token"));
+        assert!(!tokens_match("s3cret-tokeN", "s3cret-token"));
+        assert!(!tokens_match("s3cret", "s3cret-token"), "a prefix");
+        assert!(!tokens_match("s3cret-token-and-more", "s3cret-token"));
+        assert!(!tokens_match("", ""), "an empty token never matches");
     }
 }

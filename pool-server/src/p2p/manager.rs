@@ -37,6 +37,7 @@ use crate::chain::embedded::EmbeddedChain;
 use crate::chain::genesis::network_magic;
 use crate::chain::TemplateSource;
 use crate::metrics::Metrics;
+use crate::stratum::bans::ban_key;
 use crate::stratum::bans::BanList;
 
 /// Messages a peer's send queue holds before the peer counts as not keeping up.
@@ -246,11 +247,12 @@ impl Node {
             .count()
     }
 
+    /// Inbound peers from `ip`'s address as bans count it (an IPv6 /64 is one address).
     fn inbound_from(&self, ip: IpAddr) -> usize {
         self.peers
             .lock()
             .values()
-            .filter(|p| p.direction == Direction::Inbound && p.addr.ip() == ip)
+            .filter(|p| p.direction == Direction::Inbound && ban_key(p.addr.ip()) == ban_key(ip))
             .count()
     }
 
@@ -280,7 +282,7 @@ impl Node {
                 let h = self.handshaking.lock();
                 (
                     h.values().sum::<usize>(),
-                    h.get(&addr.ip()).copied().unwrap_or(0),
+                    h.get(&ban_key(addr.ip())).copied().unwrap_or(0),
                 )
             };
             if self.count(Direction::Inbound) + pending_total >= inbound_slots {
@@ -291,7 +293,11 @@ impl Node {
                 tracing::info!(peer = %addr, "inbound peer refused: --max-inbound-per-ip reached");
                 continue;
             }
-            *self.handshaking.lock().entry(addr.ip()).or_default() += 1;
+            *self
+                .handshaking
+                .lock()
+                .entry(ban_key(addr.ip()))
+                .or_default() += 1;
             let node = self.clone();
             self.tracker
                 .spawn(async move { node.connection(stream, addr, Direction::Inbound).await });
@@ -430,10 +436,10 @@ impl Node {
         self.nonces.lock().remove(&nonce);
         if direction == Direction::Inbound {
             let mut h = self.handshaking.lock();
-            if let Some(n) = h.get_mut(&addr.ip()) {
+            if let Some(n) = h.get_mut(&ban_key(addr.ip())) {
                 *n -= 1;
                 if *n == 0 {
-                    h.remove(&addr.ip());
+                    h.remove(&ban_key(addr.ip()));
                 }
             }
         }

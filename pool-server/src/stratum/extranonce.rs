@@ -1,51 +1,94 @@
 //! Unique extranonce1 values: each live session owns one, so no two miners ever search the
-//! same coinbase. Values are leased and come back when the session ends.
+//! same coinbase. Values are leased and come back when the session ends, with one rule that
+//! keeps a share from being credited twice: a value whose session had shares accepted on the
+//! current chain tip cools until the tip moves. Duplicate detection is per session, so a new
+//! session handed the same value on the same tip could submit the old session's shares again
+//! (same job, same extranonce1: the same headers); once the tip has moved they are stale.
+//! A session that never had a share accepted on the tip gives its value back at once, so
+//! connections that only subscribe cost nothing. The guarantee does not rest on the space
+//! being large: it holds with `--extranonce1-size 2`.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use protocol::Extranonce1;
 
+use crate::jobs::TipGeneration;
+
 pub struct ExtranonceAllocator {
     size: usize,
+    tip: TipGeneration,
     state: Mutex<State>,
 }
 
 struct State {
     next: u64,
+    /// Values in use, cooling ones included.
     live: HashSet<u64>,
+    /// Values released by sessions that had shares accepted, with the tip generation they
+    /// were credited on, oldest first: free once the tip has moved past it.
+    cooling: VecDeque<(u64, u64)>,
 }
 
-/// An extranonce1 held by one session; released on drop.
+impl State {
+    fn thaw(&mut self, tip: u64) {
+        while let Some(&(generation, value)) = self.cooling.front() {
+            if generation >= tip {
+                break;
+            }
+            self.cooling.pop_front();
+            self.live.remove(&value);
+        }
+    }
+}
+
+/// An extranonce1 held by one session; released on drop (after the tip moves, when shares
+/// were accepted under it).
 pub struct Lease {
     value: u64,
     extranonce1: Extranonce1,
     owner: Arc<ExtranonceAllocator>,
+    /// The newest tip generation a share under this lease was accepted on.
+    credited_on: Option<u64>,
 }
 
 impl Lease {
     pub fn extranonce1(&self) -> &Extranonce1 {
         &self.extranonce1
     }
+
+    /// A share under this lease was accepted on tip `generation`.
+    pub fn credited(&mut self, generation: u64) {
+        self.credited_on = Some(self.credited_on.map_or(generation, |g| g.max(generation)));
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.owner.state.lock().live.remove(&self.value);
+        let tip = self.owner.tip.current();
+        let mut s = self.owner.state.lock();
+        match self.credited_on {
+            Some(generation) if generation >= tip => s.cooling.push_back((generation, self.value)),
+            _ => {
+                s.live.remove(&self.value);
+            }
+        }
     }
 }
 
 impl ExtranonceAllocator {
-    /// `size` bytes per extranonce1 (2..=8). Values start at a random point so restarts do not
-    /// hand out the same sequence.
-    pub fn new(size: usize) -> Arc<Self> {
+    /// `size` bytes per extranonce1 (2..=8), cooling values until `tip` moves. Values start
+    /// at a random point so restarts do not hand out the same sequence.
+    pub fn new(size: usize, tip: TipGeneration) -> Arc<Self> {
         assert!((2..=8).contains(&size));
         Arc::new(ExtranonceAllocator {
             size,
+            tip,
             state: Mutex::new(State {
                 next: rand::random(),
                 live: HashSet::new(),
+                cooling: VecDeque::new(),
             }),
         })
     }
@@ -58,9 +101,10 @@ impl ExtranonceAllocator {
         }
     }
 
-    /// A fresh extranonce1, or `None` when every value is in use.
+    /// A fresh extranonce1, or `None` when every value is in use (or cooling).
     pub fn lease(self: &Arc<Self>) -> Option<Lease> {
         let mut s = self.state.lock();
+        s.thaw(self.tip.current());
         if s.live.len() as u64 >= self.space() {
             return None;
         }
@@ -73,13 +117,17 @@ impl ExtranonceAllocator {
                     value: v,
                     extranonce1: Extranonce1(bytes),
                     owner: self.clone(),
+                    credited_on: None,
                 });
             }
         }
     }
 
+    /// Values in use, cooling ones included.
     pub fn live(&self) -> usize {
-        self.state.lock().live.len()
+        let mut s = self.state.lock();
+        s.thaw(self.tip.current());
+        s.live.len()
     }
 }
 
@@ -89,7 +137,7 @@ mod tests {
 
     #[test]
     fn leases_are_unique_and_come_back() {
-        let a = ExtranonceAllocator::new(2);
+        let a = ExtranonceAllocator::new(2, TipGeneration::default());
         let leases: Vec<_> = (0..65535).map(|_| a.lease().unwrap()).collect();
         let distinct: HashSet<_> = leases.iter().map(|l| l.extranonce1().clone()).collect();
         assert_eq!(distinct.len(), 65535);
@@ -97,5 +145,31 @@ mod tests {
         drop(leases);
         assert_eq!(a.live(), 0);
         assert_eq!(a.lease().unwrap().extranonce1().len(), 2);
+    }
+
+    #[test]
+    fn a_value_credited_on_this_tip_comes_back_only_after_the_tip_moves() {
+        let tip = TipGeneration::default();
+        tip.advance();
+        let a = ExtranonceAllocator::new(2, tip.clone());
+        let mut worked = a.lease().unwrap();
+        let value = worked.extranonce1().clone();
+        worked.credited(tip.current());
+        drop(worked);
+        // Every other value, round and round: the space wraps, the worked value never comes.
+        for _ in 0..3 * 65_535 {
+            let l = a.lease().unwrap();
+            assert_ne!(l.extranonce1(), &value, "handed out again on the same tip");
+        }
+        tip.advance();
+        let back = (0..65_535)
+            .map(|_| a.lease().unwrap())
+            .any(|l| l.extranonce1() == &value);
+        assert!(back, "free again once the tip moved");
+        // Credited on an older tip: free at once.
+        let mut old = a.lease().unwrap();
+        old.credited(tip.current() - 1);
+        drop(old);
+        assert_eq!(a.live(), 0);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod bans;
+pub mod extensions;
 pub mod extranonce;
 pub mod resume;
 pub mod server;

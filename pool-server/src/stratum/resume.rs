@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn a_parked_session_keeps_its_extranonce1_until_taken_or_expired() {
-        let en = ExtranonceAllocator::new(2);
+        let en = ExtranonceAllocator::new(2, crate::jobs::TipGeneration::default());
         let t = ResumeTable::new(Duration::from_millis(50), 10);
         let p = parked(&en);
         let en1 = p.lease.extranonce1().clone();
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn the_table_is_bounded_and_gives_way_oldest_first() {
-        let en = ExtranonceAllocator::new(2);
+        let en = ExtranonceAllocator::new(2, crate::jobs::TipGeneration::default());
         let t = ResumeTable::new(Duration::from_secs(600), 3);
         for i in 0..100 {
             t.park(id(&format!("s{i}")), parked(&en));

@@ -14,7 +14,9 @@ use tokio_util::task::TaskTracker;
 
 use super::session::{self, SessionContext};
 
-/// Caps on concurrent connections, in total and per IP.
+/// Caps on concurrent connections, in total and per address, where an address is counted as
+/// bans count it ([`super::bans::ban_key`]: IPv4 as is, IPv6 by its /64), so a host with a
+/// /64 of its own cannot walk past the cap one address at a time.
 pub struct ConnectionLimits {
     max_total: usize,
     max_per_ip: usize,
@@ -50,6 +52,7 @@ impl ConnectionLimits {
     }
 
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, &'static str> {
+        let ip = super::bans::ban_key(ip);
         let mut g = self.state.lock();
         if g.0 >= self.max_total {
             return Err("max-connections");

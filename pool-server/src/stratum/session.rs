@@ -95,6 +95,11 @@ struct Session {
     offenses: u32,
     /// Stale and unknown-job rejects allowed before they count as offences.
     free_rejects: RejectAllowance,
+    /// Unknown methods a session may send without offence (the same allowance).
+    free_unknown: RejectAllowance,
+    /// When a miner's suggestion last changed the difficulty, and one waiting for the window.
+    suggested_at: Option<std::time::Instant>,
+    pending_suggestion: Option<Difficulty>,
     banned: bool,
     out: Vec<u8>,
 }
@@ -136,6 +141,9 @@ pub async fn run(
         last_prev: None,
         offenses: 0,
         free_rejects: RejectAllowance::new(Instant::now().into_std()),
+        free_unknown: RejectAllowance::new(Instant::now().into_std()),
+        suggested_at: None,
+        pending_suggestion: None,
         banned: false,
         out: Vec::new(),
     };
@@ -160,7 +168,8 @@ impl Session {
             self.ctx
                 .vardiff
                 .target_interval
-                .clamp(Duration::from_millis(50), self.ctx.vardiff.retarget_window),
+                .min(self.ctx.vardiff.retarget_window)
+                .max(Duration::from_millis(50)),
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let cause = loop {
@@ -201,6 +210,7 @@ impl Session {
                     if let Some(d) = self.vardiff.on_tick(self.difficulty, Instant::now().into_std()) {
                         self.change_difficulty(d);
                     }
+                    self.apply_suggestion();
                 }
                 _ = bans.changed() => {
                     // Someone was banned: if it is this address, this session goes too.
@@ -301,16 +311,22 @@ impl Session {
         };
         match ClientRequest::from_call(&call) {
             Ok(req) => self.on_request(call.id, req).await,
-            Err(ParamsError::UnknownMethod(m)) => {
-                tracing::debug!(method = %m, "unknown method");
-                self.reply(
-                    call.id,
-                    Err(StratumError::new(
-                        ErrorCode::Other,
-                        format!("Unknown method {m:?}"),
-                    )),
-                );
-            }
+            Err(ParamsError::UnknownMethod(m)) => match super::extensions::answer(&m) {
+                Some(answer) => self.reply(call.id, answer),
+                None => {
+                    // A few are free (a client trying what we support); past that each one
+                    // is an offence. The name is not echoed, and logged only escaped and cut.
+                    if !self.free_unknown.take(Instant::now().into_std()) {
+                        self.offend("unknown methods");
+                    }
+                    let shown: String = m.chars().take(64).collect();
+                    tracing::debug!(method = %shown.escape_debug(), "unknown method");
+                    self.reply(
+                        call.id,
+                        Err(StratumError::new(ErrorCode::Other, "Unknown method")),
+                    );
+                }
+            },
             Err(e) => {
                 self.offend("malformed requests");
                 if call.method == protocol::client::SUBMIT {
@@ -390,7 +406,7 @@ impl Session {
                     self.authorized.push(worker.clone());
                 }
                 if let Some(d) = password.as_deref().and_then(password_difficulty) {
-                    self.set_initial_or_change(d);
+                    self.suggest(d);
                 }
                 tracing::info!(worker = %worker, "authorized");
                 self.reply(id, Ok(json!(true)));
@@ -425,7 +441,7 @@ impl Session {
                 self.reply(id, Ok(result.to_value()));
             }
             ClientRequest::SuggestDifficulty(d) => {
-                self.set_initial_or_change(d);
+                self.suggest(d);
                 self.reply(id, Ok(json!(true)));
             }
             ClientRequest::ExtranonceSubscribe => {
@@ -544,15 +560,40 @@ impl Session {
         self.issued.push_back(issued);
     }
 
-    /// A difficulty from the miner (suggest_difficulty, `d=` password): the start difficulty
-    /// before mining begins, a change afterwards.
-    fn set_initial_or_change(&mut self, d: Difficulty) {
+    /// A difficulty from the miner (suggest_difficulty, `d=` password). Vardiff stays in
+    /// charge: the suggestion becomes the miner's floor (vardiff never goes below it) and,
+    /// before mining begins, the start difficulty; once mining, it applies only when higher
+    /// than the current difficulty (fewer shares), and at most once per retarget window (a
+    /// later one waits for the window). A lower one never lowers the current difficulty.
+    fn suggest(&mut self, d: Difficulty) {
+        self.vardiff.set_floor(d);
         let d = self.vardiff.clamp(d);
-        if self.started {
-            self.change_difficulty(d);
-        } else {
+        if !self.started {
             self.difficulty = d;
             self.target = d.to_target();
+            return;
+        }
+        if d <= self.difficulty {
+            self.pending_suggestion = None;
+            return;
+        }
+        self.pending_suggestion = Some(d);
+        self.apply_suggestion();
+    }
+
+    /// A pending higher suggestion, once the retarget window since the last one has passed.
+    fn apply_suggestion(&mut self) {
+        let now = Instant::now().into_std();
+        let due = self
+            .suggested_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.ctx.vardiff.retarget_window);
+        let Some(d) = self.pending_suggestion.filter(|_| due) else {
+            return;
+        };
+        self.pending_suggestion = None;
+        if d > self.difficulty {
+            self.suggested_at = Some(now);
+            self.change_difficulty(d);
         }
     }
 
@@ -618,6 +659,10 @@ impl Session {
         match verdict {
             Ok(acc) => {
                 self.reply(id, Ok(json!(true)));
+                // Its extranonce1 now cools until the tip moves (see extranonce.rs).
+                if let (Some(lease), Some(job)) = (self.lease.as_mut(), issued_job.as_ref()) {
+                    lease.credited(job.generation);
+                }
                 if self.offenses > 0 {
                     self.offenses -= 1;
                     self.ctx.bans.forgive(self.peer.ip(), 1);

@@ -140,6 +140,9 @@ pub struct Vardiff {
     last_share: Option<Instant>,
     /// Shares credited at the current difficulty since the last change.
     shares_at_current: u32,
+    /// The miner's own floor (its latest suggestion, within the bounds): vardiff never goes
+    /// below it. A miner may ask for fewer shares, never for more than vardiff gives.
+    floor: Difficulty,
 }
 
 impl Vardiff {
@@ -153,19 +156,33 @@ impl Vardiff {
             last_change: now,
             last_share: None,
             shares_at_current: 0,
+            floor: cfg.min,
         };
         v.rate.difficulty = v.clamp(difficulty).as_f64();
         v
     }
 
+    /// Within the configured bounds and not below the miner's floor.
     pub fn clamp(&self, d: Difficulty) -> Difficulty {
-        if d < self.cfg.min {
+        let min = if self.floor > self.cfg.min {
+            self.floor
+        } else {
             self.cfg.min
+        };
+        if d < min {
+            min
         } else if d > self.cfg.max {
             self.cfg.max
         } else {
             d
         }
+    }
+
+    /// The miner suggested `d` (`mining.suggest_difficulty`, `d=` in the password): it becomes
+    /// the floor (within the configured bounds), replacing any earlier suggestion.
+    pub fn set_floor(&mut self, d: Difficulty) {
+        self.floor = self.cfg.min;
+        self.floor = self.clamp(d);
     }
 
     /// Mining begins now at `difficulty` (the first job went out): the estimate starts here.
@@ -320,6 +337,22 @@ mod tests {
         let low = Difficulty::new(0.001).unwrap();
         let mut v = Vardiff::new(cfg(), low, t0);
         assert_eq!(v.on_tick(low, t0 + Duration::from_secs(200)), None);
+    }
+
+    #[test]
+    fn a_silent_miner_is_eased_down_no_lower_than_its_own_floor() {
+        let t0 = Instant::now();
+        let d = Difficulty::new(100.0).unwrap();
+        let mut v = Vardiff::new(cfg(), d, t0);
+        v.set_floor(Difficulty::new(40.0).unwrap());
+        let n = v.on_tick(d, t0 + Duration::from_secs(40)).unwrap();
+        assert_eq!(n.as_f64(), 40.0, "cut to the floor, not to {n}");
+        assert_eq!(v.on_tick(n, t0 + Duration::from_secs(200)), None);
+        // A later, lower suggestion replaces the floor; the bounds still hold.
+        v.set_floor(Difficulty::new(1e-9).unwrap());
+        assert_eq!(v.clamp(Difficulty::new(1e-9).unwrap()), cfg().min);
+        v.set_floor(Difficulty::new(1e12).unwrap());
+        assert_eq!(v.clamp(Difficulty::new(1.0).unwrap()), cfg().max);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What one hostile miner can do is bounded: odd job ids never reach the database as sent,
 //! floods of rejects of any kind end in a ban, offences add up per address across
-//! reconnects, a ban (automatic or by an operator) ends every session from the address, a
+//! reconnects (an IPv6 /64 counted as one address, for the connection cap too), unknown methods past a small allowance are offences while stock miners'
+//! extensions never are, a ban (automatic or by an operator) ends every session from the address, a
 //! connection authorizes at most 64 names, and per-worker series go when the worker does.
 
 use crate::common;
@@ -141,6 +142,64 @@ async fn offences_add_up_across_reconnects() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_methods_end_in_a_ban_but_stock_extensions_never_do() {
+    let pool = start_pool(&["--ban-threshold", "20"]).await;
+    // cgminer, bfgminer, ASIC firmware and cpuminer-opt extensions, a thousand times over.
+    let mut honest = Client::connect_from(ip("127.0.0.24"), pool.stratum()).await;
+    honest.subscribe().await;
+    honest.authorize(WORKER).await.unwrap();
+    for i in 0..1000u64 {
+        let method = [
+            "mining.capabilities",
+            "mining.multi_version",
+            "mining.suggest_target",
+            "mining.ping",
+            "mining.get_transactions",
+        ][i as usize % 5];
+        let id = protocol::Id::number(1000 + i);
+        honest
+            .send_raw(&format!(
+                r#"{{"id":{},"method":"{method}","params":[]}}"#,
+                1000 + i
+            ))
+            .await;
+        let r = honest.response(&id).await;
+        if let Err(e) = r {
+            assert!(e.message.starts_with("Not supported"), "{method}: {e:?}");
+        }
+    }
+    assert_eq!(
+        honest.share(1).await.0,
+        Ok(Value::Bool(true)),
+        "still mining"
+    );
+
+    // Made-up methods: a few are free, then each is an offence, and the address is banned.
+    let mut prober = Client::connect_from(ip("127.0.0.25"), pool.stratum()).await;
+    let mut answered = 0;
+    for i in 0..5000u64 {
+        let line = format!(r#"{{"id":{i},"method":"mining.probe_{i}","params":[]}}"#);
+        if prober.try_send_raw(&line).await.is_err() {
+            break;
+        }
+        match prober.read(Duration::from_secs(2)).await {
+            Some(Message::Response(r)) => {
+                let e = r.outcome.unwrap_err();
+                assert_eq!(e.message, "Unknown method", "not echoed");
+                answered += 1;
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert!(
+        (20..100).contains(&answered),
+        "banned after the allowance and the threshold: {answered} answered"
+    );
+    pool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ban_ends_every_session_from_the_address() {
     let pool = start_pool(&["--api-token", "t0ken"]).await;
     let src = ip("127.0.0.23");
@@ -248,4 +307,76 @@ async fn workers_come_a_page_at_a_time() {
         .unwrap();
     assert_eq!(bad.status(), 400);
     pool.stop().await;
+}
+
+/// Run `cmd` (in this thread's network namespace), failing the test if it fails.
+fn sh(cmd: &str) {
+    let ok = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{cmd}");
+}
+
+/// The per-address connection cap counts an IPv6 /64 as one address, as bans do: in a network
+/// namespace of the test's own, where every address of two /64s is local, the pool listens on
+/// `[::]` and one /64 gets the cap, not the cap per address, while another /64 still connects.
+#[test]
+fn an_ipv6_slash_64_is_one_address_for_the_connection_cap() {
+    std::thread::spawn(|| {
+        // This thread alone moves to a new network namespace; commands it starts follow it.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+        sh(
+            "ip link set lo up && ip -6 addr add 2001:db8:1::1/64 dev lo nodad \
+            && ip -6 route add local 2001:db8:1::/64 dev lo table local \
+            && ip -6 route add local 2001:db8:2::/64 dev lo table local \
+            && sysctl -qw net.ipv6.ip_nonlocal_bind=1",
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+            let mut args = base_args(&dir);
+            let at = args.iter().position(|a| a == "127.0.0.1:0").unwrap();
+            args[at] = "[::]:0".into();
+            args.extend(["--max-connections-per-ip".into(), "4".into()]);
+            let pool = start_pool_with(dir, args).await;
+            let pool_at = std::net::SocketAddr::new(ip("2001:db8:1::1"), pool.stratum().port());
+            let connect = |src: &str| {
+                let src = ip(src);
+                async move {
+                    let sock = tokio::net::TcpSocket::new_v6().unwrap();
+                    sock.bind(std::net::SocketAddr::new(src, 0)).unwrap();
+                    let s = sock.connect(pool_at).await.unwrap();
+                    // Served: a subscribe is answered. Refused: the pool closes at once.
+                    let mut c = Client::from_stream(s);
+                    let line = r#"{"id":1,"method":"mining.subscribe","params":[]}"#;
+                    let _ = c.try_send_raw(line).await;
+                    let served = matches!(
+                        c.read(Duration::from_secs(3)).await,
+                        Some(Message::Response(_))
+                    );
+                    (served, c)
+                }
+            };
+            let mut held = Vec::new();
+            let mut served = 0;
+            for n in 2..12 {
+                let (ok, c) = connect(&format!("2001:db8:1::{n:x}")).await;
+                served += ok as usize;
+                held.push(c);
+            }
+            assert_eq!(served, 4, "ten addresses of one /64 share the cap of 4");
+            let (other, _c) = connect("2001:db8:2::7").await;
+            assert!(other, "another /64 is another address");
+            drop(held);
+            pool.stop().await;
+        });
+    })
+    .join()
+    .unwrap();
 }

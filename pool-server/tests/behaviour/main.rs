@@ -5,11 +5,13 @@
 
 mod common;
 
+mod a_share_is_credited_once_per_tip;
 mod blocks_extend_the_chain;
 mod carried_balances_are_paid_once;
 mod coinbase_payouts_pay_each_account_in_the_block;
 mod command_line_answers_like_a_tool;
 mod config_file_and_env;
+mod config_values_cannot_break_a_session;
 mod dashboard_pages_ten_thousand_workers;
 mod database_outage_loses_no_share;
 mod difficulty_changes_reissue_distinct_work;

@@ -9,17 +9,6 @@ use common::*;
 use protocol::{ClientRequest, Difficulty, ErrorCode, Extranonce2, SubscriptionId};
 use serde_json::Value;
 
-/// Until the pool has seen every connection go (and parked them).
-async fn wait_sessions_closed(pool: &TestPool) {
-    for _ in 0..100 {
-        if pool.metric("pool_sessions").await == 0.0 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the session did not end");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_miner_that_reconnects_with_its_id_keeps_its_extranonce1_and_shares() {
     let pool = start_pool(&[]).await;
@@ -49,7 +38,7 @@ async fn a_miner_that_reconnects_with_its_id_keeps_its_extranonce1_and_shares() 
     let (sent, in_flight) = (found(1), found(2));
     assert_eq!(a.submit(sent.submit.clone()).await, Ok(Value::Bool(true)));
     drop(a);
-    wait_sessions_closed(&pool).await;
+    pool.wait_sessions_closed().await;
 
     let mut b = Client::connect(pool.stratum()).await;
     let again = b.subscribe_resuming(Some(sid.clone())).await;

@@ -69,10 +69,16 @@ async fn valid_shares_are_accepted_and_each_invalid_kind_gets_its_code() {
         Some(ErrorCode::Other)
     );
     // Unknown method (20).
-    c.send_raw(r#"{"id":91,"method":"mining.get_transactions","params":[]}"#)
+    c.send_raw(r#"{"id":91,"method":"mining.bogus_method","params":[]}"#)
         .await;
     let r = c.response(&protocol::Id::number(91)).await;
-    assert!(r.unwrap_err().message.contains("Unknown method"));
+    let e = r.unwrap_err();
+    assert_eq!(e.message, "Unknown method", "the name is not echoed");
+    // A stock miner's extension we do not implement: answered, no strike.
+    c.send_raw(r#"{"id":92,"method":"mining.get_transactions","params":[]}"#)
+        .await;
+    let r = c.response(&protocol::Id::number(92)).await;
+    assert!(r.unwrap_err().message.contains("Not supported"));
     // Still alive: another valid share.
     let more = mine(
         &job,

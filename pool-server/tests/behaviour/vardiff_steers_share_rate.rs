@@ -111,3 +111,69 @@ async fn suggest_difficulty_sets_the_start_difficulty() {
     assert_eq!(c.difficulty.unwrap().as_f64(), 0.004);
     pool.stop().await;
 }
+
+/// Notifications that arrive within `wait`: (set_difficulty values, jobs).
+async fn heard(c: &mut Client, wait: std::time::Duration) -> (Vec<f64>, usize) {
+    let (mut diffs, mut jobs) = (Vec::new(), 0);
+    let until = tokio::time::Instant::now() + wait;
+    while let Some(m) = c.read(until - tokio::time::Instant::now()).await {
+        if let protocol::Message::Call(call) = m {
+            match protocol::ServerNotification::from_call(&call) {
+                Ok(protocol::ServerNotification::SetDifficulty(d)) => diffs.push(d.as_f64()),
+                Ok(protocol::ServerNotification::Notify(_)) => jobs += 1,
+                _ => {}
+            }
+        }
+    }
+    (diffs, jobs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suggestions_never_take_vardiffs_place() {
+    use protocol::{ClientRequest, Difficulty};
+    use std::time::Duration;
+    let pool = start_pool(&["--vardiff-retarget", "2s", "--job-refresh", "1h"]).await;
+    let mut c = Client::login(pool.stratum()).await;
+    c.drain().await;
+    let suggest = |d: f64| ClientRequest::SuggestDifficulty(Difficulty::new(d).unwrap());
+    // Higher than vardiff's: fewer shares, applied at once (one new job).
+    c.send_raw(
+        &protocol::Message::Call(suggest(0.0001).to_call(protocol::Id::number(500))).to_json(),
+    )
+    .await;
+    let (diffs, jobs) = heard(&mut c, Duration::from_millis(500)).await;
+    assert_eq!((diffs, jobs), (vec![0.0001], 1));
+    // A flood of suggestions inside the retarget window: answered, but no job is rebuilt.
+    for i in 0..200u64 {
+        let d = if i % 2 == 0 { 0.001 } else { 0.0000001 };
+        c.send_raw(
+            &protocol::Message::Call(suggest(d).to_call(protocol::Id::number(600 + i))).to_json(),
+        )
+        .await;
+    }
+    let (diffs, jobs) = heard(&mut c, Duration::from_millis(800)).await;
+    assert_eq!(
+        (diffs.len(), jobs),
+        (0, 0),
+        "nothing rebuilt inside the window"
+    );
+    // The last one was lower: nothing waits. A higher one now waits for the window.
+    c.send_raw(
+        &protocol::Message::Call(suggest(0.001).to_call(protocol::Id::number(900))).to_json(),
+    )
+    .await;
+    let (diffs, jobs) = heard(&mut c, Duration::from_millis(3000)).await;
+    assert_eq!(diffs, vec![0.001], "applied once the window passed");
+    assert_eq!(jobs, 1);
+    // Lower than the current difficulty: it stays; vardiff alone may lower it, never below.
+    c.send_raw(
+        &protocol::Message::Call(suggest(0.000001).to_call(protocol::Id::number(901))).to_json(),
+    )
+    .await;
+    let (diffs, _) = heard(&mut c, Duration::from_millis(1000)).await;
+    assert!(
+        diffs.is_empty(),
+        "a lower suggestion changed the difficulty: {diffs:?}"
+    );
+    pool.stop().await;
+}

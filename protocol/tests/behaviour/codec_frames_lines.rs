@@ -110,3 +110,17 @@ async fn framed_stream_survives_garbage_over_a_socket() {
     assert!(matches!(&items[2], Ok(Message::Call(c)) if c.method == "mining.subscribe"));
     assert!(matches!(&items[3], Ok(Message::Call(c)) if c.method == "last"));
 }
+
+/// A limit as large as `usize` holds (a configuration's choice) is still arithmetic that
+/// cannot overflow: a line without a newline is kept, not a panic.
+#[test]
+fn the_largest_limit_does_not_overflow() {
+    let mut codec = StratumCodec::with_max_line(usize::MAX);
+    let mut buf = BytesMut::from(&b"{\"id\":1,\"method\":\"partial"[..]);
+    assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    buf.extend_from_slice(b"\",\"params\":[]}\n");
+    assert!(matches!(
+        codec.decode(&mut buf).unwrap(),
+        Some(Ok(Message::Call(_)))
+    ));
+}

@@ -114,6 +114,17 @@ impl TestPool {
     }
 
     /// Wait (up to a minute) until a metric reads `want`; the value it last read.
+    /// Until the pool has seen every connection go (and parked those it parks).
+    pub async fn wait_sessions_closed(&self) {
+        for _ in 0..200 {
+            if self.metric("pool_sessions").await == 0.0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the session did not end");
+    }
+
     pub async fn wait_metric(&self, name: &str, want: f64) -> f64 {
         let mut got = f64::NAN;
         for _ in 0..600 {
@@ -214,7 +225,7 @@ impl Client {
         Self::from_stream(sock.connect(addr).await.unwrap())
     }
 
-    fn from_stream(s: TcpStream) -> Client {
+    pub fn from_stream(s: TcpStream) -> Client {
         s.set_nodelay(true).unwrap();
         let (r, w) = s.into_split();
         Client {
