@@ -270,22 +270,44 @@ pub async fn shares(
     worker: Option<&str>,
     limit: i64,
 ) -> anyhow::Result<Vec<ShareRecord>> {
+    // One worker: its id first, so an unknown name costs one index lookup, not a walk of
+    // every partition back a century.
+    let worker_id: Option<i32> = match worker {
+        Some(name) => {
+            let id: Option<i32> = sqlx::query_scalar("SELECT id FROM workers WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?;
+            match id {
+                Some(id) => Some(id),
+                None => return Ok(Vec::new()),
+            }
+        }
+        None => None,
+    };
+    // Two statements, not one with `$1 IS NULL OR ...`: a cached generic plan of that could
+    // not use the worker index.
+    let which = if worker_id.is_some() {
+        "s.worker_id = $1"
+    } else {
+        "$1::int4 IS NULL"
+    };
+    let sql = format!(
+        "SELECT s.id, w.name, s.session_id, s.job, s.job_text, s.height::int8,
+                s.assigned_difficulty, s.achieved_difficulty, s.reason, s.block_hash,
+                (extract(epoch FROM s.created_at) * 1000000)::int8
+         FROM shares s JOIN workers w ON w.id = s.worker_id
+         WHERE {which} AND s.created_at >= now() - $3::interval
+         ORDER BY s.created_at DESC LIMIT $2"
+    );
     let mut rows: Vec<compact::StoredShare> = Vec::new();
     for back in LOOK_BACK {
-        rows = sqlx::query_as(
-            "SELECT s.id, w.name, s.session_id, s.job, s.job_text, s.height::int8,
-                    s.assigned_difficulty, s.achieved_difficulty, s.reason, s.block_hash,
-                    (extract(epoch FROM s.created_at) * 1000000)::int8
-             FROM shares s JOIN workers w ON w.id = s.worker_id
-             WHERE ($1::text IS NULL OR s.worker_id = (SELECT id FROM workers WHERE name = $1))
-               AND s.created_at >= now() - $3::interval
-             ORDER BY s.created_at DESC LIMIT $2",
-        )
-        .bind(worker)
-        .bind(limit)
-        .bind(back)
-        .fetch_all(pool)
-        .await?;
+        rows = sqlx::query_as(&sql)
+            .bind(worker_id)
+            .bind(limit)
+            .bind(back)
+            .fetch_all(pool)
+            .await?;
         if rows.len() as i64 >= limit {
             break;
         }

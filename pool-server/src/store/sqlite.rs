@@ -283,17 +283,36 @@ pub async fn shares(
     worker: Option<&str>,
     limit: i64,
 ) -> anyhow::Result<Vec<ShareRecord>> {
-    let rows: Vec<compact::StoredShare> = sqlx::query_as(
+    const COLUMNS: &str =
         "SELECT s.id, w.name, s.session_id, s.job, s.job_text, s.height, s.assigned_difficulty,
                 s.achieved_difficulty, s.reason, s.block_hash, s.created_at
-         FROM shares s JOIN workers w ON w.id = s.worker_id
-         WHERE (?1 IS NULL OR s.worker_id = (SELECT id FROM workers WHERE name = ?1))
-         ORDER BY s.rowid DESC LIMIT ?2",
-    )
-    .bind(worker)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
+         FROM shares s JOIN workers w ON w.id = s.worker_id";
+    // One worker: its id first (an unknown name costs one index lookup, not a scan of every
+    // share), then its shares newest first through the worker index.
+    let rows: Vec<compact::StoredShare> = match worker {
+        Some(name) => {
+            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM workers WHERE name = ?1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?;
+            let Some(id) = id else {
+                return Ok(Vec::new());
+            };
+            sqlx::query_as(&format!(
+                "{COLUMNS} WHERE s.worker_id = ?1 ORDER BY s.rowid DESC LIMIT ?2"
+            ))
+            .bind(id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+        None => {
+            sqlx::query_as(&format!("{COLUMNS} ORDER BY s.rowid DESC LIMIT ?1"))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }
+    };
     // The newest stored, newest first (a replayed spool stores older shares late).
     let mut out: Vec<ShareRecord> = rows.into_iter().map(compact::record).collect();
     out.sort_by_key(|s| std::cmp::Reverse(s.created_at));

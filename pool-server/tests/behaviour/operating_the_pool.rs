@@ -122,6 +122,11 @@ async fn read_api_shows_workers_history_and_shares() {
     }
     assert_eq!(shares.as_array().unwrap().len(), 5);
     assert_eq!(shares[0]["accepted"], true);
+    // A worker never seen: an empty list (one index lookup, no walk of the shares).
+    assert_eq!(
+        pool.get("/api/shares?worker=nobody.here").await,
+        serde_json::json!([])
+    );
     let bad = reqwest::get(format!("{}/api/shares?limit=0", pool.http()))
         .await
         .unwrap();

@@ -82,6 +82,12 @@ async fn exercise(b: &Backend) {
             .all(|w| w[0].created_at >= w[1].created_at),
         "newest first"
     );
+    assert!(b
+        .shares(Some("nobody.here"), 1000)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(b.shares(None, 10).await.unwrap().len(), 10);
     let rejected = shares.iter().find(|s| !s.accepted).unwrap();
     assert_eq!(rejected.reason.as_deref(), Some("low-difficulty"));
     if let StoreEvent::Share(orig) = &batch[0].events[1] {
