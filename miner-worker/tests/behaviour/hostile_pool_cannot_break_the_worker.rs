@@ -119,6 +119,15 @@ async fn absurd_sizes_end_the_session_not_the_process() {
             subscribe_answer("01020304", size.clone()),
         )
         .await;
+        // A job, as the review sent one: the size would reach an allocation with it. The
+        // worker may already have closed, so a failed write is expected.
+        let lines = [
+            ServerNotification::SetDifficulty(Difficulty::new(DIFF).unwrap()),
+            ServerNotification::Notify(job("x", true)),
+        ]
+        .map(|n| Message::Call(n.to_call()).to_json() + "\n")
+        .concat();
+        let _ = p.writer.write_all(lines.as_bytes()).await;
         assert!(
             p.closed(Duration::from_secs(3)).await,
             "the session with extranonce2_size {size} ends"
