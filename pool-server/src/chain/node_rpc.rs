@@ -47,6 +47,10 @@ pub struct NodeConfig {
 /// Errors talking to the node.
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
+    /// The request never reached the node (no connection could be made): nothing was sent.
+    #[error("node unreachable, nothing sent: {0}")]
+    Unreached(String),
+    /// The request may have reached the node, but no answer came (a timeout, a reset).
     #[error("node unreachable: {0}")]
     Transport(String),
     #[error("node error {code}: {message}")]
@@ -96,7 +100,7 @@ impl RpcClient {
         let pair = match (&self.cfg.user, &self.cfg.password, &self.cfg.cookie_file) {
             (Some(u), Some(p), _) => format!("{u}:{p}"),
             (_, _, Some(f)) => std::fs::read_to_string(f)
-                .map_err(|e| RpcError::Transport(format!("cookie file {}: {e}", f.display())))?
+                .map_err(|e| RpcError::Unreached(format!("cookie file {}: {e}", f.display())))?
                 .trim()
                 .to_owned(),
             _ => return Ok(None),
@@ -169,6 +173,7 @@ impl RpcClient {
                     tracing::debug!(method, error = %error_chain(e), attempt, "node RPC failed; retrying");
                     tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
                 }
+                Err(e) if e.is_connect() => return Err(RpcError::Unreached(error_chain(e))),
                 Err(e) => return Err(RpcError::Transport(error_chain(e))),
             }
         };

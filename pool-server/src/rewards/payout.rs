@@ -4,14 +4,19 @@
 //! Crash-safe and idempotent, in this order:
 //! 1. **Reconcile** every payout still `pending` against the wallet: its `sendmany` carried the
 //!    comment `pool payout <id>`, so `listtransactions` tells whether it was made. Found: `sent`
-//!    with its txid. Not found and older than [`GRACE`] (no call can still be on its way):
-//!    `failed`, and its balances are due again. While any payout is pending and unresolved,
-//!    nothing new is sent.
+//!    with its txid. Not found is no proof by itself: a `sendmany` the client gave up on may
+//!    still be queued in the node (behind a rescan, a slow disk, a proxy) and go out later. It
+//!    is `failed`, and its balances due again, only when the wallet proves it never will be
+//!    made: the node has restarted since the payout was recorded (its `uptime` is shorter
+//!    than the payout's age: a call in flight died with the old process) and the restarted
+//!    wallet does not hold it. Until then its balances stay held, nothing new is sent, and
+//!    `PoolPayoutPending` tells the operator.
 //! 2. **Record** the new payout as `pending`, with its id and one item per account, in one
 //!    transaction: from here its amounts no longer count as due.
 //! 3. **Send** it once (`sendmany` is never retried blindly). The txid: `sent`. The node's
-//!    refusal (no funds, a bad address): `failed` with its reason, retried later with
-//!    backoff, balances untouched. No answer (a timeout, a reset): left `pending` for step 1.
+//!    refusal (no funds, a bad address) or no connection at all (nothing sent): `failed`
+//!    with its reason, retried later with backoff, balances untouched. No answer (a timeout,
+//!    a reset after the request went out): left `pending` for step 1.
 //!
 //! A kill at any point leaves either no payout, a pending one that step 1 resolves from the
 //! wallet, or a sent one: no balance is ever paid twice. One pool-server pays per database:
@@ -33,10 +38,12 @@ use crate::metrics::Metrics;
 use crate::store::{Backend, Dialect};
 use crate::with_pool;
 
-/// How long a pending payout not found in the wallet waits before it is called failed: longer
-/// than [`SEND_TIMEOUT`], so a `sendmany` still in the node's queue is found first.
-pub const GRACE: Duration = Duration::from_secs(45);
+/// How long the node must have been down before a payout recorded just ahead of its restart
+/// counts as older than the restart (clocks of pool and node read a second apart).
+const RESTART_SLACK: Duration = Duration::from_secs(5);
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often a pending payout is looked for in the wallet again.
+const RECHECK: Duration = Duration::from_secs(15);
 /// Longest wait between failed runs.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// Wallet transactions read per `listtransactions` page.
@@ -90,11 +97,11 @@ impl WalletPayouts {
                 }
                 wait = match self.run(Utc::now()).await {
                     Ok(Run::Nothing | Run::Sent { .. }) => self.interval,
-                    Ok(Run::Waiting { .. }) => self.interval.min(GRACE / 3),
+                    Ok(Run::Waiting { .. }) => self.interval.min(RECHECK),
                     Ok(Run::Failed { .. }) => (wait * 2).clamp(self.interval, MAX_BACKOFF),
                     Err(e) => {
                         tracing::warn!(error = %e, "payout run could not complete; retrying");
-                        (wait * 2).clamp(self.interval.min(GRACE / 3), MAX_BACKOFF)
+                        (wait * 2).clamp(self.interval.min(RECHECK), MAX_BACKOFF)
                     }
                 };
             }
@@ -207,8 +214,8 @@ impl WalletPayouts {
                 tracing::info!(payout = %id, txid = %txid, total_sats = total, "payout sent");
                 Ok(Run::Sent { id, txid })
             }
-            Err(RpcError::Node { code, message }) => {
-                let reason = format!("node error {code}: {message}");
+            Err(e @ (RpcError::Node { .. } | RpcError::Unreached(_))) => {
+                let reason = e.to_string();
                 self.settle(&id, "failed", None, Some(&reason), Utc::now())
                     .await?;
                 self.metrics.payouts.with_label_values(&["failed"]).inc();
@@ -257,6 +264,17 @@ impl WalletPayouts {
             return Ok(None);
         };
         let made = self.wallet_payouts(oldest).await?;
+        // When the node last started: a payout recorded before that, and not in the wallet now,
+        // was never made (its call, if it ever reached the node, died with the old process).
+        let uptime = self
+            .wallet
+            .call("uptime", json!([]), Duration::from_secs(30))
+            .await?
+            .as_i64()
+            .ok_or_else(|| anyhow::anyhow!("uptime: not a number of seconds"))?;
+        let node_started = now
+            - chrono::Duration::seconds(uptime)
+            - chrono::Duration::from_std(RESTART_SLACK).unwrap_or_default();
         let mut unresolved = None;
         for (id, created) in pending {
             if let Some(txid) = made.get(&comment(&id)) {
@@ -265,18 +283,19 @@ impl WalletPayouts {
                 self.metrics.payouts.with_label_values(&["sent"]).inc();
                 self.metrics.payout_last_success.set(now.timestamp() as f64);
                 tracing::info!(payout = %id, txid = %txid, "pending payout found in the wallet: sent");
-            } else if now - created > chrono::Duration::from_std(GRACE).unwrap_or_default() {
+            } else if created < node_started {
                 self.settle(
                     &id,
                     "failed",
                     None,
-                    Some("never made: not in the wallet"),
+                    Some("never made: not in the wallet, and the node restarted since it was sent"),
                     now,
                 )
                 .await?;
                 self.metrics.payouts.with_label_values(&["failed"]).inc();
-                tracing::warn!(payout = %id, "pending payout is not in the wallet: it was never sent; its balances are due again");
+                tracing::warn!(payout = %id, "pending payout is not in the wallet of a node restarted since: it was never made; its balances are due again");
             } else {
+                tracing::info!(payout = %id, "pending payout not in the wallet yet; its balances stay held until the wallet shows it or the node restarts");
                 unresolved = Some(id);
             }
         }

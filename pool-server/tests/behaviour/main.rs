@@ -5,6 +5,7 @@
 
 mod common;
 
+mod a_payout_the_node_answers_late_is_paid_once;
 mod a_share_is_credited_once_per_tip;
 mod blocks_extend_the_chain;
 mod carried_balances_are_paid_once;

@@ -8,7 +8,7 @@ use protocol::{Extranonce2, WorkerName};
 use serde_json::{json, Value};
 
 use super::process::PoolProcess;
-use super::regtest::{node_args, until, Node};
+use super::regtest::{rpc_args, until, Node};
 use super::{mine, Client};
 
 pub async fn get(http: &str, path: &str) -> Value {
@@ -38,6 +38,11 @@ pub const SHARE_DIFFICULTY: &str = "0.0000000001";
 /// A pool-server process on `node`, at a fixed share difficulty, crediting blocks at once,
 /// with `extra` flags (the payout method and its settings).
 pub fn payout_pool(dir: &std::path::Path, node: &Node, extra: &[&str]) -> PoolProcess {
+    payout_pool_at(dir, &node.url(), extra)
+}
+
+/// [`payout_pool`] with the node's RPC at `url` (a proxy in front of it, say).
+pub fn payout_pool_at(dir: &std::path::Path, url: &str, extra: &[&str]) -> PoolProcess {
     let fixed = [
         "--start-difficulty",
         SHARE_DIFFICULTY,
@@ -48,7 +53,7 @@ pub fn payout_pool(dir: &std::path::Path, node: &Node, extra: &[&str]) -> PoolPr
         "--credit-delay",
         "0",
     ];
-    let args = node_args(node, &[&fixed[..], extra].concat());
+    let args = rpc_args(url, &[&fixed[..], extra].concat());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     std::fs::create_dir_all(dir).unwrap();
     PoolProcess::spawn(dir, &args)

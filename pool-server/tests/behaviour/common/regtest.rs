@@ -177,7 +177,12 @@ pub async fn regtest_pair(
 
 /// The flags that point a pool at `node`'s RPC, followed by `extra`.
 pub fn node_args(node: &Node, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["--node-rpc-url", &node.url(), "--node-rpc-user", "u"]
+    rpc_args(&node.url(), extra)
+}
+
+/// The flags that point a pool at a node's RPC at `url`, followed by `extra`.
+pub fn rpc_args(url: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--node-rpc-url", url, "--node-rpc-user", "u"]
         .into_iter()
         .chain(["--node-rpc-password", "p"])
         .map(str::to_owned)
