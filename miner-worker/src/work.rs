@@ -38,6 +38,18 @@ pub struct Terms {
     pub version_mask: Option<VersionMask>,
 }
 
+/// Where a job's units come from. Extranonce2 values are handed out from one counter per job
+/// and extranonce1, whatever the version mask, and each publication rolls versions only
+/// inside the extranonce2 values it took: two masks (a `set_version_mask` mid-job) never
+/// search the same extranonce2, so no header is searched twice however the bits overlap.
+#[derive(Clone, Default)]
+pub struct UnitSource {
+    /// The next extranonce2 value not handed out, for this job and extranonce1.
+    pub extranonce2: Arc<AtomicU64>,
+    /// Under this mask: the extranonce2 in use and its next version roll.
+    pub cursor: Arc<parking_lot::Mutex<Option<(u64, u64)>>>,
+}
+
 /// The top three bits of a BIP 9 version: `001`.
 const BIP9_TOP_MASK: u32 = 0xe000_0000;
 const BIP9_TOP_BITS: u32 = 0x2000_0000;
@@ -59,10 +71,10 @@ pub struct JobWork {
     /// Which connection the job came from: shares of an older connection are not submitted.
     pub connection: u64,
     received: Instant,
-    /// Unit counter shared by every publication of this job with these terms, so
+    /// Where units come from, shared by every publication of this job with these terms, so
     /// re-publishing it (a raised difficulty, the same extranonce1 again) never repeats a
     /// unit already searched.
-    next_unit: Arc<AtomicU64>,
+    source: UnitSource,
     /// How many units exist (`None`: more than a `u64` counts).
     units: Option<u64>,
     /// Set by the first thread that finds the unit space used up (it says so, once).
@@ -102,7 +114,7 @@ fn deposit(mut value: u32, mask: u32) -> u32 {
 }
 
 impl JobWork {
-    pub fn new(job: Notify, terms: Terms, connection: u64, units: Arc<AtomicU64>) -> Self {
+    pub fn new(job: Notify, terms: Terms, connection: u64, source: UnitSource) -> Self {
         let pool_target = terms.difficulty.to_target();
         let network_target = job.nbits.to_target().ok();
         let target = match terms.floor {
@@ -128,7 +140,7 @@ impl JobWork {
             version_mask,
             connection,
             received: Instant::now(),
-            next_unit: units,
+            source,
             units: 1u64.checked_shl(space_bits),
             exhausted: AtomicBool::new(false),
         }
@@ -154,23 +166,33 @@ impl JobWork {
         self.version_mask.map_or(0, |m| m.0.count_ones().min(16))
     }
 
-    /// The next unused unit, or `None` when every unit of the job has been handed out
+    /// The next unused unit, or `None` when every extranonce2 of the job has been handed out
     /// (extranonce2 and version bits cannot make a header not searched already).
     pub fn next_unit(&self) -> Option<Unit> {
-        let id = self.next_unit.fetch_add(1, Ordering::Relaxed);
-        if self.units.is_some_and(|n| id >= n) {
-            // Keep the counter at the end, so it never wraps however long threads ask.
-            self.next_unit
-                .fetch_min(self.units.unwrap_or(u64::MAX), Ordering::Relaxed);
-            return None;
-        }
-        Some(self.unit(id))
+        let rolls = 1u64 << self.roll_bits();
+        let extranonce2s = 1u64.checked_shl(8 * self.extranonce2_size.min(8) as u32);
+        let mut cursor = self.source.cursor.lock();
+        let (en2, roll) = match *cursor {
+            Some((en2, next)) if next < rolls => (en2, next),
+            _ => {
+                let en2 = self.source.extranonce2.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = extranonce2s.filter(|n| en2 >= *n) {
+                    // Keep the counter at the end, so it never wraps however long threads ask.
+                    self.source.extranonce2.fetch_min(n, Ordering::Relaxed);
+                    return None;
+                }
+                (en2, 0)
+            }
+        };
+        *cursor = Some((en2, roll + 1));
+        drop(cursor);
+        Some(self.unit_at(en2, roll))
     }
 
-    pub fn unit(&self, id: u64) -> Unit {
-        let k = self.roll_bits();
-        let roll = (id & ((1u64 << k) - 1)) as u32;
-        let en2 = Extranonce2::from_counter(id >> k, self.extranonce2_size);
+    /// The unit of extranonce2 counter `en2` and version roll `roll`.
+    fn unit_at(&self, en2: u64, roll: u64) -> Unit {
+        let en2 = Extranonce2::from_counter(en2, self.extranonce2_size);
+        let roll = roll as u32;
         let (version, version_bits) = match self.version_mask {
             Some(mask) => {
                 let bits = Version(deposit(roll, mask.0));
@@ -310,6 +332,34 @@ mod tests {
             plain.next_unit().unwrap().extranonce2,
             plain.next_unit().unwrap().extranonce2
         );
+    }
+
+    #[test]
+    fn another_mask_mid_job_never_searches_a_header_again() {
+        // What the fuzzer found: the same job under a mask, then under an overlapping one.
+        let shared = UnitSource::default();
+        let under = |mask: u32| {
+            JobWork::new(
+                job(),
+                terms(1, Some(VersionMask(mask))),
+                1,
+                UnitSource {
+                    extranonce2: shared.extranonce2.clone(),
+                    cursor: Default::default(),
+                },
+            )
+        };
+        let mut seen = std::collections::HashSet::new();
+        for mask in [0x0000_6000, 0x0000_4000, 0x1fff_e000, 0x0000_6000] {
+            let w = under(mask);
+            for _ in 0..5 {
+                let u = w.next_unit().unwrap();
+                assert!(
+                    seen.insert(u.header[..76].to_vec()),
+                    "mask {mask:08x}: a header again"
+                );
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   most 16); a subscribe answer that breaks them ends the session;
 //! - the version mask rolled is what the worker asked AND what the pool granted;
 //! - a job republished with the same terms (a raised difficulty, the same extranonce1 sent
-//!   again) continues its unit counter, so no unit is searched twice in a session;
+//!   again) continues where it was, and under another version mask it takes extranonce2
+//!   values not searched yet, so no header is searched twice in a session;
 //! - the search difficulty never drops below the worker's floor (see `submit_cap`).
 
 use std::collections::{HashMap, VecDeque};
@@ -27,7 +28,7 @@ use super::pool_text::PoolText;
 use super::submit_cap::{self, SubmitCap};
 use crate::config::PoolUrl;
 use crate::status::Status;
-use crate::work::{JobWork, Terms, WorkBoard};
+use crate::work::{JobWork, Terms, UnitSource, WorkBoard};
 
 /// What an answer is the answer to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,6 +57,21 @@ const BLOCK_RATE: f64 = 10.0;
 /// Unit counters kept per job and terms; this many at most (the oldest go first).
 const COUNTERS: usize = 64;
 
+/// Values kept per key, at most [`COUNTERS`] (the oldest go first).
+struct Kept<T> {
+    values: HashMap<u64, Arc<T>>,
+    order: VecDeque<u64>,
+}
+
+impl<T> Default for Kept<T> {
+    fn default() -> Self {
+        Kept {
+            values: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
 /// The pool's terms and the current job, as far as this session knows them.
 pub struct PoolState {
     pub connection: u64,
@@ -68,8 +84,8 @@ pub struct PoolState {
     floor: Option<Difficulty>,
     version_mask: Option<VersionMask>,
     job: Option<Notify>,
-    counters: HashMap<u64, Arc<AtomicU64>>,
-    counter_order: VecDeque<u64>,
+    extranonce2s: Kept<AtomicU64>,
+    cursors: Kept<parking_lot::Mutex<Option<(u64, u64)>>>,
     cap: SubmitCap,
     /// Room for block candidates beyond the cap (a few per second: on a real network blocks
     /// are far rarer; on an easy test network the cap is still bounded).
@@ -91,8 +107,8 @@ impl PoolState {
             floor: None,
             version_mask: None,
             job: None,
-            counters: HashMap::new(),
-            counter_order: VecDeque::new(),
+            extranonce2s: Kept::default(),
+            cursors: Kept::default(),
             cap: SubmitCap::new(max_share_rate),
             block_cap: SubmitCap::new(BLOCK_RATE),
             mined: false,
@@ -282,9 +298,10 @@ impl PoolState {
         }
     }
 
-    /// The unit counter for this job under these terms, kept while it is among the last
-    /// [`COUNTERS`] seen.
-    fn counter(&mut self, job: &Notify, terms: &Terms) -> Arc<AtomicU64> {
+    /// Where this job's units come from under these terms: its extranonce2 counter (per job
+    /// and extranonce1, whatever the mask) and its cursor (per mask), kept while they are
+    /// among the last [`COUNTERS`] seen.
+    fn source(&mut self, job: &Notify, terms: &Terms) -> UnitSource {
         let mut h = DefaultHasher::new();
         // Everything that makes the header but ntime (which follows the clock anyway); not
         // the job id: the same job under a new id is the same search.
@@ -293,18 +310,30 @@ impl PoolState {
         }
         terms.extranonce1.0.hash(&mut h);
         terms.extranonce2_size.hash(&mut h);
+        let job_key = h.finish();
         terms.version_mask.map(|m| m.0).hash(&mut h);
-        let key = h.finish();
-        if let Some(c) = self.counters.get(&key) {
-            return c.clone();
+        let mask_key = h.finish();
+        let extranonce2 = self.kept(job_key, |s| &mut s.extranonce2s);
+        let cursor = self.kept(mask_key, |s| &mut s.cursors);
+        UnitSource {
+            extranonce2,
+            cursor,
         }
-        if self.counter_order.len() >= COUNTERS {
-            if let Some(old) = self.counter_order.pop_front() {
-                self.counters.remove(&old);
+    }
+
+    /// The entry under `key` of one of the bounded maps, made when new.
+    fn kept<T: Default>(&mut self, key: u64, map: impl Fn(&mut Self) -> &mut Kept<T>) -> Arc<T> {
+        let m = map(self);
+        if let Some(v) = m.values.get(&key) {
+            return v.clone();
+        }
+        if m.order.len() >= COUNTERS {
+            if let Some(old) = m.order.pop_front() {
+                m.values.remove(&old);
             }
         }
-        self.counter_order.push_back(key);
-        self.counters.entry(key).or_default().clone()
+        m.order.push_back(key);
+        m.values.entry(key).or_default().clone()
     }
 
     fn publish(&mut self, board: &WorkBoard, status: &Status, clean: bool) {
@@ -321,8 +350,8 @@ impl PoolState {
             floor: self.floor,
             version_mask: self.version_mask,
         };
-        let units = self.counter(&job, &terms);
+        let source = self.source(&job, &terms);
         self.mined = true;
-        board.publish(JobWork::new(job, terms, self.connection, units), clean);
+        board.publish(JobWork::new(job, terms, self.connection, source), clean);
     }
 }
