@@ -69,8 +69,10 @@ async fn peers_that_send_garbage_or_invalid_blocks_are_banned_and_the_node_keeps
     assert!(stranger.handshake(0).await.is_err());
     assert!(stranger.closed_within(quick).await);
 
+    // Returns at the fifth ban (about a second); the room is for a machine under full load,
+    // where a fresh-clone CI run once took 5.3 s to see it.
     let banned = eventually(
-        Duration::from_secs(5),
+        Duration::from_secs(20),
         || node.pool.metric("pool_p2p_bans_total"),
         |n| *n == 5.0,
     )
