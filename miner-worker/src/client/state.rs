@@ -279,14 +279,14 @@ impl PoolState {
     pub fn tick(&mut self, board: &WorkBoard, status: &Status) {
         let floor = self.cap.floor(status.hashrate(Duration::from_secs(10)));
         let binding = |f: Option<Difficulty>, d: Difficulty| f.filter(|f| *f > d);
+        // `self.floor` stays what the published work uses, so small moves add up to a
+        // rebuild instead of drifting past 2x unnoticed.
         if submit_cap::moved(
             binding(self.floor, self.difficulty),
             binding(floor, self.difficulty),
         ) {
             self.floor = floor;
             self.publish(board, status, false);
-        } else {
-            self.floor = floor;
         }
     }
 
