@@ -28,6 +28,8 @@ use crate::chain::node_rpc::{NodeConfig, NodeSource, RpcClient};
 use crate::chain::retarget::RetargetParams;
 use crate::chain::TemplateSource;
 use crate::config::Config;
+use crate::http::directory;
+use crate::http::refreshed::Refreshed;
 use crate::http::{self, ApiState};
 use crate::jobs::{CoinbasePayouts, JobBuilder, JobFeed, JobIds};
 use crate::metrics::Metrics;
@@ -359,6 +361,18 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         api_token: cfg.api_token.clone(),
         network: cfg.network,
         started,
+        directory: Arc::new(
+            Refreshed::new(directory::FRESH, directory::STALE)
+                .counting(metrics.view_builds.with_label_values(&["workers"])),
+        ),
+        balances: Arc::new(
+            Refreshed::new(directory::FRESH, directory::STALE)
+                .counting(metrics.view_builds.with_label_values(&["balances"])),
+        ),
+        metrics_text: Arc::new(
+            Refreshed::new(Duration::ZERO, Duration::ZERO)
+                .counting(metrics.view_builds.with_label_values(&["metrics"])),
+        ),
     });
     let http_listener = TcpListener::bind(cfg.http)
         .await
@@ -392,7 +406,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = t.tick() => {
-                        metrics.refresh(&stats, &jobs, bans.len());
+                        // A walk over every worker: off the threads sessions run on.
+                        let (m, st, j, banned) = (metrics.clone(), stats.clone(), jobs.clone(), bans.len());
+                        let _ = tokio::task::spawn_blocking(move || m.refresh(&st, &j, banned)).await;
                         ctx.resume.expire();
                         metrics.sessions_parked.set(ctx.resume.len() as i64);
                     }

@@ -55,6 +55,9 @@ pub struct Metrics {
     pub payouts: IntCounterVec,
     pub payout_sats: IntCounter,
     pub payout_last_success: Gauge,
+    /// Builds of the public views that are shared between requests (worker directory,
+    /// balances, the exposition itself).
+    pub view_builds: IntCounterVec,
 }
 
 macro_rules! register {
@@ -70,6 +73,17 @@ impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
         let m = Metrics {
+            view_builds: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "pool_http_view_builds_total",
+                        "Builds of shared public views (a crowd of requests shares one)"
+                    ),
+                    &["view"]
+                )
+                .unwrap()
+            ),
             shares: register!(
                 r,
                 IntCounterVec::new(
@@ -503,13 +517,13 @@ impl Metrics {
                     .remove_label_values(&[&gone, "rejected", reason]);
             }
         }
-        for w in stats.workers(now) {
-            for (window, rate) in &w.hashrate {
+        stats.for_each_worker_numbers(now, |name, n| {
+            for ((window, _), rate) in WINDOWS.iter().zip(n.hashrate) {
                 self.worker_hashrate
-                    .with_label_values(&[w.name.as_str(), window])
-                    .set(*rate);
+                    .with_label_values(&[name.as_str(), window])
+                    .set(rate);
             }
-        }
+        });
         let (pool, _) = stats.pool(now);
         for (window, rate) in &pool.hashrate {
             self.pool_hashrate.with_label_values(&[window]).set(*rate);

@@ -143,6 +143,18 @@ pub struct WorkerSnapshot {
     pub last_share: Option<DateTime<Utc>>,
 }
 
+/// A worker's live numbers without its name or per-reason counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WorkerNumbers {
+    /// By [`WINDOWS`].
+    pub hashrate: [f64; 3],
+    pub accepted: u64,
+    pub rejected: u64,
+    pub difficulty: f64,
+    pub sessions: u32,
+    pub last_share: Option<DateTime<Utc>>,
+}
+
 /// One point of a hashrate chart.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct HistoryPoint {
@@ -162,6 +174,9 @@ pub struct PoolSnapshot {
 pub struct Stats {
     workers: Workers,
     pool: Mutex<PoolStats>,
+    /// Workers with at least one session, kept as sessions come and go so the pool's numbers
+    /// never walk every worker.
+    online: std::sync::atomic::AtomicUsize,
 }
 
 /// One minute of accepted work from the rollups, to warm the windows at start.
@@ -219,6 +234,10 @@ impl Stats {
     pub fn session_opened(&self, worker: &str, at: DateTime<Utc>) {
         let w = self.workers.entry(worker);
         let mut w = w.lock();
+        if w.sessions == 0 {
+            self.online
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         w.sessions += 1;
         w.series.first.get_or_insert(at.timestamp());
     }
@@ -226,6 +245,10 @@ impl Stats {
     pub fn session_closed(&self, worker: &str) {
         if let Some(w) = self.workers.get(worker) {
             let mut w = w.lock();
+            if w.sessions == 1 {
+                self.online
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
             w.sessions = w.sessions.saturating_sub(1);
         }
     }
@@ -262,6 +285,30 @@ impl Stats {
         }
     }
 
+    /// Every worker's numbers in name order without allocating per worker (the worker
+    /// directory's walk over possibly hundreds of thousands); hashrates by [`WINDOWS`].
+    pub fn for_each_worker_numbers(
+        &self,
+        now: DateTime<Utc>,
+        mut f: impl FnMut(String, WorkerNumbers),
+    ) {
+        let now = now.timestamp();
+        for (name, w) in self.workers.all() {
+            let n = {
+                let w = w.lock();
+                WorkerNumbers {
+                    hashrate: WINDOWS.map(|(_, window)| w.series.hashrate(now, window).0),
+                    accepted: w.accepted,
+                    rejected: w.rejected.values().sum(),
+                    difficulty: w.difficulty,
+                    sessions: w.sessions,
+                    last_share: w.last_share,
+                }
+            };
+            f(name, n);
+        }
+    }
+
     /// Every worker's numbers in name order, each taken under its own lock only: sessions
     /// keep recording (and `f` may record too) while the walk goes on.
     pub fn for_each_worker(&self, now: DateTime<Utc>, mut f: impl FnMut(WorkerSnapshot)) {
@@ -275,6 +322,13 @@ impl Stats {
         let mut v = Vec::new();
         self.for_each_worker(now, |w| v.push(w));
         v
+    }
+
+    /// One worker's live numbers (without its history).
+    pub fn snapshot(&self, name: &str, now: DateTime<Utc>) -> Option<WorkerSnapshot> {
+        let w = self.workers.get(name)?;
+        let w = w.lock();
+        Some(Self::snapshot_of(name, &w, now.timestamp()))
     }
 
     pub fn worker(
@@ -291,10 +345,7 @@ impl Stats {
     }
 
     pub fn pool(&self, now: DateTime<Utc>) -> (PoolSnapshot, Vec<HistoryPoint>) {
-        let mut active = 0;
-        for (_, w) in self.workers.all() {
-            active += usize::from(w.lock().sessions > 0);
-        }
+        let active = self.online.load(std::sync::atomic::Ordering::Relaxed);
         let p = self.pool.lock();
         (
             PoolSnapshot {

@@ -7,7 +7,8 @@
 //! generator nothing and the pool everything. Reports accepted shares/s end to end (until the
 //! database holds them all), submit-to-answer latency, the time for a new tip to reach every
 //! connection, pool RSS per connection and pool CPU per 1,000 shares (from /proc when
-//! `--pool-pid` is given).
+//! `--pool-pid` is given). With `--http-clients`, that many HTTP clients read the public API
+//! meanwhile, and each path's answer latency is reported beside the miners'.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +53,17 @@ struct Args {
     /// After the load, mine one block and time its notify reaching every connection.
     #[arg(long, env = "LOADGEN_TIP")]
     tip: bool,
+    /// HTTP clients reading `--http-paths` while the miners submit, each request after the
+    /// last answer (0: none). The pool's per-address HTTP cap must allow them.
+    #[arg(long, env = "LOADGEN_HTTP_CLIENTS", default_value_t = 0)]
+    http_clients: usize,
+    /// Comma-separated paths the HTTP clients request in turn (`{i}` becomes a counter modulo
+    /// 20,000, so names and searches change from one request to the next).
+    #[arg(long, env = "LOADGEN_HTTP_PATHS", default_value = "/api/pool")]
+    http_paths: String,
+    /// Skip waiting for the database to hold every accepted share.
+    #[arg(long, env = "LOADGEN_NO_CATCH_UP")]
+    no_catch_up: bool,
 }
 
 #[derive(Default)]
@@ -347,7 +359,11 @@ async fn main() -> anyhow::Result<()> {
         tip_from: Mutex::new(None),
     });
     let before = args.pool_pid.and_then(proc_stat);
-    let stored_before = stored_accepted(&args.http).await.unwrap_or(0);
+    let stored_before = if args.no_catch_up {
+        0
+    } else {
+        stored_accepted(&args.http).await.unwrap_or(0)
+    };
     println!("connecting {} miners to {}", args.connections, args.stratum);
     let t = Instant::now();
     let sem = Arc::new(tokio::sync::Semaphore::new(256));
@@ -372,14 +388,16 @@ async fn main() -> anyhow::Result<()> {
     for (i, c) in conns.into_iter().enumerate() {
         tasks.push(tokio::spawn(run_conn(c, i, sh.clone(), stop_rx.clone())));
     }
+    let readers = http_load(&args, stop_rx.clone());
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
     stop_tx.send_replace(true);
     let submit_secs = started.elapsed().as_secs_f64();
+    let read = readers.await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let accepted = sh.totals.accepted.load(Ordering::Relaxed);
     let mut caught_up = None;
-    for _ in 0..600 {
+    for _ in 0..if args.no_catch_up { 0 } else { 600 } {
         if let Some(n) = stored_accepted(&args.http).await {
             if n - stored_before >= accepted as i64 {
                 caught_up = Some(started.elapsed().as_secs_f64());
@@ -406,6 +424,7 @@ async fn main() -> anyhow::Result<()> {
             s,
             accepted as f64 / s
         ),
+        None if args.no_catch_up => {}
         None => println!("the database did not catch up within 60 s"),
     }
     println!(
@@ -414,6 +433,15 @@ async fn main() -> anyhow::Result<()> {
         pct(&mut lat, 0.99),
         pct(&mut lat, 1.0)
     );
+    for (path, (mut lat, failed)) in read {
+        println!(
+            "GET {path}: {} answers, {failed} failed; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            lat.len(),
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.99),
+            pct(&mut lat, 1.0)
+        );
+    }
     if let (Some((rss0, _)), Some((rss1, _))) = (before, connected) {
         println!(
             "pool RSS: {rss0} KiB before, {rss1} KiB with {} connections: {:.1} KiB per connection",
@@ -442,6 +470,63 @@ async fn main() -> anyhow::Result<()> {
     }
     drop(tasks);
     Ok(())
+}
+
+/// Per path: answer latencies (µs) and failed requests.
+type PathLatencies = std::collections::BTreeMap<String, (Vec<u32>, u64)>;
+
+/// `--http-clients` readers, each requesting the paths in turn until `stop`.
+fn http_load(args: &Args, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<PathLatencies> {
+    let paths: Vec<String> = args
+        .http_paths
+        .split(',')
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (clients, base) = (args.http_clients, args.http.clone());
+    tokio::spawn(async move {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(clients)
+            .build()
+            .expect("an HTTP client");
+        let mut readers = Vec::new();
+        for c in 0..clients {
+            let (http, base, paths, stop) =
+                (http.clone(), base.clone(), paths.clone(), stop.clone());
+            readers.push(tokio::spawn(async move {
+                let mut mine = PathLatencies::new();
+                let mut i = c;
+                while !*stop.borrow() {
+                    let path = &paths[i % paths.len()];
+                    let url = format!("{base}{}", path.replace("{i}", &(i % 20_000).to_string()));
+                    let t = Instant::now();
+                    let ok = match http.get(&url).send().await {
+                        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    let e = mine.entry(path.clone()).or_default();
+                    if ok {
+                        e.0.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    } else {
+                        e.1 += 1;
+                    }
+                    i += 1;
+                }
+                mine
+            }));
+        }
+        let mut all = PathLatencies::new();
+        for r in readers {
+            if let Ok(mine) = r.await {
+                for (path, (lat, failed)) in mine {
+                    let e = all.entry(path).or_default();
+                    e.0.extend(lat);
+                    e.1 += failed;
+                }
+            }
+        }
+        all
+    })
 }
 
 /// Mine a block on the current job from a connection of our own, then time its notify.

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
@@ -24,11 +24,41 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 128 && !name.contains('.') && !name.contains(char::is_control)
 }
 
-pub async fn list(State(s): State<Arc<ApiState>>) -> Response {
-    match accounts::balances(&s.store, s.network, None).await {
-        Ok(b) => Json(b).into_response(),
-        Err(e) => db_error(e),
+#[derive(Deserialize)]
+pub struct ListQuery {
+    /// Page size, 1..=1000 (default 1000).
+    pub limit: Option<usize>,
+    /// The last account of the previous page.
+    pub after: Option<String>,
+}
+
+/// Accounts' balances by name, a page at a time (`?limit=`, `?after=`; the `Link: rel="next"`
+/// header names the next page while there is one), from sums at most a few seconds old.
+pub async fn list(State(s): State<Arc<ApiState>>, Query(q): Query<ListQuery>) -> Response {
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=1000).contains(&limit) {
+        return error(StatusCode::BAD_REQUEST, "limit must be between 1 and 1000");
     }
+    let all = match s.balances().await {
+        Ok(b) => b,
+        Err(e) => return db_error(e),
+    };
+    let after = q.after.unwrap_or_default();
+    let from = all.partition_point(|b| b.account.as_str() <= after.as_str());
+    let page = &all[from..(from + limit).min(all.len())];
+    let mut response = Json(page).into_response();
+    if from + limit < all.len() {
+        if let Some(last) = page.last() {
+            let next = format!(
+                "</api/accounts?limit={limit}&after={}>; rel=\"next\"",
+                super::api::url_escape(&last.account)
+            );
+            if let Ok(v) = HeaderValue::from_str(&next) {
+                response.headers_mut().insert(header::LINK, v);
+            }
+        }
+    }
+    response
 }
 
 pub async fn one(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {

@@ -126,23 +126,33 @@ pub async fn workers(State(s): State<Arc<ApiState>>, Query(q): Query<WorkersQuer
         Ok(t) => t,
         Err(e) => return db_error(e),
     };
-    let mut page: BTreeMap<String, (Option<WorkerSnapshot>, Option<WorkerRow>)> = totals
+    // Names from the database's page and from the directory (workers not stored yet); the
+    // live numbers of the page's names only, fresh from memory.
+    let directory = match s.directory().await {
+        Ok(d) => d,
+        Err(e) => return db_error(e),
+    };
+    let mut page: BTreeMap<String, Option<WorkerRow>> = totals
         .into_iter()
-        .map(|t| (t.name.clone(), (None, Some(t))))
+        .map(|t| (t.name.clone(), Some(t)))
         .collect();
-    for l in s.stats.workers(Utc::now()) {
-        if l.name > after {
-            let name = l.name.clone();
-            page.entry(name).or_default().0 = Some(l);
-        }
+    for e in directory.entries[directory.after(&after)..]
+        .iter()
+        .take(limit as usize + 1)
+    {
+        page.entry(e.name.clone()).or_default();
     }
     let more = page.len() > limit as usize;
+    let now = Utc::now();
     let out: Vec<WorkerView> = page
         .into_iter()
         .take(limit as usize)
-        .map(|(name, (live, total))| WorkerView {
+        .map(|(name, total)| WorkerView {
             // Workers known only from the database (not seen since start) read zero.
-            live: live.unwrap_or_else(|| idle_worker(name)),
+            live: s
+                .stats
+                .snapshot(&name, now)
+                .unwrap_or_else(|| idle_worker(name)),
             total,
         })
         .collect();
@@ -162,7 +172,7 @@ pub async fn workers(State(s): State<Arc<ApiState>>, Query(q): Query<WorkersQuer
 }
 
 /// Percent-encode everything but unreserved characters (for a name in a query string).
-fn url_escape(s: &str) -> String {
+pub(super) fn url_escape(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

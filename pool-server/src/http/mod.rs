@@ -4,6 +4,8 @@ pub mod accounts;
 pub mod admin;
 pub mod api;
 pub mod dashboard;
+pub mod directory;
+pub mod refreshed;
 pub mod serve;
 pub mod worker_table;
 
@@ -12,14 +14,17 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 
+use self::directory::Snapshot;
+use self::refreshed::Refreshed;
 use crate::chain::embedded::EmbeddedChain;
 use crate::jobs::JobFeed;
 use crate::metrics::Metrics;
 use crate::p2p::manager::Node;
+use crate::rewards::accounts::{balances, Balance};
 use crate::stats::Stats;
 use crate::store::Backend;
 use crate::stratum::bans::BanList;
@@ -40,6 +45,30 @@ pub struct ApiState {
     /// The network account addresses belong to.
     pub network: bitcoin::Network,
     pub started: Instant,
+    /// Every worker, merged and sorted, rebuilt at most every few seconds.
+    pub directory: Arc<Refreshed<Snapshot>>,
+    /// Every account's balances, summed at most every few seconds.
+    pub balances: Arc<Refreshed<Vec<Balance>>>,
+    /// `/metrics`' text (coalesced only: never older than the scrape).
+    pub metrics_text: Arc<Refreshed<bytes::Bytes>>,
+}
+
+impl ApiState {
+    /// The worker directory's current snapshot.
+    pub async fn directory(&self) -> anyhow::Result<Arc<Snapshot>> {
+        let (stats, store) = (self.stats.clone(), self.store.clone());
+        self.directory
+            .get(move || Snapshot::build(stats, store))
+            .await
+    }
+
+    /// Every account's balances, by name.
+    pub async fn balances(&self) -> anyhow::Result<Arc<Vec<Balance>>> {
+        let (store, network) = (self.store.clone(), self.network);
+        self.balances
+            .get(move || async move { balances(&store, network, None).await })
+            .await
+    }
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -71,13 +100,39 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
-    s.metrics.refresh(&s.stats, &s.jobs, s.bans.len());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s.metrics.render(),
-    )
+/// The exposition, refreshed and rendered on the blocking pool, one render at a time: a crowd
+/// of scrapes shares renders (each answer is no older than its request) and the async
+/// threads Stratum runs on never walk every worker.
+async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
+    let (m, stats, jobs, banned) = (
+        s.metrics.clone(),
+        s.stats.clone(),
+        s.jobs.clone(),
+        s.bans.len(),
+    );
+    let text = s
+        .metrics_text
+        .get(move || async move {
+            tokio::task::spawn_blocking(move || {
+                m.refresh(&stats, &jobs, banned);
+                bytes::Bytes::from(m.render())
+            })
+            .await
+            .map_err(anyhow::Error::from)
+        })
+        .await;
+    match text {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            bytes::Bytes::clone(&text),
+        )
+            .into_response(),
+        Err(e) => api::error(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rendering the metrics failed: {e}"),
+        ),
+    }
 }

@@ -73,27 +73,36 @@ pub async fn balances(
     network: bitcoin::Network,
     only: Option<&str>,
 ) -> anyhow::Result<Vec<Balance>> {
-    let credits: Vec<(String, String, i64, i64, i64)> = with_pool!(backend, p => sqlx::query_as(&p.sql(
+    // One account's rows come by its index: `$1 IS NULL OR account = $1` would read them all.
+    macro_rules! either {
+        ($head:literal, $column:literal, $tail:literal $(,)?) => {
+            match only {
+                Some(_) => concat!($head, $column, " = $1", $tail),
+                None => concat!($head, "$1 IS NULL", $tail),
+            }
+        };
+    }
+    let credits: Vec<(String, String, i64, i64, i64)> = with_pool!(backend, p => sqlx::query_as(&p.sql(either!(
         "SELECT c.account, r.state, CAST(sum(c.sats) AS BIGINT), CAST(sum(c.paid_sats) AS BIGINT),
                 CAST(sum(c.carry_sats) AS BIGINT)
          FROM block_credits c JOIN block_rewards r ON r.block_hash = c.block_hash
-         WHERE $1 IS NULL OR c.account = $1
+         WHERE ", "c.account", "
          GROUP BY c.account, r.state",
-    ))
+    )))
     .bind(only)
     .fetch_all(p)
     .await?);
-    let paid: Vec<(String, String, i64)> = with_pool!(backend, p => sqlx::query_as(&p.sql(
+    let paid: Vec<(String, String, i64)> = with_pool!(backend, p => sqlx::query_as(&p.sql(either!(
         "SELECT i.account, o.state, CAST(sum(i.sats) AS BIGINT)
          FROM payout_items i JOIN payouts o ON o.id = i.payout_id
-         WHERE ($1 IS NULL OR i.account = $1) AND o.state <> 'failed'
+         WHERE ", "i.account", " AND o.state <> 'failed'
          GROUP BY i.account, o.state",
-    ))
+    )))
     .bind(only)
     .fetch_all(p)
     .await?);
     let addresses: Vec<(String, Option<String>)> = with_pool!(backend, p => sqlx::query_as(&p.sql(
-        "SELECT name, address FROM accounts WHERE $1 IS NULL OR name = $1",
+        either!("SELECT name, address FROM accounts WHERE ", "name", ""),
     ))
     .bind(only)
     .fetch_all(p)

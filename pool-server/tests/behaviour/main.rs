@@ -25,6 +25,7 @@ mod payouts_reach_each_address_once;
 mod peers_that_misbehave_are_banned;
 mod pools_form_one_network;
 mod pools_started_apart_share_a_genesis;
+mod public_reads_share_one_snapshot;
 mod readme_commands_run;
 mod rewards_are_the_same_however_shares_were_stored;
 mod rewards_follow_the_work_and_the_chain;
