@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::deny;
-use super::api::{db_error, error};
+use super::api::{db_error, error, paged};
 use super::ApiState;
 use crate::rewards::{accounts, ledger};
 
@@ -46,19 +46,11 @@ pub async fn list(State(s): State<Arc<ApiState>>, Query(q): Query<ListQuery>) ->
     let after = q.after.unwrap_or_default();
     let from = all.partition_point(|b| b.account.as_str() <= after.as_str());
     let page = &all[from..(from + limit).min(all.len())];
-    let mut response = Json(page).into_response();
-    if from + limit < all.len() {
-        if let Some(last) = page.last() {
-            let next = format!(
-                "</api/accounts?limit={limit}&after={}>; rel=\"next\"",
-                super::api::url_escape(&last.account)
-            );
-            if let Ok(v) = HeaderValue::from_str(&next) {
-                response.headers_mut().insert(header::LINK, v);
-            }
-        }
-    }
-    response
+    let next = page
+        .last()
+        .filter(|_| from + limit < all.len())
+        .map(|b| b.account.as_str());
+    paged(Json(page).into_response(), "/api/accounts", limit, next)
 }
 
 pub async fn one(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {

@@ -156,23 +156,32 @@ pub async fn workers(State(s): State<Arc<ApiState>>, Query(q): Query<WorkersQuer
             total,
         })
         .collect();
-    let mut response = Json(&out).into_response();
-    if more {
-        if let Some(last) = out.last() {
-            let next = format!(
-                "</api/workers?limit={limit}&after={}>; rel=\"next\"",
-                url_escape(&last.live.name)
-            );
-            if let Ok(v) = axum::http::HeaderValue::from_str(&next) {
-                response.headers_mut().insert(axum::http::header::LINK, v);
-            }
+    let next = out.last().filter(|_| more).map(|w| w.live.name.as_str());
+    paged(Json(&out).into_response(), "/api/workers", limit, next)
+}
+
+/// A page with, when there is a next one, a `Link: rel="next"` header naming it: `path` with
+/// the same `limit` and `after` the page's last name.
+pub(super) fn paged(
+    mut response: Response,
+    path: &str,
+    limit: impl std::fmt::Display,
+    last: Option<&str>,
+) -> Response {
+    if let Some(last) = last {
+        let next = format!(
+            "<{path}?limit={limit}&after={}>; rel=\"next\"",
+            url_escape(last)
+        );
+        if let Ok(v) = axum::http::HeaderValue::from_str(&next) {
+            response.headers_mut().insert(axum::http::header::LINK, v);
         }
     }
     response
 }
 
 /// Percent-encode everything but unreserved characters (for a name in a query string).
-pub(super) fn url_escape(s: &str) -> String {
+fn url_escape(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

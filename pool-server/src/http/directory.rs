@@ -34,15 +34,10 @@ pub struct Entry {
     pub name: String,
     /// Index into [`Snapshot::accounts`].
     pub account: u32,
-    /// By [`WINDOWS`].
-    pub hashrate: [f64; 3],
-    /// All time (database totals, or the live count while the database has not caught up).
-    pub accepted: u64,
-    pub rejected: u64,
-    pub difficulty: f64,
-    pub sessions: u32,
-    /// The last share, or when the database last saw the worker.
-    pub last_share: Option<DateTime<Utc>>,
+    /// The live numbers, except: accepted and rejected are all-time (database totals, or the
+    /// live count while the database has not caught up), and the last share is the later of
+    /// the live one and when the database last saw the worker.
+    pub n: WorkerNumbers,
 }
 
 /// Columns a view sorts by.
@@ -131,12 +126,12 @@ fn merge(name: String, live: Option<WorkerNumbers>, total: Option<&WorkerRow>) -
     Entry {
         name,
         account: 0,
-        hashrate: l.hashrate,
-        accepted: acc_db.max(l.accepted),
-        rejected: rej_db.max(l.rejected),
-        difficulty: l.difficulty,
-        sessions: l.sessions,
-        last_share: l.last_share.max(seen),
+        n: WorkerNumbers {
+            accepted: acc_db.max(l.accepted),
+            rejected: rej_db.max(l.rejected),
+            last_share: l.last_share.max(seen),
+            ..l
+        },
     }
 }
 
@@ -252,7 +247,7 @@ impl Snapshot {
         let mut sums: HashMap<u32, Sums> = HashMap::new();
         for &i in &order {
             let e = &self.entries[i as usize];
-            let s = sums.entry(e.account).or_default();
+            let (s, e) = (sums.entry(e.account).or_default(), &e.n);
             s.workers += 1;
             s.online += u64::from(e.sessions > 0);
             s.accepted += e.accepted;
@@ -281,16 +276,17 @@ impl Snapshot {
 
 /// Compare two entries by `sort` (ascending), names breaking ties so pages are stable.
 fn compare(sort: Sort, a: &Entry, b: &Entry) -> Ordering {
+    let (x, y) = (&a.n, &b.n);
     let by = match sort {
         Sort::Name => Ordering::Equal,
-        Sort::Hashrate1m => a.hashrate[0].total_cmp(&b.hashrate[0]),
-        Sort::Hashrate5m => a.hashrate[1].total_cmp(&b.hashrate[1]),
-        Sort::Hashrate1h => a.hashrate[2].total_cmp(&b.hashrate[2]),
-        Sort::Accepted => a.accepted.cmp(&b.accepted),
-        Sort::Rejected => a.rejected.cmp(&b.rejected),
-        Sort::Difficulty => a.difficulty.total_cmp(&b.difficulty),
-        Sort::Sessions => a.sessions.cmp(&b.sessions),
-        Sort::LastShare => a.last_share.cmp(&b.last_share),
+        Sort::Hashrate1m => x.hashrate[0].total_cmp(&y.hashrate[0]),
+        Sort::Hashrate5m => x.hashrate[1].total_cmp(&y.hashrate[1]),
+        Sort::Hashrate1h => x.hashrate[2].total_cmp(&y.hashrate[2]),
+        Sort::Accepted => x.accepted.cmp(&y.accepted),
+        Sort::Rejected => x.rejected.cmp(&y.rejected),
+        Sort::Difficulty => x.difficulty.total_cmp(&y.difficulty),
+        Sort::Sessions => x.sessions.cmp(&y.sessions),
+        Sort::LastShare => x.last_share.cmp(&y.last_share),
     };
     by.then_with(|| a.name.cmp(&b.name))
 }
@@ -436,7 +432,7 @@ mod tests {
         let got: Vec<(&str, u64, bool)> = s
             .entries
             .iter()
-            .map(|e| (e.name.as_str(), e.accepted, e.hashrate[0] > 0.0))
+            .map(|e| (e.name.as_str(), e.n.accepted, e.n.hashrate[0] > 0.0))
             .collect();
         assert_eq!(
             got,
@@ -475,7 +471,7 @@ mod tests {
                 accepted_difficulty: 100.0,
             }),
         );
-        assert_eq!((e.accepted, e.rejected), (100, 1));
-        assert!(e.last_share.is_some());
+        assert_eq!((e.n.accepted, e.n.rejected), (100, 1));
+        assert!(e.n.last_share.is_some());
     }
 }

@@ -85,12 +85,12 @@ fn row(e: &Entry, account: &str) -> Row {
     Row {
         name: e.name.clone(),
         account: account.to_owned(),
-        hashrate: rates(&e.hashrate),
-        accepted: e.accepted,
-        rejected: e.rejected,
-        difficulty: e.difficulty,
-        sessions: e.sessions,
-        last_share: e.last_share,
+        hashrate: rates(&e.n.hashrate),
+        accepted: e.n.accepted,
+        rejected: e.n.rejected,
+        difficulty: e.n.difficulty,
+        sessions: e.n.sessions,
+        last_share: e.n.last_share,
     }
 }
 

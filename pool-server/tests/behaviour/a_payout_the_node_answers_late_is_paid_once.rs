@@ -92,8 +92,7 @@ async fn holding_proxy(node_port: u16, held: Arc<AtomicBool>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sendmany_the_node_runs_after_the_timeout_and_a_kill_is_paid_once() {
-    let Some(bin) = bitcoind() else {
-        eprintln!("SKIPPED: no regtest node; run scripts/prepare/regtest-node (scripts/test does)");
+    let Some(bin) = bitcoind_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -156,8 +156,7 @@ async fn unspent_at(node: &Node, address: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coinbase_outputs_match_the_ledger_and_the_node_to_the_satoshi() {
-    let Some(bin) = bitcoind() else {
-        eprintln!("SKIPPED: no regtest node; run scripts/prepare/regtest-node (scripts/test does)");
+    let Some(bin) = bitcoind_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -20,8 +20,7 @@ use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_blocks_through_stratum_are_accepted_by_the_node() {
-    let Some(bin) = bitcoind() else {
-        eprintln!("SKIPPED: no regtest node; run scripts/prepare/regtest-node (scripts/test does)");
+    let Some(bin) = bitcoind_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -173,8 +172,7 @@ async fn twenty_blocks_through_stratum_are_accepted_by_the_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zmq_hashblock_brings_new_tips_without_polling() {
-    let Some(bin) = bitcoind() else {
-        eprintln!("SKIPPED: no regtest node; run scripts/prepare/regtest-node (scripts/test does)");
+    let Some(bin) = bitcoind_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -232,8 +230,7 @@ fn close_wait_on(port: u16) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn template_refreshes_never_abandon_a_long_poll() {
-    let Some(bin) = bitcoind() else {
-        eprintln!("SKIPPED: no regtest node; run scripts/prepare/regtest-node (scripts/test does)");
+    let Some(bin) = bitcoind_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

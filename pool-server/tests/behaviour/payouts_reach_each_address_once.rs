@@ -21,8 +21,7 @@ fn signal(pid: u32, sig: i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wallet_payouts_match_the_node_to_the_satoshi_and_survive_a_kill() {
-    let Some(bin) = bitcoind() else {
-        eprintln!("SKIPPED: no regtest node; run scripts/prepare/regtest-node (scripts/test does)");
+    let Some(bin) = bitcoind_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

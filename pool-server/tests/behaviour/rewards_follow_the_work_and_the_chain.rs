@@ -286,6 +286,23 @@ async fn pplns_credits_follow_the_work_and_a_reorg_voids_them() {
         .map(|a| a["account"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["alice", "bob"]);
+    // A page at a time, the next named by the Link header.
+    let first = reqwest::get(format!("{}/api/accounts?limit=1", pool.http()))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.headers()["link"],
+        "</api/accounts?limit=1&after=alice>; rel=\"next\""
+    );
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first.as_array().unwrap().len(), 1);
+    assert_eq!(first[0]["account"], "alice");
+    let rest = reqwest::get(format!("{}/api/accounts?limit=1&after=alice", pool.http()))
+        .await
+        .unwrap();
+    assert!(!rest.headers().contains_key("link"), "bob is the last page");
+    let rest: Value = rest.json().await.unwrap();
+    assert_eq!(rest[0]["account"], "bob");
     let metric = pool
         .metric("pool_blocks_credited_total{scheme=\"pplns\"}")
         .await;

@@ -20,6 +20,15 @@ pub fn bitcoind() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// The node, or `None` after saying why the calling test is skipped.
+pub fn bitcoind_or_skip() -> Option<PathBuf> {
+    let bin = bitcoind();
+    if bin.is_none() {
+        eprintln!("SKIPPED: no regtest node; run scripts/prepare/regtest-node (scripts/test does)");
+    }
+    bin
+}
+
 pub struct Node {
     pub child: Child,
     pub datadir: PathBuf,
