@@ -5,6 +5,10 @@
 //! started again, and when the node finally makes the payment the pool finds it in the
 //! wallet: the account is paid exactly once, matched against `listtransactions` and what the
 //! other node's wallet received.
+//!
+//! And a `sendmany` that never reaches the node (lost with the node's process) is paid once
+//! too: the payout stays pending, its balances held, past the client's timeout; only when the
+//! node has restarted without it in the wallet is it failed, and the balances paid again, once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +25,15 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// How long the proxy holds the first `sendmany` before the node sees it.
 const HOLD: Duration = Duration::from_secs(60);
+
+/// What the proxy does with the first `sendmany`.
+#[derive(Clone, Copy)]
+enum Hold {
+    /// Passes it on after this long.
+    For(Duration),
+    /// Never passes it on (the node never sees it).
+    Forever,
+}
 
 /// One HTTP/1.1 request (headers and a `Content-Length` body), asking the node to close the
 /// connection after its answer (so every request comes on a connection of its own and is
@@ -53,9 +66,9 @@ async fn http_request<R: tokio::io::AsyncRead + Unpin>(r: &mut BufReader<R>) -> 
 }
 
 /// A proxy on loopback to the node's RPC at `node_port`: every request goes through, except
-/// the first `sendmany`, which waits [`HOLD`] first (and still reaches the node when the
-/// client has given up by then). Returns its URL.
-async fn holding_proxy(node_port: u16, held: Arc<AtomicBool>) -> String {
+/// the first `sendmany`, which `hold` delays (it still reaches the node when the client has
+/// given up by then) or swallows. Returns its URL.
+async fn holding_proxy(node_port: u16, held: Arc<AtomicBool>, hold: Hold) -> String {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     tokio::spawn(async move {
@@ -72,7 +85,10 @@ async fn holding_proxy(node_port: u16, held: Arc<AtomicBool>) -> String {
                 };
                 let text = String::from_utf8_lossy(&request);
                 if text.contains("\"sendmany\"") && !held.swap(true, Ordering::SeqCst) {
-                    tokio::time::sleep(HOLD).await;
+                    match hold {
+                        Hold::For(d) => tokio::time::sleep(d).await,
+                        Hold::Forever => return,
+                    }
                 }
                 let Ok(mut server) = TcpStream::connect(("127.0.0.1", node_port)).await else {
                     return;
@@ -90,18 +106,32 @@ async fn holding_proxy(node_port: u16, held: Arc<AtomicBool>) -> String {
     url
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sendmany_the_node_runs_after_the_timeout_and_a_kill_is_paid_once() {
-    let Some(bin) = bitcoind_or_skip() else {
-        return;
-    };
+/// Two regtest nodes, a pool paying from the first's wallet through a [`holding_proxy`], and
+/// alice's one block matured: her payout is recorded and its `sendmany` held.
+struct Pending {
+    _dir: tempfile::TempDir,
+    n1: Node,
+    n2: Node,
+    alice_addr: Value,
+    alice: String,
+    /// An address of the first node's, to mine confirmations to.
+    other: Value,
+    pool: PoolProcess,
+    pool_dir: std::path::PathBuf,
+    http: String,
+    /// The account page while the payout is pending.
+    page: Value,
+}
+
+async fn a_pending_payout(hold: Hold) -> Option<Pending> {
+    let bin = bitcoind_or_skip()?;
     let dir = tempfile::tempdir().unwrap();
     let (n1, n2, pool_addr) = regtest_pair(&bin, dir.path(), &[]).await;
     let alice_addr = n2.call("getnewaddress", json!([])).await.unwrap();
     let alice = alice_addr.as_str().unwrap().to_owned();
     let pool_addr_text = pool_addr.as_str().unwrap().to_owned();
     let held = Arc::new(AtomicBool::new(false));
-    let url = holding_proxy(n1.rpc, held.clone()).await;
+    let url = holding_proxy(n1.rpc, held.clone(), hold).await;
     let pool_dir = dir.path().join("pool");
     let pool = payout_pool_at(
         &pool_dir,
@@ -130,18 +160,69 @@ async fn a_sendmany_the_node_runs_after_the_timeout_and_a_kill_is_paid_once() {
     })
     .await;
     let other = n1.call("getnewaddress", json!([])).await.unwrap();
-    n1.call("generatetoaddress", json!([100, other]))
+    n1.call("generatetoaddress", json!([100, other.clone()]))
         .await
         .unwrap();
 
     // The payout is recorded and its sendmany held: pending, not due.
-    let pending = until_account(&http, &alice, "a pending payout", |v| {
+    let page = until_account(&http, &alice, "a pending payout", |v| {
         v["payouts"][0]["state"] == "pending"
     })
     .await;
-    let held_since = Instant::now();
     assert!(held.load(Ordering::SeqCst), "the proxy holds the sendmany");
-    assert_eq!(pending["balance"]["due_sats"], 0, "pending is not due");
+    assert_eq!(page["balance"]["due_sats"], 0, "pending is not due");
+    Some(Pending {
+        _dir: dir,
+        n1,
+        n2,
+        alice_addr,
+        alice,
+        other,
+        pool,
+        pool_dir,
+        http,
+        page,
+    })
+}
+
+/// The wallet's pool payout transactions.
+async fn payout_txids(n1: &Node) -> Vec<String> {
+    let listed = n1
+        .call("listtransactions", json!(["*", 1000, 0, true]))
+        .await
+        .unwrap();
+    let txids: std::collections::BTreeSet<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["comment"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("pool payout "))
+        })
+        .map(|e| e["txid"].as_str().unwrap().to_owned())
+        .collect();
+    txids.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sendmany_the_node_runs_after_the_timeout_and_a_kill_is_paid_once() {
+    let Some(Pending {
+        _dir,
+        n1,
+        n2,
+        alice_addr,
+        alice,
+        other,
+        pool,
+        pool_dir,
+        http,
+        page: pending,
+    }) = a_pending_payout(Hold::For(HOLD)).await
+    else {
+        return;
+    };
+    let held_since = Instant::now();
     // Past the client's timeout, the pool is killed and started again, still before the node
     // has seen the call.
     tokio::time::sleep(Duration::from_secs(25)).await;
@@ -187,24 +268,84 @@ async fn a_sendmany_the_node_runs_after_the_timeout_and_a_kill_is_paid_once() {
         a["balance"]["paid_sats"].as_i64().unwrap(),
         "the node paid what the API says, once"
     );
-    let listed = n1
-        .call("listtransactions", json!(["*", 1000, 0, true]))
+    assert_eq!(
+        payout_txids(&n1).await,
+        vec![payouts[0]["txid"].as_str().unwrap()],
+        "one payout transaction in the wallet"
+    );
+    drop(pool);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sendmany_lost_with_the_nodes_process_is_paid_once_after_its_restart() {
+    let Some(Pending {
+        _dir,
+        mut n1,
+        n2,
+        alice_addr,
+        alice,
+        other,
+        pool,
+        http,
+        page: pending,
+        ..
+    }) = a_pending_payout(Hold::Forever).await
+    else {
+        return;
+    };
+    // Past the client's 20 s timeout with no answer: still pending, its balances held (the
+    // node may yet make it).
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let v = balance(&http, &alice).await;
+    assert_eq!(v["payouts"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["payouts"][0]["state"], "pending", "{v}");
+    assert_eq!(
+        v["balance"]["due_sats"], 0,
+        "held balances are not due again"
+    );
+
+    // The node's process dies and starts again without the call: the wallet proves it was
+    // never made. The payout fails, and its balances are paid by the next one, once.
+    n1.restart();
+    n1.ready().await;
+    let a = until_account(&http, &alice, "a second payout sent", |v| {
+        v["payouts"][0]["state"] == "sent"
+    })
+    .await;
+    let payouts = a["payouts"].as_array().unwrap();
+    // Newest first: one sent; before it only failures (the node, just restarted, may refuse
+    // a run or two while its wallet loads: nothing is sent then); the oldest the lost one.
+    assert_eq!(
+        payouts.iter().filter(|p| p["state"] == "sent").count(),
+        1,
+        "{payouts:?}"
+    );
+    assert!(
+        payouts[1..].iter().all(|p| p["state"] == "failed"),
+        "{payouts:?}"
+    );
+    let lost = payouts.last().unwrap();
+    assert_eq!(lost["id"], pending["payouts"][0]["id"]);
+    assert!(
+        lost["detail"].as_str().unwrap().contains("restarted"),
+        "failed for the restart: {lost}"
+    );
+    assert_eq!(a["balance"]["due_sats"], 0);
+    assert_eq!(a["balance"]["paid_sats"], a["balance"]["mature_sats"]);
+    // A few more runs: nothing else goes out.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    confirm(&n1, &n2, &other).await;
+    let received = n2
+        .call("getreceivedbyaddress", json!([alice_addr, 1]))
         .await
         .unwrap();
-    let made: Vec<&Value> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| {
-            e["comment"]
-                .as_str()
-                .is_some_and(|c| c.starts_with("pool payout "))
-        })
-        .collect();
-    let txids: std::collections::BTreeSet<&str> =
-        made.iter().map(|e| e["txid"].as_str().unwrap()).collect();
     assert_eq!(
-        txids.into_iter().collect::<Vec<_>>(),
+        sats(&received),
+        a["balance"]["paid_sats"].as_i64().unwrap(),
+        "the node paid what the API says, once"
+    );
+    assert_eq!(
+        payout_txids(&n1).await,
         vec![payouts[0]["txid"].as_str().unwrap()],
         "one payout transaction in the wallet"
     );
