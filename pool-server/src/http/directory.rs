@@ -136,12 +136,38 @@ fn merge(name: String, live: Option<WorkerNumbers>, total: Option<&WorkerRow>) -
 }
 
 impl Snapshot {
-    /// Read both sources and merge them (the merge on the blocking pool).
-    pub async fn build(stats: Arc<Stats>, store: Backend) -> anyhow::Result<Snapshot> {
+    /// Read both sources and merge them, on the blocking pool; then sort the views of
+    /// `previous` that list every worker (the table's orders, not its searches), so requests
+    /// for them after the swap find them sorted rather than queue behind their sorts.
+    pub async fn build(
+        stats: Arc<Stats>,
+        store: Backend,
+        previous: Option<Arc<Snapshot>>,
+    ) -> anyhow::Result<Snapshot> {
         let totals = store.workers_matching("", MAX_WORKERS).await?;
-        tokio::task::spawn_blocking(move || Snapshot::merge_all(totals, &stats, Utc::now()))
-            .await
-            .map_err(|e| anyhow::anyhow!("building the worker directory: {e}"))
+        tokio::task::spawn_blocking(move || {
+            let s = Snapshot::merge_all(totals, &stats, Utc::now());
+            if let Some(previous) = previous {
+                let keys: Vec<ViewKey> = previous
+                    .views
+                    .lock()
+                    .keys()
+                    .filter(|k| k.needle.is_empty())
+                    .cloned()
+                    .collect();
+                let sorted: HashMap<ViewKey, Arc<View>> = keys
+                    .into_iter()
+                    .map(|k| {
+                        let v = Arc::new(s.sort(&k));
+                        (k, v)
+                    })
+                    .collect();
+                *s.views.lock() = sorted;
+            }
+            s
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("building the worker directory: {e}"))
     }
 
     fn merge_all(mut totals: Vec<WorkerRow>, stats: &Stats, now: DateTime<Utc>) -> Snapshot {
@@ -446,6 +472,36 @@ mod tests {
         );
         assert_eq!(s.accounts, ["B", "a", "b", "c", "d"]);
         assert_eq!(s.entries[4].account, 4);
+    }
+
+    #[tokio::test]
+    async fn a_new_snapshot_comes_with_the_last_ones_orders_sorted_but_not_its_searches() {
+        let stats = Arc::new(Stats::new());
+        let now = Utc::now();
+        stats.accepted("a.1", 1.0, now);
+        stats.accepted("b.1", 2.0, now);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Backend::connect(&format!("sqlite://{}/p.sqlite", dir.path().display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let first = Arc::new(
+            Snapshot::build(stats.clone(), store.clone(), None)
+                .await
+                .unwrap(),
+        );
+        let order = key("", Sort::Hashrate1m, true, false);
+        first.view(order.clone()).await;
+        first.view(key("a", Sort::Name, false, false)).await;
+        let next = Snapshot::build(stats, store, Some(first)).await.unwrap();
+        let views = next.views.lock();
+        assert_eq!(views.keys().collect::<Vec<_>>(), [&order]);
+        let names: Vec<&str> = views[&order]
+            .order
+            .iter()
+            .map(|&i| next.entries[i as usize].name.as_str())
+            .collect();
+        assert_eq!(names, ["b.1", "a.1"]);
     }
 
     #[test]

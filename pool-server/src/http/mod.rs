@@ -57,8 +57,9 @@ impl ApiState {
     /// The worker directory's current snapshot.
     pub async fn directory(&self) -> anyhow::Result<Arc<Snapshot>> {
         let (stats, store) = (self.stats.clone(), self.store.clone());
+        let previous = self.directory.current();
         self.directory
-            .get(move || Snapshot::build(stats, store))
+            .get(move || Snapshot::build(stats, store, previous))
             .await
     }
 

@@ -93,6 +93,11 @@ impl<T: Send + Sync + 'static> Refreshed<T> {
         Ok(self.store(started, value))
     }
 
+    /// The copy held now, however old.
+    pub fn current(&self) -> Option<Arc<T>> {
+        self.current.lock().as_ref().map(|(_, v)| v.clone())
+    }
+
     /// How long a copy is fresh, and how long it may be served stale.
     fn ages(&self) -> (Duration, Duration) {
         if self.stale.is_zero() {
