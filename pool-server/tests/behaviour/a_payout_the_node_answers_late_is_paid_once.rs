@@ -247,8 +247,10 @@ async fn a_sendmany_the_node_runs_after_the_timeout_and_a_kill_is_paid_once() {
     }
 
     // The node makes the payment; the pool finds it in the wallet: sent, once.
+    // (The page reads its balance and its payouts one after the other: wait for both.)
     let a = until_account(&http, &alice, "the held payout sent", |v| {
         v["payouts"][0]["state"] == "sent"
+            && v["balance"]["paid_sats"] == v["balance"]["mature_sats"]
     })
     .await;
     let payouts = a["payouts"].as_array().unwrap();
@@ -308,8 +310,10 @@ async fn a_sendmany_lost_with_the_nodes_process_is_paid_once_after_its_restart()
     // never made. The payout fails, and its balances are paid by the next one, once.
     n1.restart();
     n1.ready().await;
+    // (The page reads its balance and its payouts one after the other: wait for both.)
     let a = until_account(&http, &alice, "a second payout sent", |v| {
         v["payouts"][0]["state"] == "sent"
+            && v["balance"]["paid_sats"] == v["balance"]["mature_sats"]
     })
     .await;
     let payouts = a["payouts"].as_array().unwrap();
