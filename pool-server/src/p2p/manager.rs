@@ -27,11 +27,11 @@ use tokio_util::task::TaskTracker;
 
 use super::address_book::AddressBook;
 use super::codec::FrameCodec;
-use super::handshake::{our_version, HandshakeError, PeerVersion};
+use super::handshake::{our_version, HandshakeError};
 use super::misbehaviour::{peer_ban_list, punish};
-use super::peer::{self, Flow, Liveness, Observer, Outbox, PeerError, PeerStats};
+use super::peer::{self, Direction, Flow, Liveness, Observer, Outbox, Peer, PeerError};
 use super::seen::Seen;
-use super::sync::Conversation;
+use super::sync::{Conversation, Ground};
 use crate::blocks::BlockPath;
 use crate::chain::embedded::EmbeddedChain;
 use crate::chain::genesis::network_magic;
@@ -64,47 +64,6 @@ pub struct P2pConfig {
     pub handshake_timeout: Duration,
     pub liveness: Liveness,
     pub ban_duration: Duration,
-}
-
-/// Which side dialled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Inbound,
-    Outbound,
-}
-
-impl Direction {
-    pub fn label(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-    }
-}
-
-/// One connected peer, as the node keeps it.
-pub struct Peer {
-    pub id: u64,
-    pub addr: SocketAddr,
-    /// Where it takes connections (the dialled address, or an inbound peer's advertised port).
-    pub listen: Option<SocketAddr>,
-    pub direction: Direction,
-    pub version: PeerVersion,
-    pub since: DateTime<Utc>,
-    pub stats: Arc<Mutex<PeerStats>>,
-    /// Its best height as far as we know (its version, then the blocks it has sent or shown).
-    pub best_height: AtomicU64,
-    /// The last block it sent or announced (no need to announce that one back).
-    pub last_block: Mutex<Option<BlockHash>>,
-    pub outbox: Outbox,
-    pub cancel: CancellationToken,
-}
-
-impl Peer {
-    pub fn saw_height(&self, height: u64) {
-        self.best_height.fetch_max(height, Ordering::Relaxed);
-    }
 }
 
 /// A peer as `/api/peers` shows it.
@@ -147,6 +106,29 @@ pub struct Node {
     pub listening: Option<SocketAddr>,
     cancel: CancellationToken,
     tracker: TaskTracker,
+}
+
+/// What a conversation with a peer reads of the node.
+impl Ground for Node {
+    fn chain(&self) -> &EmbeddedChain {
+        &self.chain
+    }
+
+    fn blocks(&self) -> &BlockPath {
+        &self.blocks
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn book(&self) -> &Mutex<AddressBook> {
+        &self.book
+    }
+
+    fn ping_every(&self) -> Duration {
+        self.cfg.liveness.ping_every
+    }
 }
 
 impl Node {

@@ -9,12 +9,17 @@
 //! peer never stalls the others. Dropping means aborting the peer's task: [`run`] may be
 //! waiting on a socket the peer no longer reads.
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::BlockHash;
+use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
+use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -253,6 +258,47 @@ where
                 }
             }
         }
+    }
+}
+
+/// Which side dialled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// One connected peer, as the node keeps it.
+pub struct Peer {
+    pub id: u64,
+    pub addr: SocketAddr,
+    /// Where it takes connections (the dialled address, or an inbound peer's advertised port).
+    pub listen: Option<SocketAddr>,
+    pub direction: Direction,
+    pub version: PeerVersion,
+    pub since: DateTime<Utc>,
+    pub stats: Arc<Mutex<PeerStats>>,
+    /// Its best height as far as we know (its version, then the blocks it has sent or shown).
+    pub best_height: AtomicU64,
+    /// The last block it sent or announced (no need to announce that one back).
+    pub last_block: Mutex<Option<BlockHash>>,
+    pub outbox: Outbox,
+    pub cancel: CancellationToken,
+}
+
+impl Peer {
+    pub fn saw_height(&self, height: u64) {
+        self.best_height.fetch_max(height, Ordering::Relaxed);
     }
 }
 

@@ -28,12 +28,15 @@ use bitcoin::{Block, BlockHash};
 use protocol::CompactTarget;
 use tokio::sync::mpsc;
 
+use super::address_book::AddressBook;
 use super::address_book::MAX_ADDR_PER_MESSAGE;
 use super::handshake::PROTOCOL_VERSION;
-use super::manager::{Node, Peer};
-use super::peer::PeerError;
+use super::peer::{Direction, Peer, PeerError};
+use crate::blocks::BlockPath;
+use crate::chain::embedded::EmbeddedChain;
 use crate::chain::embedded::MAX_HEADERS;
 use crate::chain::BlockVerdict;
+use crate::metrics::Metrics;
 
 /// Blocks we may have asked one peer for and not yet received.
 const MAX_IN_FLIGHT: usize = 4_000;
@@ -44,9 +47,20 @@ const MAX_UNKNOWN: u32 = 100;
 /// At most one `getheaders` per this long when headers do not connect (no ping-pong loops).
 const RESYNC_EVERY: Duration = Duration::from_millis(500);
 
+/// What a conversation needs of the node it belongs to. The node implements it, and this file
+/// knows nothing else of the node, so the two depend one way only.
+pub trait Ground: Send + Sync + 'static {
+    fn chain(&self) -> &EmbeddedChain;
+    fn blocks(&self) -> &BlockPath;
+    fn metrics(&self) -> &Metrics;
+    fn book(&self) -> &parking_lot::Mutex<AddressBook>;
+    /// How often the node pings its peers.
+    fn ping_every(&self) -> Duration;
+}
+
 /// The node's side of the conversation with one peer.
 pub struct Conversation {
-    node: Arc<Node>,
+    node: Arc<dyn Ground>,
     peer: Arc<Peer>,
     /// Blocks asked of this peer, and when: a request unanswered for [`Self::patience`] is
     /// forgotten, so the block is asked for again (of this peer or another).
@@ -60,9 +74,9 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    pub fn new(node: Arc<Node>, peer: Arc<Peer>) -> Conversation {
+    pub fn new(node: Arc<dyn Ground>, peer: Arc<Peer>) -> Conversation {
         // Three ping intervals: a live peer answers well within them.
-        let patience = node.cfg.liveness.ping_every * 3;
+        let patience = node.ping_every() * 3;
         Conversation {
             node,
             peer,
@@ -82,7 +96,7 @@ impl Conversation {
     ) -> Result<(), PeerError> {
         // Catch up with it (and show it our branch, when it asks back).
         self.get_headers().await?;
-        if self.peer.direction == super::manager::Direction::Outbound {
+        if self.peer.direction == Direction::Outbound {
             self.send(NetworkMessage::GetAddr).await?;
         }
         let mut tick = tokio::time::interval(self.patience);
@@ -120,7 +134,7 @@ impl Conversation {
         let patience = self.patience;
         self.in_flight.retain(|_, t| t.elapsed() < patience);
         if let Some(last) = self.sync_until {
-            if !self.awaited(&last) && !self.node.chain.knows(&last) {
+            if !self.awaited(&last) && !self.node.chain().knows(&last) {
                 self.sync_until = None;
                 self.get_headers().await?;
             }
@@ -134,7 +148,7 @@ impl Conversation {
 
     async fn get_headers(&mut self) -> Result<(), PeerError> {
         self.last_getheaders = Some(Instant::now());
-        let locator = self.node.chain.locator();
+        let locator = self.node.chain().locator();
         self.send(NetworkMessage::GetHeaders(GetHeadersMessage::new(
             locator,
             BlockHash::all_zeros(),
@@ -160,7 +174,7 @@ impl Conversation {
             NetworkMessage::GetAddr => {
                 if !self.answered_getaddr {
                     self.answered_getaddr = true;
-                    let addrs = self.node.book.lock().for_gossip(MAX_ADDR_PER_MESSAGE);
+                    let addrs = self.node.book().lock().for_gossip(MAX_ADDR_PER_MESSAGE);
                     let now = chrono::Utc::now().timestamp() as u32;
                     let list = addrs
                         .iter()
@@ -183,7 +197,7 @@ impl Conversation {
                     .collect();
                 let learned = self
                     .node
-                    .book
+                    .book()
                     .lock()
                     .learn(addrs, std::time::Instant::now());
                 if learned > 0 {
@@ -211,11 +225,11 @@ impl Conversation {
                 continue;
             };
             *self.peer.last_block.lock() = Some(h);
-            if let Some(s) = self.node.chain.standing(&h) {
+            if let Some(s) = self.node.chain().standing(&h) {
                 self.peer.saw_height(s.height);
                 continue;
             }
-            if self.node.chain.knows(&h) || self.awaited(&h) {
+            if self.node.chain().knows(&h) || self.awaited(&h) {
                 continue;
             }
             if !self.room_to_ask() {
@@ -235,11 +249,11 @@ impl Conversation {
         for i in items {
             match i {
                 Inventory::Block(h) | Inventory::WitnessBlock(h) => {
-                    match self.node.chain.block(&h) {
+                    match self.node.chain().block(&h) {
                         Some(b) => {
                             self.send(NetworkMessage::Block(b)).await?;
                             // It asked for the block, so it will have it.
-                            if let Some(s) = self.node.chain.standing(&h) {
+                            if let Some(s) = self.node.chain().standing(&h) {
                                 self.peer.saw_height(s.height);
                             }
                         }
@@ -259,7 +273,7 @@ impl Conversation {
         let hash = block.block_hash();
         self.in_flight.remove(&hash);
         *self.peer.last_block.lock() = Some(hash);
-        let Some(outcome) = self.node.blocks.from_peer(&block).await else {
+        let Some(outcome) = self.node.blocks().from_peer(&block).await else {
             return Ok(());
         };
         match &outcome.verdict {
@@ -287,14 +301,14 @@ impl Conversation {
             let age = chrono::Utc::now().timestamp() as f64 - block.header.time as f64;
             // Only fresh blocks say how fast blocks travel (not those fetched to catch up).
             if outcome.tip_changed && (0.0..600.0).contains(&age) {
-                self.node.metrics.block_propagation.observe(age);
+                self.node.metrics().block_propagation.observe(age);
             }
-            let (orphans, _) = self.node.chain.orphans();
-            self.node.metrics.orphan_blocks.set(orphans as i64);
+            let (orphans, _) = self.node.chain().orphans();
+            self.node.metrics().orphan_blocks.set(orphans as i64);
         }
         if self
             .sync_until
-            .is_some_and(|h| self.node.chain.standing(&h).is_some())
+            .is_some_and(|h| self.node.chain().standing(&h).is_some())
         {
             self.sync_until = None;
             self.get_headers().await?;
@@ -311,7 +325,7 @@ impl Conversation {
         }
         let headers = self
             .node
-            .chain
+            .chain()
             .headers_after(&m.locator_hashes, m.stop_hash);
         self.send(NetworkMessage::Headers(headers)).await
     }
@@ -326,7 +340,7 @@ impl Conversation {
         let Some(first) = headers.first() else {
             return Ok(());
         };
-        if !self.node.chain.knows(&first.prev_blockhash) {
+        if !self.node.chain().knows(&first.prev_blockhash) {
             // They do not connect to anything we have: show the peer our locator again.
             if self
                 .last_getheaders
@@ -355,7 +369,7 @@ impl Conversation {
                 });
             }
             prev = hash;
-            if self.node.chain.knows(&hash) || self.awaited(&hash) {
+            if self.node.chain().knows(&hash) || self.awaited(&hash) {
                 continue;
             }
             if !self.room_to_ask() {
@@ -366,7 +380,7 @@ impl Conversation {
         }
         if let Some(height) = self
             .node
-            .chain
+            .chain()
             .standing(&first.prev_blockhash)
             .map(|s| s.height)
         {
