@@ -33,6 +33,13 @@ use crate::http::refreshed::Refreshed;
 use crate::http::{self, ApiState};
 use crate::jobs::{CoinbasePayouts, JobBuilder, JobFeed, JobIds};
 use crate::metrics::Metrics;
+use crate::mining::account::AccountPolicy;
+use crate::mining::extranonce::ExtranonceAllocator;
+use crate::mining::resume::ResumeTable;
+use crate::mining::vardiff::VardiffConfig;
+use crate::mining::MiningContext;
+use crate::net::bans::BanList;
+use crate::net::ConnectionLimits;
 use crate::p2p::manager::{Node, P2pConfig};
 use crate::p2p::peer::Liveness;
 use crate::rewards::coinbase_plan::PlanSettings;
@@ -42,13 +49,8 @@ use crate::rewards::planner::Planner;
 use crate::rewards::{PayoutMethod, RewardConfig};
 use crate::stats::Stats;
 use crate::store::{retention, rollup, Backend, BlockRecord, Store, StoreEvent, StoreOptions};
-use crate::stratum::account::AccountPolicy;
-use crate::stratum::bans::BanList;
-use crate::stratum::extranonce::ExtranonceAllocator;
-use crate::stratum::resume::ResumeTable;
-use crate::stratum::server::{self, ConnectionLimits};
+use crate::stratum::server;
 use crate::stratum::session::SessionContext;
-use crate::stratum::vardiff::VardiffConfig;
 
 /// How long sessions get to say goodbye on shutdown.
 const SESSION_DRAIN: Duration = Duration::from_secs(10);
@@ -301,7 +303,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         shutdown.clone(),
     ));
     let bans = Arc::new(BanList::new(cfg.ban_duration, cfg.ban_threshold));
-    let ctx = Arc::new(SessionContext {
+    let mining = Arc::new(MiningContext {
         extranonce2_size: cfg.extranonce2_size as usize,
         version_mask: cfg.version_mask,
         vardiff: VardiffConfig {
@@ -312,9 +314,6 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             max: cfg.vardiff_max,
         },
         reissue_grace: cfg.reissue_grace,
-        idle_timeout: cfg.idle_timeout,
-        auth_timeout: cfg.auth_timeout,
-        max_line: cfg.max_line,
         accounts: AccountPolicy::new(cfg.network, &cfg.account_pattern)?,
         jobs: jobs.clone(),
         job_ids,
@@ -325,7 +324,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         bans: bans.clone(),
         extranonces: ExtranonceAllocator::new(cfg.extranonce1_size as usize, jobs.tip()),
         blocks: block_tx,
-        session_ids: AtomicU64::new(rand::random::<u32>() as u64),
+        channel_ids: AtomicU64::new(rand::random::<u32>() as u64),
+    });
+    let ctx = Arc::new(SessionContext {
+        mining: mining.clone(),
+        idle_timeout: cfg.idle_timeout,
+        auth_timeout: cfg.auth_timeout,
+        max_line: cfg.max_line,
     });
 
     let limits = ConnectionLimits::new(cfg.max_connections, cfg.max_connections_per_ip);
@@ -392,12 +397,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
 
     // Keep the derived gauges fresh between scrapes.
     {
-        let (metrics, stats, jobs, bans, ctx, shutdown) = (
+        let (metrics, stats, jobs, bans, mining, shutdown) = (
             metrics.clone(),
             stats.clone(),
             jobs.clone(),
             bans.clone(),
-            ctx.clone(),
+            mining.clone(),
             shutdown.clone(),
         );
         tokio::spawn(async move {
@@ -409,8 +414,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                         // A walk over every worker: off the threads sessions run on.
                         let (m, st, j, banned) = (metrics.clone(), stats.clone(), jobs.clone(), bans.len());
                         let _ = tokio::task::spawn_blocking(move || m.refresh(&st, &j, banned)).await;
-                        ctx.resume.expire();
-                        metrics.sessions_parked.set(ctx.resume.len() as i64);
+                        mining.resume.expire();
+                        metrics.sessions_parked.set(mining.resume.len() as i64);
                     }
                 }
             }

@@ -13,6 +13,8 @@ pub mod http;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;
+pub mod mining;
+pub mod net;
 pub mod p2p;
 pub mod rewards;
 pub mod share;

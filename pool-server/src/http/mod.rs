@@ -23,11 +23,11 @@ use self::refreshed::Refreshed;
 use crate::chain::embedded::EmbeddedChain;
 use crate::jobs::JobFeed;
 use crate::metrics::Metrics;
+use crate::net::bans::BanList;
 use crate::p2p::manager::Node;
 use crate::rewards::accounts::{balances, Balance};
 use crate::stats::Stats;
 use crate::store::Backend;
-use crate::stratum::bans::BanList;
 
 /// What the handlers read.
 pub struct ApiState {

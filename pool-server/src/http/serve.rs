@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::stratum::server::{accept, ConnectionLimits};
+use crate::net::{accept, ConnectionLimits};
 
 /// How long open requests get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(5);

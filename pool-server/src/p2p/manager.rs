@@ -37,8 +37,8 @@ use crate::chain::embedded::EmbeddedChain;
 use crate::chain::genesis::network_magic;
 use crate::chain::TemplateSource;
 use crate::metrics::Metrics;
-use crate::stratum::bans::ban_key;
-use crate::stratum::bans::BanList;
+use crate::net::bans::ban_key;
+use crate::net::bans::BanList;
 
 /// Messages a peer's send queue holds before the peer counts as not keeping up.
 const OUTBOX: usize = 1_024;

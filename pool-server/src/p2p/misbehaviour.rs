@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::codec::FrameError;
 use super::handshake::HandshakeError;
 use super::peer::PeerError;
-use crate::stratum::bans::BanList;
+use crate::net::bans::BanList;
 
 /// Points that ban an address.
 pub const BAN_SCORE: u32 = 100;

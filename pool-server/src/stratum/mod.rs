@@ -1,11 +1,7 @@
-//! The Stratum V1 server: listeners, one task per connection, and the small owners of shared
-//! state sessions need (extranonce allocator, ban list, account policy).
+//! The Stratum V1 transport: the listener, one task per connection speaking V1's JSON lines
+//! (method names, ids, error codes), and the extensions it answers. What a miner's mining
+//! is (difficulty, jobs, shares) lives in [`crate::mining`], which any transport drives.
 
-pub mod account;
-pub mod bans;
 pub mod extensions;
-pub mod extranonce;
-pub mod resume;
 pub mod server;
 pub mod session;
-pub mod vardiff;

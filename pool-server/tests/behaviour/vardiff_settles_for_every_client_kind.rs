@@ -15,7 +15,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use pool_server::stratum::vardiff::{Vardiff, VardiffConfig};
+use pool_server::mining::vardiff::{Vardiff, VardiffConfig};
 use protocol::Difficulty;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -137,8 +137,8 @@ impl ResumeTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stratum::extranonce::ExtranonceAllocator;
-    use crate::stratum::vardiff::VardiffConfig;
+    use crate::mining::extranonce::ExtranonceAllocator;
+    use crate::mining::vardiff::VardiffConfig;
 
     fn parked(en: &std::sync::Arc<ExtranonceAllocator>) -> Parked {
         let d = Difficulty::new(1.0).unwrap();

@@ -1,0 +1,10 @@
+//! What every listener shares, whatever it speaks: address bans, connection caps, and an
+//! accept loop that survives running out of descriptors. PROXY protocol and TLS will live here.
+
+pub mod accept;
+pub mod bans;
+pub mod limits;
+
+pub use accept::accept;
+pub use bans::{ban_key, BanList};
+pub use limits::{ConnectionLimits, ConnectionSlot};
