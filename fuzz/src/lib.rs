@@ -272,8 +272,9 @@ pub fn p2p_frames(data: &[u8]) {
 /// work to the checks behind it.
 fn fuzz_chain() -> &'static Arc<pool_server::chain::embedded::EmbeddedChain> {
     use pool_server::chain::block_file::BlockFile;
-    use pool_server::chain::embedded::{ChainParams, EmbeddedChain};
+    use pool_server::chain::embedded::EmbeddedChain;
     use pool_server::chain::retarget::RetargetParams;
+    use pool_server::chain::rules::ChainParams;
     static CHAIN: OnceLock<Arc<EmbeddedChain>> = OnceLock::new();
     CHAIN.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("pool-fuzz-chain-{}", std::process::id()));

@@ -10,6 +10,8 @@ pub mod embedded;
 pub mod genesis;
 pub mod node_rpc;
 pub mod retarget;
+pub mod rpc;
+pub mod rules;
 pub mod tree;
 
 use std::sync::Arc;

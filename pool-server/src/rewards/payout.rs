@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::accounts;
-use crate::chain::node_rpc::{RpcClient, RpcError};
+use crate::chain::rpc::{RpcClient, RpcError};
 use crate::metrics::Metrics;
 use crate::store::{Backend, Dialect};
 use crate::with_pool;

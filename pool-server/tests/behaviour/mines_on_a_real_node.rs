@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::regtest::*;
 use common::*;
-use pool_server::chain::node_rpc::{NodeConfig, NodeSource, RpcClient};
+use pool_server::chain::node_rpc::NodeSource;
+use pool_server::chain::rpc::{NodeConfig, RpcClient};
 use pool_server::chain::{BlockVerdict, TemplateSource};
 use protocol::bitcoin::hashes::Hash;
 use protocol::Extranonce2;
