@@ -90,18 +90,20 @@ impl Running {
 }
 
 pub fn payout_script(cfg: &Config) -> anyhow::Result<ScriptBuf> {
-    if let Some(addr) = &cfg.payout_address {
+    if let Some(addr) = &cfg.rewards.payout_address {
         let a = Address::from_str(addr)
             .with_context(|| format!("--payout-address {addr:?} is not an address"))?
-            .require_network(cfg.network)
-            .with_context(|| format!("--payout-address is not a {} address", cfg.network))?;
+            .require_network(cfg.rewards.network)
+            .with_context(|| {
+                format!("--payout-address is not a {} address", cfg.rewards.network)
+            })?;
         return Ok(a.script_pubkey());
     }
-    if let Some(script) = &cfg.payout_script {
+    if let Some(script) = &cfg.rewards.payout_script {
         let bytes = hex::decode(script).context("--payout-script must be hex")?;
         return Ok(ScriptBuf::from_bytes(bytes));
     }
-    if cfg.payout_method != PayoutMethod::Coinbase {
+    if cfg.rewards.payout_method != PayoutMethod::Coinbase {
         tracing::warn!(
             "no --payout-address or --payout-script: the coinbase pays OP_TRUE (anyone can spend)"
         );
@@ -112,8 +114,8 @@ pub fn payout_script(cfg: &Config) -> anyhow::Result<ScriptBuf> {
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let started = Instant::now();
     let descriptors = http::serve::raise_descriptor_limit();
-    let wanted = (cfg.max_connections as u64)
-        .saturating_add(cfg.http_max_connections as u64)
+    let wanted = (cfg.stratum.max_connections as u64)
+        .saturating_add(cfg.http.http_max_connections as u64)
         .saturating_add(256);
     if descriptors < wanted {
         tracing::warn!(
@@ -126,11 +128,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let store = Store::open(
         StoreOptions {
-            url: &cfg.database_url,
-            spool_dir: &cfg.spool_dir,
-            batch: cfg.store_batch,
-            flush: cfg.store_flush,
-            queue: cfg.store_queue,
+            url: &cfg.store.database_url,
+            spool_dir: &cfg.store.spool_dir,
+            batch: cfg.store.store_batch,
+            flush: cfg.store.store_flush,
+            queue: cfg.store.store_queue,
             connect_patience: Duration::from_secs(5),
         },
         metrics.clone(),
@@ -140,16 +142,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
 
     let payout = payout_script(&cfg)?;
     let shutdown = CancellationToken::new();
-    let node_config = cfg.node_rpc_url.as_ref().map(|url| NodeConfig {
+    let node_config = cfg.node.node_rpc_url.as_ref().map(|url| NodeConfig {
         url: url.clone(),
-        user: cfg.node_rpc_user.clone(),
-        password: cfg.node_rpc_password.clone(),
-        cookie_file: cfg.node_rpc_cookie.clone(),
-        poll: cfg.node_poll,
-        refresh: cfg.node_template_refresh,
-        max_age: cfg.node_template_max_age,
-        zmq: cfg.node_zmq.clone(),
-        longpoll: !cfg.node_no_longpoll,
+        user: cfg.node.node_rpc_user.clone(),
+        password: cfg.node.node_rpc_password.clone(),
+        cookie_file: cfg.node.node_rpc_cookie.clone(),
+        poll: cfg.node.node_poll,
+        refresh: cfg.node.node_template_refresh,
+        max_age: cfg.node.node_template_max_age,
+        zmq: cfg.node.node_zmq.clone(),
+        longpoll: !cfg.node.node_no_longpoll,
     });
     let (source, chain): (Arc<dyn TemplateSource>, Option<Arc<EmbeddedChain>>) = match &node_config
     {
@@ -171,55 +173,64 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
 
     let coinbase = CoinbaseBuilder::new(
         payout,
-        &cfg.pool_tag,
-        cfg.extranonce1_size as usize + cfg.extranonce2_size as usize,
+        &cfg.rewards.pool_tag,
+        cfg.stratum.extranonce1_size as usize + cfg.stratum.extranonce2_size as usize,
     );
     let job_ids = JobIds::default();
     let reward_cfg = RewardConfig {
-        scheme: cfg.reward_scheme,
-        pplns_window: cfg.pplns_window,
-        fee_bps: cfg.pool_fee.0,
-        maturity: cfg.maturity,
-        credit_delay: cfg.credit_delay,
-        share_retention: cfg.share_retention,
+        scheme: cfg.rewards.reward_scheme,
+        pplns_window: cfg.rewards.pplns_window,
+        fee_bps: cfg.rewards.pool_fee.0,
+        maturity: cfg.rewards.maturity,
+        credit_delay: cfg.rewards.credit_delay,
+        share_retention: cfg.store.share_retention,
     };
     let mut job_builder = JobBuilder::new(coinbase, job_ids.clone());
-    let coinbase_payouts = cfg.payout_method == PayoutMethod::Coinbase;
+    let coinbase_payouts = cfg.rewards.payout_method == PayoutMethod::Coinbase;
     if coinbase_payouts {
-        let fee_address = cfg.pool_fee_address.as_deref().unwrap_or_default();
+        let fee_address = cfg.rewards.pool_fee_address.as_deref().unwrap_or_default();
         let pool_script = Address::from_str(fee_address)
             .with_context(|| format!("--pool-fee-address {fee_address:?} is not an address"))?
-            .require_network(cfg.network)
-            .with_context(|| format!("--pool-fee-address is not a {} address", cfg.network))?
+            .require_network(cfg.rewards.network)
+            .with_context(|| {
+                format!(
+                    "--pool-fee-address is not a {} address",
+                    cfg.rewards.network
+                )
+            })?
             .script_pubkey();
         let plans = Planner::new(
             store.backend.clone(),
             source.templates(),
             source.kind(),
             reward_cfg.clone(),
-            cfg.network,
-            cfg.plan_interval,
-            cfg.store_flush + Duration::from_secs(1),
+            cfg.rewards.network,
+            cfg.rewards.plan_interval,
+            cfg.store.store_flush + Duration::from_secs(1),
         )
         .spawn(shutdown.clone())
         .await;
         tracing::info!(
-            dust_limit = %cfg.dust_limit,
-            max_outputs = cfg.max_coinbase_outputs,
+            dust_limit = %cfg.rewards.dust_limit,
+            max_outputs = cfg.rewards.max_coinbase_outputs,
             "coinbase payouts on: every job pays the window's accounts"
         );
         job_builder = job_builder.paying_in_coinbase(CoinbasePayouts {
             plans,
             settings: PlanSettings {
-                fee_bps: cfg.pool_fee.0,
-                dust_sats: cfg.dust_limit.to_sat(),
-                max_outputs: cfg.max_coinbase_outputs as usize,
+                fee_bps: cfg.rewards.pool_fee.0,
+                dust_sats: cfg.rewards.dust_limit.to_sat(),
+                max_outputs: cfg.rewards.max_coinbase_outputs as usize,
                 pool_script,
             },
-            rebuild_bps: cfg.coinbase_rebuild_change.0,
+            rebuild_bps: cfg.rewards.coinbase_rebuild_change.0,
         });
     }
-    let jobs = job_builder.spawn(source.templates(), cfg.job_refresh, shutdown.clone());
+    let jobs = job_builder.spawn(
+        source.templates(),
+        cfg.stratum.job_refresh,
+        shutdown.clone(),
+    );
     let (block_tx, block_rx) = mpsc::channel(64);
     let blocks = BlockPath::new(
         source.clone(),
@@ -230,7 +241,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     );
     let block_path = blocks.clone().spawn(block_rx);
     let p2p = match &chain {
-        Some(chain) if cfg.p2p_listen.is_some() || !cfg.peers.is_empty() => Some(
+        Some(chain) if cfg.p2p.p2p_listen.is_some() || !cfg.p2p.peers.is_empty() => Some(
             Node::start(
                 p2p_config(&cfg).await?,
                 chain.clone(),
@@ -269,25 +280,25 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         metrics: metrics.clone(),
     }
     .spawn(shutdown.clone());
-    let payouts = match (cfg.payout_method, &node_config) {
+    let payouts = match (cfg.rewards.payout_method, &node_config) {
         (PayoutMethod::Wallet, Some(node_config)) => {
             let rpc = RpcClient::new(node_config.clone());
-            let wallet = match &cfg.node_wallet {
+            let wallet = match &cfg.rewards.node_wallet {
                 Some(name) => rpc.for_wallet(name),
                 None => rpc,
             };
             tracing::info!(
-                interval = ?cfg.payout_interval,
-                threshold = %cfg.payout_threshold,
+                interval = ?cfg.rewards.payout_interval,
+                threshold = %cfg.rewards.payout_threshold,
                 "wallet payouts on"
             );
             Some(
                 WalletPayouts {
                     backend: store.backend.clone(),
                     wallet,
-                    network: cfg.network,
-                    interval: cfg.payout_interval,
-                    threshold_sats: cfg.payout_threshold.to_sat() as i64,
+                    network: cfg.rewards.network,
+                    interval: cfg.rewards.payout_interval,
+                    threshold_sats: cfg.rewards.payout_threshold.to_sat() as i64,
                     metrics: metrics.clone(),
                 }
                 .spawn(shutdown.clone()),
@@ -298,52 +309,58 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     tokio::spawn(retention::run(
         store.backend.clone(),
         retention::Policy {
-            shares: cfg.share_retention,
-            minutes: cfg.minute_rollup_retention,
-            hours: cfg.rollup_retention,
+            shares: cfg.store.share_retention,
+            minutes: cfg.store.minute_rollup_retention,
+            hours: cfg.store.rollup_retention,
         },
         shutdown.clone(),
     ));
-    let bans = Arc::new(BanList::new(cfg.ban_duration, cfg.ban_threshold));
+    let bans = Arc::new(BanList::new(
+        cfg.stratum.ban_duration,
+        cfg.stratum.ban_threshold,
+    ));
     let mining = Arc::new(MiningContext {
-        extranonce2_size: cfg.extranonce2_size as usize,
-        version_mask: cfg.version_mask,
+        extranonce2_size: cfg.stratum.extranonce2_size as usize,
+        version_mask: cfg.stratum.version_mask,
         vardiff: VardiffConfig {
-            target_interval: cfg.vardiff_target,
-            retarget_window: cfg.vardiff_retarget,
-            variance: cfg.vardiff_variance,
-            min: cfg.vardiff_min,
-            max: cfg.vardiff_max,
+            target_interval: cfg.vardiff.vardiff_target,
+            retarget_window: cfg.vardiff.vardiff_retarget,
+            variance: cfg.vardiff.vardiff_variance,
+            min: cfg.vardiff.vardiff_min,
+            max: cfg.vardiff.vardiff_max,
         },
-        reissue_grace: cfg.reissue_grace,
-        accounts: AccountPolicy::new(cfg.network, &cfg.account_pattern)?,
+        reissue_grace: cfg.stratum.reissue_grace,
+        accounts: AccountPolicy::new(cfg.rewards.network, &cfg.stratum.account_pattern)?,
         jobs: jobs.clone(),
         job_ids,
-        resume: ResumeTable::new(cfg.resume_window, cfg.max_connections),
+        resume: ResumeTable::new(cfg.stratum.resume_window, cfg.stratum.max_connections),
         store: store.handle(),
         stats: stats.clone(),
         metrics: metrics.clone(),
         bans: bans.clone(),
-        extranonces: ExtranonceAllocator::new(cfg.extranonce1_size as usize, jobs.tip()),
+        extranonces: ExtranonceAllocator::new(cfg.stratum.extranonce1_size as usize, jobs.tip()),
         blocks: block_tx,
         channel_ids: AtomicU64::new(rand::random::<u32>() as u64),
     });
     let ctx = Arc::new(SessionContext {
         mining: mining.clone(),
-        idle_timeout: cfg.idle_timeout,
-        auth_timeout: cfg.auth_timeout,
-        max_line: cfg.max_line,
+        idle_timeout: cfg.stratum.idle_timeout,
+        auth_timeout: cfg.stratum.auth_timeout,
+        max_line: cfg.stratum.max_line,
     });
 
-    let limits = ConnectionLimits::new(cfg.max_connections, cfg.max_connections_per_ip);
+    let limits = ConnectionLimits::new(
+        cfg.stratum.max_connections,
+        cfg.stratum.max_connections_per_ip,
+    );
     let tracker = TaskTracker::new();
     let mut stratum_addrs = Vec::new();
-    for l in &cfg.stratum {
+    for l in &cfg.stratum.listeners {
         let listener = TcpListener::bind(l.addr)
             .await
             .with_context(|| format!("binding Stratum listener {}", l.addr))?;
         let addr = listener.local_addr()?;
-        let diff = l.start_difficulty.unwrap_or(cfg.start_difficulty);
+        let diff = l.start_difficulty.unwrap_or(cfg.stratum.start_difficulty);
         tracing::info!(addr = %addr, start_difficulty = %diff, "Stratum listening");
         stratum_addrs.push(addr);
         tokio::spawn(server::serve(
@@ -365,8 +382,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         chain: chain.clone(),
         p2p: p2p.clone(),
         source: source.kind(),
-        api_token: cfg.api_token.clone(),
-        network: cfg.network,
+        api_token: cfg.http.api_token.clone(),
+        network: cfg.rewards.network,
         started,
         directory: Arc::new(
             Refreshed::new(directory::FRESH, directory::STALE)
@@ -381,19 +398,19 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                 .counting(metrics.view_builds.with_label_values(&["metrics"])),
         ),
     });
-    let http_listener = TcpListener::bind(cfg.http)
+    let http_listener = TcpListener::bind(cfg.http.listen)
         .await
-        .with_context(|| format!("binding HTTP {}", cfg.http))?;
+        .with_context(|| format!("binding HTTP {}", cfg.http.listen))?;
     let http_addr = http_listener.local_addr()?;
     tracing::info!(addr = %http_addr, "HTTP listening (API, dashboard, /metrics)");
     let http_task = tokio::spawn(http::serve::serve(
         http_listener,
         http::router(api),
         ConnectionLimits::new(
-            cfg.http_max_connections as usize,
-            cfg.http_max_connections_per_ip as usize,
+            cfg.http.http_max_connections as usize,
+            cfg.http.http_max_connections_per_ip as usize,
         ),
-        cfg.http_header_timeout,
+        cfg.http.http_header_timeout,
         shutdown.clone(),
     ));
 
@@ -481,7 +498,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
 /// so in the log: the others may still be reachable).
 async fn p2p_config(cfg: &Config) -> anyhow::Result<P2pConfig> {
     let mut seeds = Vec::new();
-    for peer in &cfg.peers {
+    for peer in &cfg.p2p.peers {
         match tokio::net::lookup_host(peer.as_str()).await {
             Ok(addrs) => seeds.extend(addrs),
             Err(e) => {
@@ -490,40 +507,44 @@ async fn p2p_config(cfg: &Config) -> anyhow::Result<P2pConfig> {
         }
     }
     Ok(P2pConfig {
-        listen: cfg.p2p_listen,
+        listen: cfg.p2p.p2p_listen,
         seeds,
-        max_peers: cfg.max_peers as usize,
-        max_outbound: cfg.max_outbound as usize,
-        max_inbound_per_ip: cfg.max_inbound_per_ip as usize,
-        handshake_timeout: cfg.p2p_handshake_timeout,
+        max_peers: cfg.p2p.max_peers as usize,
+        max_outbound: cfg.p2p.max_outbound as usize,
+        max_inbound_per_ip: cfg.p2p.max_inbound_per_ip as usize,
+        handshake_timeout: cfg.p2p.p2p_handshake_timeout,
         liveness: Liveness {
-            ping_every: cfg.p2p_ping_interval,
-            pong_within: cfg.p2p_ping_interval * 2,
+            ping_every: cfg.p2p.p2p_ping_interval,
+            pong_within: cfg.p2p.p2p_ping_interval * 2,
         },
-        ban_duration: cfg.ban_duration,
+        ban_duration: cfg.stratum.ban_duration,
     })
 }
 
 /// Resume the embedded chain from the store, or start a new one and record its genesis.
 async fn open_embedded_chain(cfg: &Config, store: &Store) -> anyhow::Result<Arc<EmbeddedChain>> {
-    let genesis_target = cfg.genesis_bits.to_target().expect("checked by the parser");
+    let genesis_target = cfg
+        .chain
+        .genesis_bits
+        .to_target()
+        .expect("checked by the parser");
     let regtest_limit = protocol::CompactTarget::from_consensus(0x207fffff)
         .to_target()
         .expect("valid");
     let params = ChainParams {
-        network: cfg.p2p_network.clone(),
-        genesis_bits: cfg.genesis_bits,
+        network: cfg.chain.p2p_network.clone(),
+        genesis_bits: cfg.chain.genesis_bits,
         retarget: RetargetParams {
-            interval: cfg.retarget_interval,
-            block_time_secs: cfg.block_time.as_secs().max(1),
+            interval: cfg.chain.retarget_interval,
+            block_time_secs: cfg.chain.block_time.as_secs().max(1),
             pow_limit: genesis_target.max(regtest_limit),
         },
     };
-    std::fs::create_dir_all(&cfg.spool_dir)
-        .with_context(|| format!("creating {}", cfg.spool_dir.display()))?;
+    std::fs::create_dir_all(&cfg.store.spool_dir)
+        .with_context(|| format!("creating {}", cfg.store.spool_dir.display()))?;
     // The chain file is the node's own store of every block (it resumes while the database is
     // away); the database is read for what the file lacks (a file lost, or older than it).
-    let (file, from_file) = BlockFile::open(&cfg.spool_dir.join("embedded.blocks"))
+    let (file, from_file) = BlockFile::open(&cfg.store.spool_dir.join("embedded.blocks"))
         .context("opening the embedded chain's block file")?;
     let file_height = from_file.iter().map(|b| b.0).max();
     // A file of the earlier layout kept only the last blocks: it cannot rebuild the tree.
@@ -564,9 +585,9 @@ async fn open_embedded_chain(cfg: &Config, store: &Store) -> anyhow::Result<Arc<
     let (chain, genesis) = EmbeddedChain::open(params, file, from_file, from_db)?;
     if let Some(g) = genesis {
         tracing::info!(
-            network = %cfg.p2p_network,
+            network = %cfg.chain.p2p_network,
             genesis = %g.block_hash(),
-            bits = %cfg.genesis_bits,
+            bits = %cfg.chain.genesis_bits,
             magic = %network_magic(g.block_hash()),
             "new embedded chain"
         );

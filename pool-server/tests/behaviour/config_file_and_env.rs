@@ -19,11 +19,18 @@ fn file_then_env_then_flags() {
     let path = f.path().to_str().unwrap().to_owned();
     let cfg =
         Config::load_from(["pool-server", "--config", &path, "--vardiff-target", "5s"]).unwrap();
-    assert_eq!(cfg.block_time.as_secs(), 45, "from the file");
-    assert_eq!(cfg.retarget_interval, 9, "env beats the file");
-    assert_eq!(cfg.vardiff_target.as_secs(), 5, "the flag beats both");
-    assert_eq!(cfg.stratum.len(), 2);
-    assert_eq!(cfg.stratum[1].start_difficulty.unwrap().as_f64(), 64.0);
+    assert_eq!(cfg.chain.block_time.as_secs(), 45, "from the file");
+    assert_eq!(cfg.chain.retarget_interval, 9, "env beats the file");
+    assert_eq!(
+        cfg.vardiff.vardiff_target.as_secs(),
+        5,
+        "the flag beats both"
+    );
+    assert_eq!(cfg.stratum.listeners.len(), 2);
+    assert_eq!(
+        cfg.stratum.listeners[1].start_difficulty.unwrap().as_f64(),
+        64.0
+    );
 
     let mut bad = tempfile::NamedTempFile::new().unwrap();
     writeln!(bad, "no_such_key = 1").unwrap();

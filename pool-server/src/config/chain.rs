@@ -1,0 +1,31 @@
+//! The pool's own chain (the default template source): its genesis and retargeting.
+
+use std::time::Duration;
+
+use clap::Args;
+use protocol::CompactTarget;
+
+use super::parse::{parse_compact, parse_interval, parse_network_name};
+
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Embedded chain")]
+pub struct ChainArgs {
+    /// Embedded chain: nBits of the genesis block (hex); the default suits one laptop worker
+    /// finding a block about every 30 s.
+    #[arg(long, env = "POOL_GENESIS_BITS", default_value = "1d01fffe", value_parser = parse_compact)]
+    pub genesis_bits: CompactTarget,
+
+    /// Embedded chain: the network's name. With --genesis-bits it makes the genesis block, so
+    /// pool-servers given the same two hold the same chain (and can peer); another name is
+    /// another chain.
+    #[arg(long, env = "POOL_P2P_NETWORK", default_value = "rust-pool", value_parser = parse_network_name)]
+    pub p2p_network: String,
+
+    /// Embedded chain: the block time difficulty retargeting aims at.
+    #[arg(long, env = "POOL_BLOCK_TIME", default_value = "30s", value_parser = parse_interval)]
+    pub block_time: Duration,
+
+    /// Embedded chain: retarget every N blocks (Bitcoin: 2016), clamped to x4 either way.
+    #[arg(long, env = "POOL_RETARGET_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub retarget_interval: u32,
+}
