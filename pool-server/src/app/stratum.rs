@@ -1,0 +1,106 @@
+//! Start-up of mining: the context every channel shares, and the Stratum V1 listeners that
+//! open a session (driving a channel) per connection.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::jobs::Work;
+use crate::blocks::FoundBlock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::mining::account::AccountPolicy;
+use crate::mining::extranonce::ExtranonceAllocator;
+use crate::mining::resume::ResumeTable;
+use crate::mining::vardiff::VardiffConfig;
+use crate::mining::MiningContext;
+use crate::net::{BanList, ConnectionLimits};
+use crate::stats::Stats;
+use crate::store::Store;
+use crate::stratum::server;
+use crate::stratum::session::SessionContext;
+
+/// What every channel shares, from the Stratum and vardiff groups.
+pub fn mining_context(
+    cfg: &Config,
+    work: &Work,
+    store: &Store,
+    stats: &Arc<Stats>,
+    metrics: &Arc<Metrics>,
+    bans: &Arc<BanList>,
+    blocks: mpsc::Sender<FoundBlock>,
+) -> anyhow::Result<Arc<MiningContext>> {
+    let (s, v) = (&cfg.stratum, &cfg.vardiff);
+    Ok(Arc::new(MiningContext {
+        extranonce2_size: s.extranonce2_size as usize,
+        version_mask: s.version_mask,
+        vardiff: VardiffConfig {
+            target_interval: v.vardiff_target,
+            retarget_window: v.vardiff_retarget,
+            variance: v.vardiff_variance,
+            min: v.vardiff_min,
+            max: v.vardiff_max,
+        },
+        reissue_grace: s.reissue_grace,
+        accounts: AccountPolicy::new(cfg.rewards.network, &s.account_pattern)?,
+        jobs: work.feed.clone(),
+        job_ids: work.ids.clone(),
+        resume: ResumeTable::new(s.resume_window, s.max_connections),
+        store: store.handle(),
+        stats: stats.clone(),
+        metrics: metrics.clone(),
+        bans: bans.clone(),
+        extranonces: ExtranonceAllocator::new(s.extranonce1_size as usize, work.feed.tip()),
+        blocks,
+        channel_ids: AtomicU64::new(rand::random::<u32>() as u64),
+    }))
+}
+
+/// The Stratum listeners, bound and serving.
+pub struct Listening {
+    /// Bound addresses, in `--stratum` order.
+    pub addrs: Vec<SocketAddr>,
+    /// Every session; closed and awaited at shutdown.
+    pub sessions: TaskTracker,
+}
+
+pub async fn listen(
+    cfg: &Config,
+    mining: Arc<MiningContext>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Listening> {
+    let s = &cfg.stratum;
+    let ctx = Arc::new(SessionContext {
+        mining,
+        idle_timeout: s.idle_timeout,
+        auth_timeout: s.auth_timeout,
+        max_line: s.max_line,
+    });
+    let limits = ConnectionLimits::new(s.max_connections, s.max_connections_per_ip);
+    let sessions = TaskTracker::new();
+    let mut addrs = Vec::new();
+    for l in &s.listeners {
+        let listener = TcpListener::bind(l.addr)
+            .await
+            .with_context(|| format!("binding Stratum listener {}", l.addr))?;
+        let addr = listener.local_addr()?;
+        let diff = l.start_difficulty.unwrap_or(s.start_difficulty);
+        tracing::info!(addr = %addr, start_difficulty = %diff, "Stratum listening");
+        addrs.push(addr);
+        tokio::spawn(server::serve(
+            listener,
+            diff,
+            ctx.clone(),
+            limits.clone(),
+            shutdown.clone(),
+            sessions.clone(),
+        ));
+    }
+    Ok(Listening { addrs, sessions })
+}
