@@ -219,22 +219,21 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `500ms`, `30s`, `1.5m`, `1h` (humantime's units), or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .map_or((s, ""), |i| (&s[..i], &s[i..]));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (like 500ms, 30s, 10m, 1h)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "" | "s" => v,
-        "m" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range for a duration"))
+    let out_of_range = || format!("{s:?} is out of range for a duration");
+    match s.parse::<f64>() {
+        Ok(secs) if secs >= 0.0 => Duration::try_from_secs_f64(secs).map_err(|_| out_of_range()),
+        Ok(_) => Err(format!("{s:?}: a duration is not negative")),
+        Err(_) => humantime::parse_duration(s).map_err(|e| match e {
+            humantime::DurationError::NumberOverflow => out_of_range(),
+            humantime::DurationError::UnknownUnit { unit, .. } => {
+                format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")
+            }
+            e => format!("{s:?} is not a duration (like 500ms, 30s, 10m, 1h): {e}"),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -287,6 +287,17 @@ mod tests {
     }
 
     #[test]
+    fn durations_take_compound_and_fractional_forms() {
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("0.25").unwrap(), Duration::from_millis(250));
+        let err = parse_duration("36501d").unwrap_err();
+        assert!(err.contains("at most"), "{err}");
+        let err = parse_duration("10 parsecs").unwrap_err();
+        assert!(err.contains("unknown unit"), "{err}");
+    }
+
+    #[test]
     fn a_zero_interval_is_refused_at_parse_time() {
         for flag in [
             "--vardiff-retarget",

@@ -69,29 +69,24 @@ impl FromStr for Listener {
     }
 }
 
-/// `500ms`, `30s`, `10m`, `1h`, `7d`, or a bare number of seconds.
+/// `500ms`, `30s`, `10m`, `1.5h`, `7d`, `1h 30m` (humantime's units), or a bare number of
+/// seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .map_or((s, ""), |i| (&s[..i], &s[i..]));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (like 500ms, 30s, 10m, 1h, 7d)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "" | "s" => v,
-        "m" => v * 60.0,
-        "h" => v * 3600.0,
-        "d" => v * 86_400.0,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
-            ))
-        }
+    let d = match s.parse::<f64>() {
+        Ok(secs) if secs >= 0.0 => Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{s:?} is out of range for a duration"))?,
+        Ok(_) => return Err(format!("{s:?}: a duration is not negative")),
+        Err(_) => humantime::parse_duration(s).map_err(|e| match e {
+            humantime::DurationError::NumberOverflow => {
+                format!("{s:?} is out of range for a duration")
+            }
+            humantime::DurationError::UnknownUnit { unit, .. } => {
+                format!("{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)")
+            }
+            e => format!("{s:?} is not a duration (like 500ms, 30s, 10m, 1h, 7d): {e}"),
+        })?,
     };
-    let d = Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("{s:?} is out of range for a duration"))?;
     // Every duration is added to a clock reading somewhere: beyond a century that could
     // overflow, and no setting of a pool means it.
     if d > LONGEST {
