@@ -1,10 +1,14 @@
-//! Every Prometheus series the pool exports, registered in one place.
+//! The pool's one Prometheus registry and the series of mining, chain and P2P; the store and
+//! the rewards register their own sets into it (`store/metrics.rs`, `rewards/metrics.rs`) and
+//! hold only those.
 //!
 //! Names are the contract with `monitoring/` (alert rules and dashboards are tested against a
-//! live `/metrics`), so they live together here rather than scattered through the code.
+//! live `/metrics`).
 
 use crate::jobs::JobFeed;
+use crate::rewards::metrics::RewardMetrics;
 use crate::stats::{Stats, WINDOWS};
+use crate::store::metrics::StoreMetrics;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -31,14 +35,6 @@ pub struct Metrics {
     pub template_age: Gauge,
     pub template_stale: IntGauge,
     pub job_age: Gauge,
-    pub store_batch_seconds: Histogram,
-    pub store_written: IntCounter,
-    pub store_errors: IntCounter,
-    pub store_queue: IntGauge,
-    pub store_up: IntGauge,
-    pub spool_depth: IntGauge,
-    pub store_events_lost: IntCounter,
-    pub store_quarantined: IntCounter,
     pub bans: IntCounter,
     pub banned_ips: IntGauge,
     pub reorgs: IntCounter,
@@ -50,14 +46,13 @@ pub struct Metrics {
     pub peer_bytes: IntCounterVec,
     pub peer_bans: IntCounter,
     pub block_propagation: Histogram,
-    pub blocks_credited: IntCounterVec,
-    pub rewards_sats: IntGaugeVec,
-    pub payouts: IntCounterVec,
-    pub payout_sats: IntCounter,
-    pub payout_last_success: Gauge,
     /// Builds of the public views that are shared between requests (worker directory,
     /// balances, the exposition itself).
     pub view_builds: IntCounterVec,
+    /// The store's series (the store holds them, not this struct).
+    pub store: StoreMetrics,
+    /// The rewards' series.
+    pub rewards: RewardMetrics,
 }
 
 macro_rules! register {
@@ -245,67 +240,6 @@ impl Metrics {
                 )
                 .unwrap()
             ),
-            store_batch_seconds: register!(
-                r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "pool_store_batch_seconds",
-                        "Time to write one batch to the database"
-                    )
-                    .buckets(vec![
-                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
-                    ])
-                )
-                .unwrap()
-            ),
-            store_written: register!(
-                r,
-                IntCounter::new(
-                    "pool_store_events_written_total",
-                    "Shares and blocks written to the database"
-                )
-                .unwrap()
-            ),
-            store_errors: register!(
-                r,
-                IntCounter::new(
-                    "pool_store_errors_total",
-                    "Failed database writes (their batches were spooled)"
-                )
-                .unwrap()
-            ),
-            store_queue: register!(
-                r,
-                IntGauge::new("pool_store_queue", "Events waiting for the share writer").unwrap()
-            ),
-            store_up: register!(
-                r,
-                IntGauge::new("pool_store_up", "1 when the last database write succeeded").unwrap()
-            ),
-            store_events_lost: register!(
-                r,
-                IntCounter::new(
-                    "pool_store_events_lost_total",
-                    "Share events neither the database nor the spool could keep"
-                )
-                .unwrap()
-            ),
-            store_quarantined: register!(
-                r,
-                IntCounter::new(
-                    "pool_store_quarantined_total",
-                    "Share rows the database refused on their own, set aside in the spool directory"
-                )
-                .unwrap()
-            ),
-            spool_depth: register!(
-                r,
-                IntGauge::new(
-                    "pool_store_spool_depth",
-                    "Events in the spool file (cut once all of them are durably in the database)"
-                )
-                .unwrap()
-            ),
             bans: register!(
                 r,
                 IntCounter::new("pool_bans_total", "IP bans issued").unwrap()
@@ -397,64 +331,12 @@ impl Metrics {
                 )
                 .unwrap()
             ),
-            blocks_credited: register!(
-                r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "pool_blocks_credited_total",
-                        "Blocks whose reward was shared among accounts, by scheme"
-                    ),
-                    &["scheme"]
-                )
-                .unwrap()
-            ),
-            rewards_sats: register!(
-                r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "pool_rewards_sats",
-                        "Satoshis owed to accounts, by state: immature, due (mature and unpaid), pending (in a payout not yet confirmed sent), in_coinbase (paid by coinbases of blocks not mature yet)"
-                    ),
-                    &["state"]
-                )
-                .unwrap()
-            ),
-            payouts: register!(
-                r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "pool_payouts_total",
-                        "Payout runs by result: sent, failed (the node refused; retried), unknown (no answer; reconciled with the wallet)"
-                    ),
-                    &["result"]
-                )
-                .unwrap()
-            ),
-            payout_sats: register!(
-                r,
-                IntCounter::new("pool_payout_sats_total", "Satoshis paid to accounts").unwrap()
-            ),
-            payout_last_success: register!(
-                r,
-                Gauge::new(
-                    "pool_payout_last_success_timestamp_seconds",
-                    "When a payout was last sent (unix seconds)"
-                )
-                .unwrap()
-            ),
+            store: StoreMetrics::register(&r).expect("metric names are unique"),
+            rewards: RewardMetrics::register(&r).expect("metric names are unique"),
             registry: r,
         };
         for direction in ["inbound", "outbound"] {
             m.peers.with_label_values(&[direction]);
-        }
-        for result in ["sent", "failed", "unknown"] {
-            m.payouts.with_label_values(&[result]);
-        }
-        for state in ["immature", "due", "pending", "in_coinbase"] {
-            m.rewards_sats.with_label_values(&[state]);
-        }
-        for scheme in ["pplns", "prop", "solo"] {
-            m.blocks_credited.with_label_values(&[scheme]);
         }
         for direction in ["in", "out"] {
             m.peer_bytes.with_label_values(&[direction]);
@@ -470,7 +352,6 @@ impl Metrics {
                 m.peer_messages.with_label_values(&[command, direction]);
             }
         }
-        m.store_up.set(1);
         for reason in crate::share::Reject::LABELS {
             m.shares.with_label_values(&["rejected", reason]);
         }

@@ -61,14 +61,39 @@ async fn dashboard_shows_what_the_api_says() {
     // Hashrate of stopped workers keeps falling as time passes: the page's value must lie
     // between the API's just before and just after the page loaded.
     let pool_api = format!("http://{}/api/pool", pool.http);
-    let before: Value = reqwest::get(&pool_api).await.unwrap().json().await.unwrap();
-    let dom = chromium::dom(url.clone()).await;
-    let api: Value = reqwest::get(format!("http://{}/api/pool", pool.http))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let workers_api = format!("http://{}/api/workers", pool.http);
+    let get = |url: String| async move {
+        reqwest::get(url)
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let accepted_cell = Regex::new(r#"class="num accepted" data-value="(\d+)""#).unwrap();
+    let page_accepted = |dom: &str, name: &str| -> Option<f64> {
+        let row = Regex::new(&format!(r#"data-worker="{name}">(.*?)</tr>"#)).unwrap();
+        let r = row.captures(dom)?[1].to_owned();
+        accepted_cell.captures(&r)?[1].parse().ok()
+    };
+    // The worker table is served from a snapshot shared by every reader, a few seconds old
+    // at most: one built while the workers still mined may miss their last shares. Load the
+    // page until its table holds them (it must within the snapshot's staleness), then compare.
+    let t = Instant::now();
+    let (before, dom, api, workers) = loop {
+        let before = get(pool_api.clone()).await;
+        let dom = chromium::dom(url.clone()).await;
+        let api = get(pool_api.clone()).await;
+        let workers = get(workers_api.clone()).await;
+        let settled =
+            workers.as_array().unwrap().iter().all(|w| {
+                page_accepted(&dom, w["name"].as_str().unwrap()) == w["accepted"].as_f64()
+            });
+        if settled || t.elapsed() > Duration::from_secs(30) {
+            break (before, dom, api, workers);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
     assert!(
         dom.contains(r#"data-loaded="true""#),
         "the page loaded its data"
@@ -98,18 +123,9 @@ async fn dashboard_shows_what_the_api_says() {
         h_page <= h0.max(h1) * 1.001 && h_page >= h0.min(h1) * 0.999,
         "1 h hashrate on the page {h_page} outside the API's {h1}..{h0}"
     );
-    let workers: Value = reqwest::get(format!("http://{}/api/workers", pool.http))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let accepted_cell = Regex::new(r#"class="num accepted" data-value="(\d+)""#).unwrap();
     for w in workers.as_array().unwrap() {
         let name = w["name"].as_str().unwrap();
-        let row = Regex::new(&format!(r#"data-worker="{name}">(.*?)</tr>"#)).unwrap();
-        let r = row.captures(&dom).unwrap()[1].to_owned();
-        let accepted: f64 = accepted_cell.captures(&r).unwrap()[1].parse().unwrap();
+        let accepted = page_accepted(&dom, name).unwrap_or_else(|| panic!("{name} listed"));
         assert_eq!(
             accepted,
             w["accepted"].as_f64().unwrap(),

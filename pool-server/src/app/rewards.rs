@@ -46,7 +46,7 @@ pub fn start(
         backend: store.backend.clone(),
         source: templates.source.clone(),
         cfg: rules,
-        metrics: metrics.clone(),
+        metrics: metrics.rewards.clone(),
     }
     .spawn(shutdown.clone());
     let r = &cfg.rewards;
@@ -69,7 +69,7 @@ pub fn start(
                     network: r.network,
                     interval: r.payout_interval,
                     threshold_sats: r.payout_threshold.to_sat() as i64,
-                    metrics: metrics.clone(),
+                    metrics: metrics.rewards.clone(),
                 }
                 .spawn(shutdown.clone()),
             )

@@ -26,7 +26,7 @@ pub async fn open(
             queue: s.store_queue,
             connect_patience: Duration::from_secs(5),
         },
-        metrics.clone(),
+        metrics.store.clone(),
     )
     .await?;
     tracing::info!(backend = store.backend.kind(), "share store ready");

@@ -5,6 +5,7 @@
 //! [`Template`], so adding a source touches nothing else.
 
 pub mod block_file;
+pub mod block_template;
 pub mod coinbase;
 pub mod embedded;
 pub mod genesis;

@@ -7,92 +7,20 @@
 //! `max_age` it is marked stale (`pool_template_stale`, `/api/pool`) and the source retries
 //! with backoff.
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcoin::{Amount, Block, BlockHash, ScriptBuf, Transaction, Txid};
+use bitcoin::{Block, BlockHash};
 use futures::future::BoxFuture;
-use protocol::{CompactTarget, Version};
-use serde::Deserialize;
 
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::block_template::BlockTemplate;
 use super::rpc::{NodeConfig, RpcClient, RpcError, LONGPOLL_PATIENCE};
 use super::{BlockVerdict, Template, TemplateSource};
 use crate::metrics::Metrics;
-
-/// The parts of a `getblocktemplate` answer the pool uses (Core and its forks agree on these).
-#[derive(Debug, Clone, Deserialize)]
-pub struct BlockTemplate {
-    pub version: u32,
-    pub previousblockhash: String,
-    pub transactions: Vec<TemplateTx>,
-    pub coinbasevalue: u64,
-    pub longpollid: Option<String>,
-    pub mintime: u32,
-    pub curtime: u32,
-    pub bits: String,
-    pub height: u64,
-    pub default_witness_commitment: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct TemplateTx {
-    pub data: String,
-    pub txid: Option<String>,
-}
-
-impl BlockTemplate {
-    /// Into the pool's template, checking what the node sent.
-    pub fn to_template(&self) -> Result<Template, RpcError> {
-        let bad = |what: &str, e: &dyn std::fmt::Display| RpcError::Shape(format!("{what}: {e}"));
-        let prev = BlockHash::from_str(&self.previousblockhash)
-            .map_err(|e| bad("previousblockhash", &e))?;
-        let bits = u32::from_str_radix(&self.bits, 16).map_err(|e| bad("bits", &e))?;
-        let bits = CompactTarget::from_consensus(bits);
-        let target = bits.to_target().map_err(|e| bad("bits", &e))?;
-        let mut txs = Vec::with_capacity(self.transactions.len());
-        let mut txids = Vec::with_capacity(self.transactions.len());
-        for t in &self.transactions {
-            let raw = hex::decode(&t.data).map_err(|e| bad("transaction data", &e))?;
-            let tx: Transaction =
-                bitcoin::consensus::deserialize(&raw).map_err(|e| bad("transaction", &e))?;
-            let txid = tx.compute_txid();
-            if let Some(given) = &t.txid {
-                if Txid::from_str(given).ok() != Some(txid) {
-                    return Err(RpcError::Shape(format!(
-                        "transaction {given} hashes to {txid}"
-                    )));
-                }
-            }
-            txids.push(txid);
-            txs.push(tx);
-        }
-        let witness_commitment = match &self.default_witness_commitment {
-            Some(h) => Some(ScriptBuf::from_bytes(
-                hex::decode(h).map_err(|e| bad("default_witness_commitment", &e))?,
-            )),
-            None => None,
-        };
-        Ok(Template {
-            height: self.height,
-            prev_hash: prev,
-            version: Version(self.version),
-            bits,
-            target,
-            min_time: self.mintime,
-            cur_time: self.curtime.max(self.mintime),
-            coinbase_value: Amount::from_sat(self.coinbasevalue),
-            transactions: Arc::new(txs),
-            txids: Arc::new(txids),
-            witness_commitment,
-            created: Instant::now(),
-        })
-    }
-}
 
 /// The node as a [`TemplateSource`].
 pub struct NodeSource {
@@ -117,7 +45,7 @@ impl NodeSource {
             match rpc
                 .getblocktemplate(None, Duration::from_secs(10))
                 .await
-                .and_then(|t| t.to_template().map(|x| (t, x)))
+                .and_then(|t| t.to_template().map(|x| (t, x)).map_err(RpcError::from))
             {
                 Ok(t) => break t,
                 Err(e) if Instant::now() < deadline => {
@@ -283,7 +211,7 @@ impl NodeSource {
                     Err(e) => Err(e),
                 }
             };
-            match result.and_then(|t| t.to_template().map(|x| (t, x))) {
+            match result.and_then(|t| t.to_template().map(|x| (t, x)).map_err(RpcError::from)) {
                 // A long poll answered when an older tip appeared, but a plain template for a
                 // newer one was published meanwhile: the answer is out of date.
                 Ok((_, t)) if from_longpoll && t.height < self.tx.borrow().height => {

@@ -10,7 +10,7 @@ use base64::Engine;
 use bitcoin::{Block, BlockHash};
 use serde_json::{json, Value};
 
-use super::node_rpc::BlockTemplate;
+use super::block_template::{BadTemplate, BlockTemplate};
 
 /// How to reach the node.
 #[derive(Debug, Clone)]
@@ -44,6 +44,12 @@ pub enum RpcError {
     Node { code: i64, message: String },
     #[error("unexpected answer from the node: {0}")]
     Shape(String),
+}
+
+impl From<BadTemplate> for RpcError {
+    fn from(e: BadTemplate) -> Self {
+        RpcError::Shape(e.0)
+    }
 }
 
 /// JSON-RPC 1.0 over HTTP with basic auth (user/password or the node's cookie file).

@@ -90,8 +90,8 @@ pub async fn pool(State(s): State<Arc<ApiState>>, Query(q): Query<RangeQuery>) -
         "uptime_secs": s.started.elapsed().as_secs(),
         "store": {
             "backend": s.store.kind(),
-            "up": s.metrics.store_up.get() == 1,
-            "spool_depth": s.metrics.spool_depth.get(),
+            "up": s.metrics.store.store_up.get() == 1,
+            "spool_depth": s.metrics.store.spool_depth.get(),
         },
         "history": history,
     }))

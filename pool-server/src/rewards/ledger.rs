@@ -29,11 +29,11 @@ use uuid::Uuid;
 
 use super::block_plans;
 use super::coinbase_plan::{PaidCoinbase, WindowFacts};
+use super::metrics::RewardMetrics;
 use super::scheme::{self, Split, Work};
 use super::window::{self, Anchor, Reach};
 use super::{RewardConfig, Scheme};
 use crate::chain::TemplateSource;
-use crate::metrics::Metrics;
 use crate::store::{Backend, Dialect};
 use crate::with_pool;
 
@@ -107,7 +107,7 @@ pub struct Ledger {
     pub backend: Backend,
     pub source: Arc<dyn TemplateSource>,
     pub cfg: RewardConfig,
-    pub metrics: Arc<Metrics>,
+    pub metrics: RewardMetrics,
 }
 
 /// The sum of a block's coinbase outputs: its subsidy and fees, what the split shares.

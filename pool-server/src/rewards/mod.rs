@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod block_plans;
 pub mod coinbase_plan;
 pub mod ledger;
+pub mod metrics;
 pub mod payout;
 pub mod planner;
 pub mod rolling_window;

@@ -23,7 +23,6 @@
 //! on PostgreSQL it holds an advisory lock for as long as it runs (another waits); SQLite has
 //! one process.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -33,8 +32,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::accounts;
+use super::metrics::RewardMetrics;
 use crate::chain::rpc::{RpcClient, RpcError};
-use crate::metrics::Metrics;
 use crate::store::{Backend, Dialect};
 use crate::with_pool;
 
@@ -55,7 +54,7 @@ pub struct WalletPayouts {
     pub network: bitcoin::Network,
     pub interval: Duration,
     pub threshold_sats: i64,
-    pub metrics: Arc<Metrics>,
+    pub metrics: RewardMetrics,
 }
 
 /// What one run did.

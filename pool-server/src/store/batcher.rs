@@ -13,9 +13,9 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{events_in, Batch};
+use super::metrics::StoreMetrics;
 use super::spool::Spool;
 use super::StoreEvent;
-use crate::metrics::Metrics;
 
 /// The spool, shared by the batcher (appends) and the writer (replays, appends what fails).
 pub type SharedSpool = Arc<parking_lot::Mutex<Spool>>;
@@ -29,7 +29,7 @@ pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Append `batches` to the spool; what it cannot keep is counted as lost, loudly.
-pub(super) fn spool_batches(spool: &SharedSpool, batches: &[Batch], metrics: &Metrics) {
+pub(super) fn spool_batches(spool: &SharedSpool, batches: &[Batch], metrics: &StoreMetrics) {
     blocking(|| {
         let mut spool = spool.lock();
         match spool.append(batches) {
@@ -51,7 +51,7 @@ pub struct Batcher {
     pub spooled: Arc<Notify>,
     pub batch: usize,
     pub flush: Duration,
-    pub metrics: Arc<Metrics>,
+    pub metrics: StoreMetrics,
 }
 
 impl Batcher {

@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod batcher;
 pub mod compact;
+pub mod metrics;
 pub mod postgres;
 pub mod retention;
 pub mod rollup;
@@ -29,7 +30,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::metrics::Metrics;
 pub use batch::Batch;
 
 /// The job id a share record keeps: what the miner sent when it is an id this pool could have
@@ -345,7 +345,10 @@ impl Store {
     /// an earlier run in the background). A PostgreSQL that does not answer within the patience
     /// does not stop the pool: it starts in spool mode, and the writer connects, migrates and
     /// replays when the database returns.
-    pub async fn open(opts: StoreOptions<'_>, metrics: Arc<Metrics>) -> anyhow::Result<Store> {
+    pub async fn open(
+        opts: StoreOptions<'_>,
+        metrics: metrics::StoreMetrics,
+    ) -> anyhow::Result<Store> {
         let (backend, connected) = match Backend::connect_patiently(opts.url, opts.connect_patience)
             .await
         {

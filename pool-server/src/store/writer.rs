@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, Notify};
 
 use super::batch::{events_in, Batch};
 use super::batcher::{blocking, spool_batches, SharedSpool};
+use super::metrics::StoreMetrics;
 use super::Backend;
-use crate::metrics::Metrics;
 
 /// How long one database write may take before the batch goes to the spool.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,7 +30,7 @@ pub struct Writer {
     /// Notified by the batcher when it spooled a batch.
     pub spooled: Arc<Notify>,
     pub batch: usize,
-    pub metrics: Arc<Metrics>,
+    pub metrics: StoreMetrics,
     /// Whether the schema is known to be migrated; until then (a pool started while its
     /// database was away) every batch is spooled and the replay migrates first.
     pub migrated: bool,

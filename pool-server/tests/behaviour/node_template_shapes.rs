@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use pool_server::chain::block_template::BlockTemplate;
 use pool_server::chain::coinbase::CoinbaseBuilder;
-use pool_server::chain::node_rpc::BlockTemplate;
 use pool_server::jobs::{JobBuilder, JobIds};
 use protocol::{Extranonce1, Extranonce2, Nonce};
 

@@ -158,7 +158,7 @@ async fn sqlite_readers_cannot_starve_the_writer() {
             queue: 1000,
             connect_patience: std::time::Duration::from_secs(1),
         },
-        metrics.clone(),
+        metrics.store.clone(),
     )
     .await
     .unwrap();
@@ -183,7 +183,7 @@ async fn sqlite_readers_cannot_starve_the_writer() {
         }
     }
     assert_eq!(written, (1, 0), "the share reached the database at once");
-    assert_eq!(metrics.spool_depth.get(), 0, "nothing was spooled");
+    assert_eq!(metrics.store.spool_depth.get(), 0, "nothing was spooled");
     drop(held);
     store.close().await;
 }

@@ -46,7 +46,7 @@ async fn open(url: &str, spool: &std::path::Path, metrics: Arc<Metrics>) -> Stor
             queue: 64,
             connect_patience: Duration::from_secs(5),
         },
-        metrics,
+        metrics.store.clone(),
     )
     .await
     .unwrap()
@@ -80,7 +80,7 @@ async fn records_while_locked(url: &str, dir: &std::path::Path, release: impl As
     // The writer could not take them: they wait on disk, not in memory.
     let mut spooled = 0;
     for _ in 0..100 {
-        spooled = metrics.spool_depth.get();
+        spooled = metrics.store.spool_depth.get();
         if spooled > 0 {
             break;
         }
@@ -93,8 +93,8 @@ async fn records_while_locked(url: &str, dir: &std::path::Path, release: impl As
     let backend = store.backend.clone();
     store.close().await;
     assert_eq!(backend.share_counts().await.unwrap(), (N, 0));
-    assert_eq!(metrics.spool_depth.get(), 0);
-    assert_eq!(metrics.store_events_lost.get(), 0);
+    assert_eq!(metrics.store.spool_depth.get(), 0);
+    assert_eq!(metrics.store.store_events_lost.get(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

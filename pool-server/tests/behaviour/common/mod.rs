@@ -44,7 +44,7 @@ pub fn bits_for(difficulty: f64) -> String {
 /// A template on no particular tip whose network difficulty is `difficulty` (for the pieces
 /// that read one: the coinbase planner, the job builder).
 pub fn template_at(difficulty: f64) -> Arc<pool_server::chain::Template> {
-    let gbt = pool_server::chain::node_rpc::BlockTemplate {
+    let gbt = pool_server::chain::block_template::BlockTemplate {
         version: 0x2000_0000,
         previousblockhash: "00".repeat(32),
         transactions: vec![],
