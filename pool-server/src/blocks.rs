@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::chain::embedded::{EmbeddedChain, Origin, Outcome};
+use crate::chain::metrics::ChainMetrics;
 use crate::chain::TemplateSource;
 use crate::jobs::Job;
-use crate::metrics::Metrics;
 use crate::rewards::block_plans;
 use crate::store::{Backend, BlockRecord, StoreEvent, StoreHandle};
 
@@ -40,7 +40,7 @@ pub struct BlockPath {
     /// Coinbase payouts: where a plan that carries balances is written before its block goes
     /// out (see [`BlockPath::found`]).
     plans: Option<Backend>,
-    metrics: Arc<Metrics>,
+    metrics: ChainMetrics,
     one_at_a_time: tokio::sync::Mutex<()>,
 }
 
@@ -60,7 +60,7 @@ impl BlockPath {
         chain: Option<Arc<EmbeddedChain>>,
         store: StoreHandle,
         plans: Option<Backend>,
-        metrics: Arc<Metrics>,
+        metrics: ChainMetrics,
     ) -> Arc<BlockPath> {
         Arc::new(BlockPath {
             source,

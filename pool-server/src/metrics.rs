@@ -1,17 +1,20 @@
-//! The pool's one Prometheus registry and the series of mining, chain and P2P; the store and
-//! the rewards register their own sets into it (`store/metrics.rs`, `rewards/metrics.rs`) and
-//! hold only those.
+//! The pool's one Prometheus registry and the series of mining, jobs and the chain; the store,
+//! the rewards, the network of pools and the chain register their own sets into it
+//! (`store/metrics.rs`, `rewards/metrics.rs`, `p2p/metrics.rs`, `chain/metrics.rs`) and hold
+//! only those.
 //!
 //! Names are the contract with `monitoring/` (alert rules and dashboards are tested against a
 //! live `/metrics`).
 
+use crate::chain::metrics::ChainMetrics;
 use crate::jobs::JobFeed;
+use crate::p2p::metrics::P2pMetrics;
 use crate::rewards::metrics::RewardMetrics;
 use crate::stats::{Stats, WINDOWS};
 use crate::store::metrics::StoreMetrics;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -28,24 +31,12 @@ pub struct Metrics {
     pub resumes: IntCounter,
     pub sessions_parked: IntGauge,
     pub disconnects: IntCounterVec,
-    pub blocks: IntCounterVec,
-    pub last_block_time: Gauge,
     pub height: IntGauge,
     pub network_difficulty: Gauge,
     pub template_age: Gauge,
-    pub template_stale: IntGauge,
     pub job_age: Gauge,
     pub bans: IntCounter,
     pub banned_ips: IntGauge,
-    pub reorgs: IntCounter,
-    pub reorg_depth: Histogram,
-    pub orphan_blocks: IntGauge,
-    pub peers: IntGaugeVec,
-    pub peers_configured: IntGauge,
-    pub peer_messages: IntCounterVec,
-    pub peer_bytes: IntCounterVec,
-    pub peer_bans: IntCounter,
-    pub block_propagation: Histogram,
     /// Builds of the public views that are shared between requests (worker directory,
     /// balances, the exposition itself).
     pub view_builds: IntCounterVec,
@@ -53,6 +44,10 @@ pub struct Metrics {
     pub store: StoreMetrics,
     /// The rewards' series.
     pub rewards: RewardMetrics,
+    /// The network of pools' series.
+    pub p2p: P2pMetrics,
+    /// The template source's and the block path's series.
+    pub chain: ChainMetrics,
 }
 
 macro_rules! register {
@@ -185,25 +180,6 @@ impl Metrics {
                 )
                 .unwrap()
             ),
-            blocks: register!(
-                r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "pool_blocks_total",
-                        "Blocks found by shares, by what the chain said"
-                    ),
-                    &["status"]
-                )
-                .unwrap()
-            ),
-            last_block_time: register!(
-                r,
-                Gauge::new(
-                    "pool_last_block_timestamp_seconds",
-                    "Unix time of the last accepted block (pool start if none)"
-                )
-                .unwrap()
-            ),
             height: register!(
                 r,
                 IntGauge::new("pool_chain_height", "Height of the block being mined").unwrap()
@@ -224,14 +200,6 @@ impl Metrics {
                 )
                 .unwrap()
             ),
-            template_stale: register!(
-                r,
-                IntGauge::new(
-                    "pool_template_stale",
-                    "1 when the template source is unreachable and work is stale"
-                )
-                .unwrap()
-            ),
             job_age: register!(
                 r,
                 Gauge::new(
@@ -248,110 +216,12 @@ impl Metrics {
                 r,
                 IntGauge::new("pool_banned_ips", "IP addresses currently banned").unwrap()
             ),
-            reorgs: register!(
-                r,
-                IntCounter::new(
-                    "pool_chain_reorgs_total",
-                    "Reorganisations of the embedded chain to a heavier branch"
-                )
-                .unwrap()
-            ),
-            reorg_depth: register!(
-                r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "pool_chain_reorg_depth",
-                        "Blocks that left the best chain in each reorganisation"
-                    )
-                    .buckets(vec![1.0, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0, 50.0, 100.0])
-                )
-                .unwrap()
-            ),
-            orphan_blocks: register!(
-                r,
-                IntGauge::new(
-                    "pool_chain_orphan_blocks",
-                    "Blocks from peers waiting for their parent"
-                )
-                .unwrap()
-            ),
-            peers: register!(
-                r,
-                IntGaugeVec::new(
-                    Opts::new("pool_p2p_peers", "Connected peers, by direction"),
-                    &["direction"]
-                )
-                .unwrap()
-            ),
-            peers_configured: register!(
-                r,
-                IntGauge::new(
-                    "pool_p2p_peers_configured",
-                    "Peers given with --peer (the node should have some while this is above 0)"
-                )
-                .unwrap()
-            ),
-            peer_messages: register!(
-                r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "pool_p2p_messages_total",
-                        "P2P messages, by command and direction"
-                    ),
-                    &["command", "direction"]
-                )
-                .unwrap()
-            ),
-            peer_bytes: register!(
-                r,
-                IntCounterVec::new(
-                    Opts::new("pool_p2p_bytes_total", "P2P bytes, by direction"),
-                    &["direction"]
-                )
-                .unwrap()
-            ),
-            peer_bans: register!(
-                r,
-                IntCounter::new(
-                    "pool_p2p_bans_total",
-                    "Peer addresses banned for misbehaving"
-                )
-                .unwrap()
-            ),
-            block_propagation: register!(
-                r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "pool_p2p_block_propagation_seconds",
-                        "From a block's header time to its arrival from a peer"
-                    )
-                    .buckets(vec![
-                        0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0
-                    ])
-                )
-                .unwrap()
-            ),
             store: StoreMetrics::register(&r).expect("metric names are unique"),
             rewards: RewardMetrics::register(&r).expect("metric names are unique"),
+            p2p: P2pMetrics::register(&r).expect("metric names are unique"),
+            chain: ChainMetrics::register(&r).expect("metric names are unique"),
             registry: r,
         };
-        for direction in ["inbound", "outbound"] {
-            m.peers.with_label_values(&[direction]);
-        }
-        for direction in ["in", "out"] {
-            m.peer_bytes.with_label_values(&[direction]);
-            for command in [
-                "block",
-                "inv",
-                "getdata",
-                "headers",
-                "getheaders",
-                "addr",
-                "ping",
-            ] {
-                m.peer_messages.with_label_values(&[command, direction]);
-            }
-        }
         for reason in crate::share::Reject::LABELS {
             m.shares.with_label_values(&["rejected", reason]);
         }
@@ -370,10 +240,6 @@ impl Metrics {
         ] {
             m.disconnects.with_label_values(&[cause]);
         }
-        for status in ["accepted", "duplicate", "orphaned", "rejected", "unknown"] {
-            m.blocks.with_label_values(&[status]);
-        }
-        m.last_block_time.set(chrono::Utc::now().timestamp() as f64);
         m
     }
 

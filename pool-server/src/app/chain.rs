@@ -54,7 +54,7 @@ pub async fn open(
         Some(node) => {
             let source = NodeSource::start(
                 node.clone(),
-                metrics.clone(),
+                metrics.chain.clone(),
                 shutdown.clone(),
                 Duration::from_secs(30),
             )

@@ -86,7 +86,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         templates.chain.clone(),
         store.handle(),
         work.coinbase_payouts.then(|| store.backend.clone()),
-        metrics.clone(),
+        metrics.chain.clone(),
     );
     let block_path = blocks.clone().spawn(block_rx);
     let p2p = p2p::start(&cfg, &templates, &blocks, &metrics, &shutdown).await?;

@@ -30,7 +30,7 @@ pub async fn start(
         p2p_config(cfg).await,
         chain.clone(),
         blocks.clone(),
-        metrics.clone(),
+        metrics.p2p.clone(),
         shutdown.child_token(),
     )
     .await?;

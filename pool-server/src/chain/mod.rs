@@ -9,6 +9,7 @@ pub mod block_template;
 pub mod coinbase;
 pub mod embedded;
 pub mod genesis;
+pub mod metrics;
 pub mod node_rpc;
 pub mod retarget;
 pub mod rpc;

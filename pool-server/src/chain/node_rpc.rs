@@ -18,9 +18,9 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::block_template::BlockTemplate;
+use super::metrics::ChainMetrics;
 use super::rpc::{NodeConfig, RpcClient, RpcError, LONGPOLL_PATIENCE};
 use super::{BlockVerdict, Template, TemplateSource};
-use crate::metrics::Metrics;
 
 /// The node as a [`TemplateSource`].
 pub struct NodeSource {
@@ -28,14 +28,14 @@ pub struct NodeSource {
     tx: watch::Sender<Arc<Template>>,
     stale: AtomicBool,
     refresh_now: Notify,
-    metrics: Arc<Metrics>,
+    metrics: ChainMetrics,
 }
 
 impl NodeSource {
     /// Fetch the first template (retrying for `patience`) and start following the node.
     pub async fn start(
         cfg: NodeConfig,
-        metrics: Arc<Metrics>,
+        metrics: ChainMetrics,
         shutdown: CancellationToken,
         patience: Duration,
     ) -> anyhow::Result<Arc<NodeSource>> {

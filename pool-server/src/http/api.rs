@@ -79,14 +79,14 @@ pub async fn pool(State(s): State<Arc<ApiState>>, Query(q): Query<RangeQuery>) -
         "bits": t.bits.to_string(),
         "network_difficulty": t.target.difficulty().as_f64(),
         "template_age_secs": t.created.elapsed().as_secs_f64(),
-        "template_stale": s.metrics.template_stale.get() == 1,
+        "template_stale": s.metrics.chain.template_stale.get() == 1,
         "transactions": t.transactions.len(),
         "blocks_found": match &s.chain {
             // Found and still on the best chain (a reorganisation can take blocks away).
             Some(chain) => chain.blocks_found(),
-            None => s.metrics.blocks.with_label_values(&["accepted"]).get(),
+            None => s.metrics.chain.blocks.with_label_values(&["accepted"]).get(),
         },
-        "last_block_time": s.metrics.last_block_time.get(),
+        "last_block_time": s.metrics.chain.last_block_time.get(),
         "uptime_secs": s.started.elapsed().as_secs(),
         "store": {
             "backend": s.store.kind(),

@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 use super::address_book::AddressBook;
 use super::codec::FrameCodec;
 use super::handshake::{our_version, HandshakeError};
+use super::metrics::P2pMetrics;
 use super::misbehaviour::{peer_ban_list, punish};
 use super::peer::{self, Direction, Flow, Liveness, Observer, Outbox, Peer, PeerError};
 use super::seen::Seen;
@@ -36,7 +37,6 @@ use crate::blocks::BlockPath;
 use crate::chain::embedded::EmbeddedChain;
 use crate::chain::genesis::network_magic;
 use crate::chain::TemplateSource;
-use crate::metrics::Metrics;
 use crate::net::bans::ban_key;
 use crate::net::bans::BanList;
 
@@ -90,7 +90,7 @@ pub struct Node {
     pub(super) magic: Magic,
     pub(super) chain: Arc<EmbeddedChain>,
     pub(super) blocks: Arc<BlockPath>,
-    pub(super) metrics: Arc<Metrics>,
+    pub(super) metrics: P2pMetrics,
     pub(super) bans: BanList,
     pub(super) book: Mutex<AddressBook>,
     peers: Mutex<HashMap<u64, Arc<Peer>>>,
@@ -118,7 +118,7 @@ impl Ground for Node {
         &self.blocks
     }
 
-    fn metrics(&self) -> &Metrics {
+    fn metrics(&self) -> &P2pMetrics {
         &self.metrics
     }
 
@@ -137,7 +137,7 @@ impl Node {
         cfg: P2pConfig,
         chain: Arc<EmbeddedChain>,
         blocks: Arc<BlockPath>,
-        metrics: Arc<Metrics>,
+        metrics: P2pMetrics,
         cancel: CancellationToken,
     ) -> anyhow::Result<Arc<Node>> {
         let magic = network_magic(chain.genesis_hash());

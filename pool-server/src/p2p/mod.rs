@@ -15,6 +15,7 @@ pub mod address_book;
 pub mod codec;
 pub mod handshake;
 pub mod manager;
+pub mod metrics;
 pub mod misbehaviour;
 pub mod peer;
 pub mod seen;

@@ -31,12 +31,12 @@ use tokio::sync::mpsc;
 use super::address_book::AddressBook;
 use super::address_book::MAX_ADDR_PER_MESSAGE;
 use super::handshake::PROTOCOL_VERSION;
+use super::metrics::P2pMetrics;
 use super::peer::{Direction, Peer, PeerError};
 use crate::blocks::BlockPath;
 use crate::chain::embedded::EmbeddedChain;
 use crate::chain::embedded::MAX_HEADERS;
 use crate::chain::BlockVerdict;
-use crate::metrics::Metrics;
 
 /// Blocks we may have asked one peer for and not yet received.
 const MAX_IN_FLIGHT: usize = 4_000;
@@ -52,7 +52,7 @@ const RESYNC_EVERY: Duration = Duration::from_millis(500);
 pub trait Ground: Send + Sync + 'static {
     fn chain(&self) -> &EmbeddedChain;
     fn blocks(&self) -> &BlockPath;
-    fn metrics(&self) -> &Metrics;
+    fn metrics(&self) -> &P2pMetrics;
     fn book(&self) -> &parking_lot::Mutex<AddressBook>;
     /// How often the node pings its peers.
     fn ping_every(&self) -> Duration;

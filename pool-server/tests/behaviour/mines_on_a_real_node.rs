@@ -113,7 +113,7 @@ async fn twenty_blocks_through_stratum_are_accepted_by_the_node() {
     };
     let source = NodeSource::start(
         cfg.clone(),
-        metrics,
+        metrics.chain.clone(),
         shutdown.clone(),
         Duration::from_secs(10),
     )
