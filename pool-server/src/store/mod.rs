@@ -30,6 +30,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::with_pool;
+
 pub use batch::Batch;
 
 /// The job id a share record keeps: what the miner sent when it is an id this pool could have
@@ -225,19 +227,26 @@ impl Backend {
 
     /// The last `limit` accepted blocks of `chain`, ascending by height, as raw bytes.
     pub async fn load_chain(&self, chain: &str, limit: i64) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
-        let mut rows = match self {
-            Backend::Postgres(p) => postgres::load_chain(p, chain, limit).await?,
-            Backend::Sqlite(p) => sqlite::load_chain(p, chain, limit).await?,
-        };
+        let mut rows: Vec<(i64, Vec<u8>)> = with_pool!(self, p => sqlx::query_as(&p.sql(
+            "SELECT height, raw FROM blocks WHERE chain = $1 AND status = 'accepted'
+             ORDER BY height DESC LIMIT $2",
+        ))
+        .bind(chain)
+        .bind(limit)
+        .fetch_all(p)
+        .await?);
         rows.reverse();
         Ok(rows.into_iter().map(|(h, raw)| (h as u64, raw)).collect())
     }
 
     pub async fn blocks(&self, limit: i64) -> anyhow::Result<Vec<BlockRow>> {
-        match self {
-            Backend::Postgres(p) => postgres::blocks(p, limit).await,
-            Backend::Sqlite(p) => sqlite::blocks(p, limit).await,
-        }
+        Ok(with_pool!(self, p => sqlx::query_as::<_, BlockRow>(&p.sql(
+            "SELECT hash, height, prev_hash, chain, worker, network_difficulty, status, detail, found_at
+             FROM blocks ORDER BY found_at DESC, height DESC LIMIT $1",
+        ))
+        .bind(limit)
+        .fetch_all(p)
+        .await?))
     }
 
     pub async fn shares(
@@ -253,10 +262,15 @@ impl Backend {
 
     /// Up to `limit` workers named after `after`, by name.
     pub async fn workers(&self, after: &str, limit: i64) -> anyhow::Result<Vec<WorkerRow>> {
-        match self {
-            Backend::Postgres(p) => postgres::workers(p, after, limit).await,
-            Backend::Sqlite(p) => sqlite::workers(p, after, limit).await,
-        }
+        Ok(with_pool!(self, p => sqlx::query_as::<_, WorkerRow>(&p.sql(
+            "SELECT name, account, first_seen, last_seen, accepted_shares, rejected_shares,
+                    accepted_difficulty
+             FROM workers WHERE name > $1 ORDER BY name LIMIT $2",
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(p)
+        .await?))
     }
 
     /// Workers whose lowercased name contains `needle` (all when empty), up to `limit`, by

@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::{compact, Batch, BlockRow, ShareRecord, WorkerRow};
+use super::{compact, Batch, ShareRecord};
 
 fn pool_options() -> PgPoolOptions {
     PgPoolOptions::new()
@@ -235,31 +235,6 @@ pub async fn write(pool: &PgPool, batches: &[Batch], commit: bool) -> anyhow::Re
     Ok(())
 }
 
-pub async fn load_chain(
-    pool: &PgPool,
-    chain: &str,
-    limit: i64,
-) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
-    let rows = sqlx::query(
-        "SELECT height, raw FROM blocks WHERE chain = $1 AND status = 'accepted' ORDER BY height DESC LIMIT $2",
-    )
-    .bind(chain)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
-pub async fn blocks(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<BlockRow>> {
-    Ok(sqlx::query_as::<_, BlockRow>(
-        "SELECT hash, height, prev_hash, chain, worker, network_difficulty, status, detail, found_at
-         FROM blocks ORDER BY found_at DESC, height DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
-}
-
 /// How far back [`shares`] looks, widening until it has enough: time is indexed by BRIN
 /// (block ranges, no order), so the newest rows are found by a recent range, then sorted.
 const LOOK_BACK: [&str; 4] = ["1 minute", "1 hour", "1 day", "100 years"];
@@ -313,17 +288,6 @@ pub async fn shares(
         }
     }
     Ok(rows.into_iter().map(compact::record).collect())
-}
-
-pub async fn workers(pool: &PgPool, after: &str, limit: i64) -> anyhow::Result<Vec<WorkerRow>> {
-    Ok(sqlx::query_as::<_, WorkerRow>(
-        "SELECT name, account, first_seen, last_seen, accepted_shares, rejected_shares, accepted_difficulty
-         FROM workers WHERE name > $1 ORDER BY name LIMIT $2",
-    )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
 }
 
 pub async fn share_counts(pool: &PgPool) -> anyhow::Result<(i64, i64)> {

@@ -13,7 +13,7 @@ use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{compact, Batch, BlockRow, ShareRecord, WorkerRow};
+use super::{compact, Batch, ShareRecord};
 
 /// The pool API readers share (WAL: readers never block the writer, nor it them).
 pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
@@ -253,31 +253,6 @@ async fn add_rollup(
     Ok(())
 }
 
-pub async fn load_chain(
-    pool: &SqlitePool,
-    chain: &str,
-    limit: i64,
-) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
-    let rows = sqlx::query(
-        "SELECT height, raw FROM blocks WHERE chain = ? AND status = 'accepted' ORDER BY height DESC LIMIT ?",
-    )
-    .bind(chain)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
-pub async fn blocks(pool: &SqlitePool, limit: i64) -> anyhow::Result<Vec<BlockRow>> {
-    Ok(sqlx::query_as::<_, BlockRow>(
-        "SELECT hash, height, prev_hash, chain, worker, network_difficulty, status, detail, found_at
-         FROM blocks ORDER BY found_at DESC, height DESC LIMIT ?",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
-}
-
 pub async fn shares(
     pool: &SqlitePool,
     worker: Option<&str>,
@@ -317,17 +292,6 @@ pub async fn shares(
     let mut out: Vec<ShareRecord> = rows.into_iter().map(compact::record).collect();
     out.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     Ok(out)
-}
-
-pub async fn workers(pool: &SqlitePool, after: &str, limit: i64) -> anyhow::Result<Vec<WorkerRow>> {
-    Ok(sqlx::query_as::<_, WorkerRow>(
-        "SELECT name, account, first_seen, last_seen, accepted_shares, rejected_shares, accepted_difficulty
-         FROM workers WHERE name > ?1 ORDER BY name LIMIT ?2",
-    )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
 }
 
 pub async fn share_counts(pool: &SqlitePool) -> anyhow::Result<(i64, i64)> {
