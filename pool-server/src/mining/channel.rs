@@ -119,10 +119,6 @@ impl Channel {
         self.peer
     }
 
-    pub fn context(&self) -> &Arc<MiningContext> {
-        &self.ctx
-    }
-
     /// Mining has begun: the channel is open and has a worker.
     pub fn started(&self) -> bool {
         self.started
@@ -152,10 +148,6 @@ impl Channel {
 
     pub fn extranonce1(&self) -> Option<&Extranonce1> {
         self.lease.as_ref().map(Lease::extranonce1)
-    }
-
-    pub fn workers(&self) -> &[WorkerName] {
-        &self.authorized
     }
 
     /// What to tell the miner, oldest first; the transport renders each in its own wire.

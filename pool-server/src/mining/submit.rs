@@ -24,11 +24,13 @@ impl Channel {
     /// Judge and record one share. Accepted: the difficulty it is credited at. A difficulty
     /// change it leads to is queued for the miner (after the transport's answer).
     pub async fn submit(&mut self, submit: &Submit) -> Result<Difficulty, Reject> {
+        // One lookup of the job the share names, for validation and for the record.
+        let issued = self.issued.iter().find(|j| j.job.id == submit.job_id);
+        let issued_job = issued.map(|j| j.job.clone());
         let verdict = if let Some(lease) = &self.lease {
             if !self.authorized.contains(&submit.worker) {
                 Err(Reject::Unauthorized)
             } else {
-                let issued = self.issued.iter().find(|j| j.job.id == submit.job_id);
                 let ctx = ShareContext {
                     issued,
                     current_generation: self.ctx.jobs.generation(),
@@ -45,11 +47,6 @@ impl Channel {
         } else {
             Err(Reject::NotSubscribed)
         };
-        let issued_job = self
-            .issued
-            .iter()
-            .find(|j| j.job.id == submit.job_id)
-            .map(|j| j.job.clone());
         let height = issued_job.as_ref().map_or_else(
             || self.ctx.jobs.current().template.height,
             |j| j.template.height,
