@@ -189,6 +189,30 @@ impl Extranonce2 {
     }
 }
 
+/// A field that is text the miner or pool chose (an `Arc<str>` inside): shown as itself, and
+/// as `Name(text)` in debug output.
+macro_rules! text_field {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), &*self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 /// The subscription id a pool returns from `mining.subscribe` (the id of its `mining.notify`
 /// subscription). cgminer, cpuminer and bfgminer send it back as the second subscribe
 /// parameter when they reconnect, asking to resume that session. It is opaque: at most
@@ -205,23 +229,9 @@ impl SubscriptionId {
             !s.is_empty() && s.len() <= Self::MAX_LEN && s.bytes().all(|b| b.is_ascii_graphic());
         ok.then(|| SubscriptionId(Arc::from(s)))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Debug for SubscriptionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SubscriptionId({})", &*self.0)
-    }
-}
-
-impl fmt::Display for SubscriptionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_field!(SubscriptionId);
 
 /// A job's identifier. Pools choose any string; miners echo it back verbatim.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -231,23 +241,9 @@ impl JobId {
     pub fn new(s: impl AsRef<str>) -> Self {
         JobId(Arc::from(s.as_ref()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Debug for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "JobId({})", &*self.0)
-    }
-}
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_field!(JobId);
 
 /// The previous block hash in Stratum's wire order: the header's 32 bytes (the hash's
 /// internal, little-endian order) with each 4-byte word byte-swapped.
@@ -290,10 +286,6 @@ impl WorkerName {
         WorkerName(Arc::from(s.as_ref()))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The account (payout) part, before the first `.`.
     pub fn account(&self) -> &str {
         self.0.split_once('.').map_or(&self.0, |(a, _)| a)
@@ -305,17 +297,7 @@ impl WorkerName {
     }
 }
 
-impl fmt::Debug for WorkerName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WorkerName({})", &*self.0)
-    }
-}
-
-impl fmt::Display for WorkerName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_field!(WorkerName);
 
 #[cfg(test)]
 mod tests {

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::admin::deny;
+use super::admin::Admin;
 use super::api::{db_error, error, paged};
 use super::ApiState;
 use crate::rewards::{accounts, ledger};
@@ -108,13 +108,10 @@ pub struct SetAddress {
 
 pub async fn set_address(
     State(s): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    _: Admin,
     Path(name): Path<String>,
     Json(body): Json<SetAddress>,
 ) -> Response {
-    if let Some(r) = deny(&s, &headers) {
-        return r;
-    }
     if !valid_name(&name) {
         return error(StatusCode::BAD_REQUEST, "not an account name");
     }

@@ -4,7 +4,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,8 +15,23 @@ use serde_json::json;
 use super::api::error;
 use super::ApiState;
 
+/// Proof that a request carries the admin token: a handler that takes it runs only for the
+/// operator (the check runs before the body is read).
+pub struct Admin;
+
+impl FromRequestParts<Arc<ApiState>> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Admin, Response> {
+        deny(state, &parts.headers).map_or(Ok(Admin), Err)
+    }
+}
+
 /// `None` when the request carries the right token, else the response refusing it.
-pub(super) fn deny(s: &ApiState, headers: &HeaderMap) -> Option<Response> {
+fn deny(s: &ApiState, headers: &HeaderMap) -> Option<Response> {
     let Some(expected) = s.api_token.as_deref().filter(|t| !t.is_empty()) else {
         return Some(error(
             StatusCode::FORBIDDEN,
@@ -54,12 +70,9 @@ pub struct FeedTx {
 
 pub async fn feed_transaction(
     State(s): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    _: Admin,
     Json(body): Json<FeedTx>,
 ) -> Response {
-    if let Some(r) = deny(&s, &headers) {
-        return r;
-    }
     let Some(chain) = &s.chain else {
         return error(
             StatusCode::CONFLICT,
@@ -89,10 +102,7 @@ pub async fn feed_transaction(
     }
 }
 
-pub async fn list_bans(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
-    if let Some(r) = deny(&s, &headers) {
-        return r;
-    }
+pub async fn list_bans(State(s): State<Arc<ApiState>>, _: Admin) -> Response {
     Json(s.bans.list()).into_response()
 }
 
@@ -104,12 +114,9 @@ pub struct AddBan {
 
 pub async fn add_ban(
     State(s): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    _: Admin,
     Json(body): Json<AddBan>,
 ) -> Response {
-    if let Some(r) = deny(&s, &headers) {
-        return r;
-    }
     s.bans.ban(
         body.ip,
         body.reason.as_deref().unwrap_or("banned by operator"),
@@ -120,12 +127,9 @@ pub async fn add_ban(
 
 pub async fn lift_ban(
     State(s): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    _: Admin,
     Path(ip): Path<String>,
 ) -> Response {
-    if let Some(r) = deny(&s, &headers) {
-        return r;
-    }
     let Ok(ip) = ip.parse::<IpAddr>() else {
         return error(
             StatusCode::BAD_REQUEST,

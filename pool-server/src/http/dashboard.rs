@@ -4,63 +4,40 @@
 //! `/account?name=NAME` is one account's balances, credits and payouts.
 
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "application/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
 
-pub async fn page() -> impl IntoResponse {
+/// Each route of the dashboard, its content type and the file it serves.
+const ASSETS: [(&str, &str, &str); 8] = [
+    ("/", HTML, include_str!("../../assets/dashboard.html")),
     (
-        [(header::CONTENT_TYPE, HTML)],
-        include_str!("../../assets/dashboard.html"),
-    )
-}
-
-pub async fn worker_page() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, HTML)],
-        include_str!("../../assets/worker.html"),
-    )
-}
-
-pub async fn account_page() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, HTML)],
-        include_str!("../../assets/account.html"),
-    )
-}
-
-pub async fn account_script() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, JS)],
-        include_str!("../../assets/account.js"),
-    )
-}
-
-pub async fn style() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("../../assets/dashboard.css"),
-    )
-}
-
-pub async fn charts() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, JS)],
-        include_str!("../../assets/charts.js"),
-    )
-}
-
-pub async fn script() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, JS)],
+        "/dashboard.js",
+        JS,
         include_str!("../../assets/dashboard.js"),
-    )
-}
-
-pub async fn worker_script() -> impl IntoResponse {
+    ),
     (
-        [(header::CONTENT_TYPE, JS)],
-        include_str!("../../assets/worker.js"),
-    )
+        "/dashboard.css",
+        CSS,
+        include_str!("../../assets/dashboard.css"),
+    ),
+    ("/charts.js", JS, include_str!("../../assets/charts.js")),
+    ("/worker", HTML, include_str!("../../assets/worker.html")),
+    ("/worker.js", JS, include_str!("../../assets/worker.js")),
+    ("/account", HTML, include_str!("../../assets/account.html")),
+    ("/account.js", JS, include_str!("../../assets/account.js")),
+];
+
+/// The dashboard's routes, added to `router`.
+pub fn routes<S: Clone + Send + Sync + 'static>(mut router: Router<S>) -> Router<S> {
+    for (path, kind, body) in ASSETS {
+        router = router.route(
+            path,
+            get(move || async move { ([(header::CONTENT_TYPE, kind)], body) }),
+        );
+    }
+    router
 }

@@ -73,15 +73,7 @@ impl ApiState {
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/", get(dashboard::page))
-        .route("/dashboard.js", get(dashboard::script))
-        .route("/dashboard.css", get(dashboard::style))
-        .route("/charts.js", get(dashboard::charts))
-        .route("/worker", get(dashboard::worker_page))
-        .route("/worker.js", get(dashboard::worker_script))
-        .route("/account", get(dashboard::account_page))
-        .route("/account.js", get(dashboard::account_script))
+    dashboard::routes(Router::new())
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/api/pool", get(api::pool))

@@ -128,6 +128,20 @@ impl Conversation {
         self.in_flight.len() < MAX_IN_FLIGHT
     }
 
+    /// Add block `hash` to `want` unless it is known or already asked for; false when there is
+    /// no room to ask for more (the caller stops there).
+    fn ask_for(&mut self, hash: BlockHash, want: &mut Vec<Inventory>) -> bool {
+        if self.node.chain().knows(&hash) || self.awaited(&hash) {
+            return true;
+        }
+        if !self.room_to_ask() {
+            return false;
+        }
+        self.in_flight.insert(hash, Instant::now());
+        want.push(Inventory::Block(hash));
+        true
+    }
+
     /// Forget requests the peer left unanswered; when the last block of a headers batch was
     /// among them, ask for headers again so catching up goes on.
     async fn expire(&mut self) -> Result<(), PeerError> {
@@ -229,14 +243,9 @@ impl Conversation {
                 self.peer.saw_height(s.height);
                 continue;
             }
-            if self.node.chain().knows(&h) || self.awaited(&h) {
-                continue;
-            }
-            if !self.room_to_ask() {
+            if !self.ask_for(h, &mut want) {
                 break;
             }
-            self.in_flight.insert(h, Instant::now());
-            want.push(Inventory::Block(h));
         }
         if !want.is_empty() {
             self.send(NetworkMessage::GetData(want)).await?;
@@ -369,14 +378,9 @@ impl Conversation {
                 });
             }
             prev = hash;
-            if self.node.chain().knows(&hash) || self.awaited(&hash) {
-                continue;
-            }
-            if !self.room_to_ask() {
+            if !self.ask_for(hash, &mut want) {
                 break;
             }
-            self.in_flight.insert(hash, Instant::now());
-            want.push(Inventory::Block(hash));
         }
         if let Some(height) = self
             .node

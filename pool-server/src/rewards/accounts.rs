@@ -224,16 +224,15 @@ pub async fn recent_credits(
     account: &str,
     limit: i64,
 ) -> anyhow::Result<Vec<AccountCredit>> {
-    Ok(with_pool!(backend, p => sqlx::query_as(&p.sql(
+    backend.rows_by_key(
         "SELECT r.block_hash, r.height, r.state, r.confirmations, c.sats, c.difficulty, c.paid_sats,
-                c.carry_sats, r.credited_at
-         FROM block_credits c JOIN block_rewards r ON r.block_hash = c.block_hash
-         WHERE c.account = $1 ORDER BY r.height DESC, r.block_hash LIMIT $2",
-    ))
-    .bind(account)
-    .bind(limit)
-    .fetch_all(p)
-    .await?))
+                    c.carry_sats, r.credited_at
+             FROM block_credits c JOIN block_rewards r ON r.block_hash = c.block_hash
+             WHERE c.account = $1 ORDER BY r.height DESC, r.block_hash LIMIT $2",
+        account,
+        limit,
+    )
+    .await
 }
 
 /// One payout to an account, newest first.
@@ -256,15 +255,14 @@ pub async fn recent_payouts(
     account: &str,
     limit: i64,
 ) -> anyhow::Result<Vec<AccountPayout>> {
-    Ok(with_pool!(backend, p => sqlx::query_as(&p.sql(
+    backend.rows_by_key(
         "SELECT o.id, o.method, o.state, o.txid, o.detail, i.address, i.sats, o.created_at, o.settled_at
-         FROM payout_items i JOIN payouts o ON o.id = i.payout_id
-         WHERE i.account = $1 ORDER BY o.created_at DESC, o.id LIMIT $2",
-    ))
-    .bind(account)
-    .bind(limit)
-    .fetch_all(p)
-    .await?))
+             FROM payout_items i JOIN payouts o ON o.id = i.payout_id
+             WHERE i.account = $1 ORDER BY o.created_at DESC, o.id LIMIT $2",
+        account,
+        limit,
+    )
+    .await
 }
 
 /// Where `account` is paid: itself when it is an address of `network`, else the address the

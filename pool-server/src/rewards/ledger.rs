@@ -157,22 +157,17 @@ impl Ledger {
         }
         self.count_confirmations(now, &mut report).await?;
         let totals = super::accounts::totals(&self.backend).await?;
-        self.metrics
-            .rewards_sats
-            .with_label_values(&["immature"])
-            .set(totals.immature_sats);
-        self.metrics
-            .rewards_sats
-            .with_label_values(&["due"])
-            .set(totals.due_sats);
-        self.metrics
-            .rewards_sats
-            .with_label_values(&["pending"])
-            .set(totals.pending_sats);
-        self.metrics
-            .rewards_sats
-            .with_label_values(&["in_coinbase"])
-            .set(totals.in_coinbase_sats);
+        for (state, sats) in [
+            ("immature", totals.immature_sats),
+            ("due", totals.due_sats),
+            ("pending", totals.pending_sats),
+            ("in_coinbase", totals.in_coinbase_sats),
+        ] {
+            self.metrics
+                .rewards_sats
+                .with_label_values(&[state])
+                .set(sats);
+        }
         Ok(report)
     }
 

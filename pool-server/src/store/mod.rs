@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod batcher;
+mod commit;
 pub mod compact;
 pub mod metrics;
 pub mod postgres;
@@ -129,7 +130,7 @@ pub enum Backend {
 impl Backend {
     /// Connect without retrying.
     pub async fn connect(url: &str) -> anyhow::Result<Backend> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if Backend::is_postgres(url) {
             Ok(Backend::Postgres(postgres::connect(url).await?))
         } else if url.starts_with("sqlite:") {
             Ok(Backend::Sqlite(sqlite::connect(url).await?))
@@ -210,31 +211,45 @@ impl Backend {
 
     /// Write batches in one transaction; a batch stored before adds nothing.
     pub async fn write(&self, batches: &[Batch]) -> anyhow::Result<()> {
-        match self {
-            Backend::Postgres(p) => postgres::write(p, batches, true).await,
-            Backend::Sqlite(p) => sqlite::write(p, batches, true).await,
-        }
+        commit::write(self, batches, true).await
     }
 
     /// Whether the database would take `event`: written in a transaction that is rolled back.
     pub async fn probe(&self, event: &StoreEvent) -> anyhow::Result<()> {
         let one = [Batch::new(vec![event.clone()])];
-        match self {
-            Backend::Postgres(p) => postgres::write(p, &one, false).await,
-            Backend::Sqlite(p) => sqlite::write(p, &one, false).await,
-        }
+        commit::write(self, &one, false).await
+    }
+
+    /// Up to `limit` rows of `sql`, a query of one text parameter (`$1`) and a limit (`$2`).
+    pub async fn rows_by_key<T>(
+        &self,
+        sql: &'static str,
+        key: &str,
+        limit: i64,
+    ) -> anyhow::Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + Send
+            + Unpin,
+    {
+        Ok(with_pool!(self, p => sqlx::query_as(&p.sql(sql))
+            .bind(key)
+            .bind(limit)
+            .fetch_all(p)
+            .await?))
     }
 
     /// The last `limit` accepted blocks of `chain`, ascending by height, as raw bytes.
     pub async fn load_chain(&self, chain: &str, limit: i64) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
-        let mut rows: Vec<(i64, Vec<u8>)> = with_pool!(self, p => sqlx::query_as(&p.sql(
-            "SELECT height, raw FROM blocks WHERE chain = $1 AND status = 'accepted'
-             ORDER BY height DESC LIMIT $2",
-        ))
-        .bind(chain)
-        .bind(limit)
-        .fetch_all(p)
-        .await?);
+        let mut rows: Vec<(i64, Vec<u8>)> = self
+            .rows_by_key(
+                "SELECT height, raw FROM blocks WHERE chain = $1 AND status = 'accepted'
+                 ORDER BY height DESC LIMIT $2",
+                chain,
+                limit,
+            )
+            .await?;
         rows.reverse();
         Ok(rows.into_iter().map(|(h, raw)| (h as u64, raw)).collect())
     }
@@ -254,23 +269,36 @@ impl Backend {
         worker: Option<&str>,
         limit: i64,
     ) -> anyhow::Result<Vec<ShareRecord>> {
-        match self {
-            Backend::Postgres(p) => postgres::shares(p, worker, limit).await,
-            Backend::Sqlite(p) => sqlite::shares(p, worker, limit).await,
-        }
+        // One worker: its id first, so an unknown name costs one index lookup, not a walk of
+        // every share.
+        let worker_id: Option<i64> = match worker {
+            Some(name) => {
+                let id = with_pool!(self, p => sqlx::query_scalar(&p.sql(
+                    "SELECT CAST(id AS BIGINT) FROM workers WHERE name = $1",
+                ))
+                .bind(name)
+                .fetch_optional(p)
+                .await?);
+                match id {
+                    Some(id) => Some(id),
+                    None => return Ok(Vec::new()),
+                }
+            }
+            None => None,
+        };
+        with_pool!(self, p, db => db::shares(p, worker_id, limit).await)
     }
 
     /// Up to `limit` workers named after `after`, by name.
     pub async fn workers(&self, after: &str, limit: i64) -> anyhow::Result<Vec<WorkerRow>> {
-        Ok(with_pool!(self, p => sqlx::query_as::<_, WorkerRow>(&p.sql(
+        self.rows_by_key(
             "SELECT name, account, first_seen, last_seen, accepted_shares, rejected_shares,
                     accepted_difficulty
              FROM workers WHERE name > $1 ORDER BY name LIMIT $2",
-        ))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(p)
-        .await?))
+            after,
+            limit,
+        )
+        .await
     }
 
     /// Workers whose lowercased name contains `needle` (all when empty), up to `limit`, by
@@ -307,10 +335,14 @@ impl Backend {
 
     /// (accepted, rejected) share counts.
     pub async fn share_counts(&self) -> anyhow::Result<(i64, i64)> {
-        match self {
-            Backend::Postgres(p) => postgres::share_counts(p).await,
-            Backend::Sqlite(p) => sqlite::share_counts(p).await,
-        }
+        let r = with_pool!(self, p => sqlx::query(
+            "SELECT count(*) FILTER (WHERE reason = 0), count(*) FILTER (WHERE reason <> 0)
+             FROM shares",
+        )
+        .fetch_one(p)
+        .await
+        .map(|r| (sqlx::Row::get(&r, 0), sqlx::Row::get(&r, 1)))?);
+        Ok(r)
     }
 }
 
@@ -469,9 +501,24 @@ impl Dialect for sqlx::SqlitePool {
 }
 
 /// Run the same code against whichever database `backend` is: `$p` is its pool (use
-/// [`Dialect::sql`] for the text), the body is compiled once per database.
+/// [`Dialect::sql`] for the text), the body is compiled once per database. With a third name,
+/// `$db` is that database's module (`postgres` or `sqlite`), for the steps whose SQL differs.
 #[macro_export]
 macro_rules! with_pool {
+    ($backend:expr, $p:ident, $db:ident => $body:expr) => {
+        match $backend {
+            $crate::store::Backend::Postgres($p) => {
+                #[allow(unused_imports)]
+                use $crate::store::postgres as $db;
+                $body
+            }
+            $crate::store::Backend::Sqlite($p) => {
+                #[allow(unused_imports)]
+                use $crate::store::sqlite as $db;
+                $body
+            }
+        }
+    };
     ($backend:expr, $p:ident => $body:expr) => {
         match $backend {
             $crate::store::Backend::Postgres($p) => $body,

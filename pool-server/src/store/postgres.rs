@@ -77,7 +77,7 @@ async fn partitions_for(
 
 /// Record the ids of `batches` that carry shares; the ids that were new (a batch whose id was
 /// already recorded was stored before, and adds nothing now).
-async fn new_batches(
+pub(super) async fn new_batches(
     tx: &mut sqlx::PgConnection,
     batches: &[Batch],
 ) -> anyhow::Result<HashSet<Uuid>> {
@@ -100,138 +100,93 @@ async fn new_batches(
     Ok(fresh.into_iter().collect())
 }
 
-/// Store batches in one transaction: the shares of those not stored before, and, from
-/// exactly those rows (what the insert returns), the worker totals and the per-minute and
-/// per-hour rollups of the worker and of the pool (worker 0); blocks by upsert. A replayed
-/// batch adds nothing. With `commit` false the transaction is rolled back (a probe).
-pub async fn write(pool: &PgPool, batches: &[Batch], commit: bool) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await?;
-    let mut fresh = new_batches(&mut tx, batches).await?;
-    // `remove`: a batch id twice in one write (an old spool's duplicate line) counts once.
-    let shares: Vec<&ShareRecord> = batches
+/// Store `shares` (those of batches never stored before) and, from exactly those rows (what
+/// the insert returns), the worker totals and the per-minute and per-hour rollups of the
+/// worker and of the pool (worker 0): one statement over arrays, whatever the batch's size.
+pub(super) async fn insert_shares(
+    tx: &mut sqlx::PgConnection,
+    shares: &[&ShareRecord],
+) -> anyhow::Result<()> {
+    partitions_for(&mut *tx, shares).await?;
+    let ids = worker_ids(&mut *tx, shares).await?;
+    let created: Vec<DateTime<Utc>> = shares.iter().map(|s| s.created_at).collect();
+    let uuids: Vec<Uuid> = shares.iter().map(|s| s.id).collect();
+    let sessions: Vec<i64> = shares.iter().map(|s| s.session_id).collect();
+    let (jobs, job_texts): (Vec<Option<i64>>, Vec<Option<&str>>) =
+        shares.iter().map(|s| compact::split_job(&s.job_id)).unzip();
+    let assigned: Vec<f64> = shares.iter().map(|s| s.assigned_difficulty).collect();
+    let achieved: Vec<f64> = shares.iter().map(|s| s.achieved_difficulty).collect();
+    let workers: Vec<i32> = shares.iter().map(|s| ids[s.worker.as_str()]).collect();
+    let heights: Vec<i32> = shares
         .iter()
-        .filter(|b| fresh.remove(&b.id))
-        .flat_map(Batch::shares)
+        .map(|s| i32::try_from(s.height).unwrap_or(i32::MAX))
         .collect();
-    if !shares.is_empty() {
-        partitions_for(&mut tx, &shares).await?;
-        let ids = worker_ids(&mut tx, &shares).await?;
-        let created: Vec<DateTime<Utc>> = shares.iter().map(|s| s.created_at).collect();
-        let uuids: Vec<Uuid> = shares.iter().map(|s| s.id).collect();
-        let sessions: Vec<i64> = shares.iter().map(|s| s.session_id).collect();
-        let (jobs, job_texts): (Vec<Option<i64>>, Vec<Option<&str>>) =
-            shares.iter().map(|s| compact::split_job(&s.job_id)).unzip();
-        let assigned: Vec<f64> = shares.iter().map(|s| s.assigned_difficulty).collect();
-        let achieved: Vec<f64> = shares.iter().map(|s| s.achieved_difficulty).collect();
-        let workers: Vec<i32> = shares.iter().map(|s| ids[s.worker.as_str()]).collect();
-        let heights: Vec<i32> = shares
-            .iter()
-            .map(|s| i32::try_from(s.height).unwrap_or(i32::MAX))
-            .collect();
-        let reasons: Vec<i16> = shares.iter().map(|s| compact::reason_code(s)).collect();
-        let hashes: Vec<Option<Vec<u8>>> = shares
-            .iter()
-            .map(|s| compact::hash_bytes(s.block_hash.as_deref()))
-            .collect();
-        sqlx::query(
-            r#"
-            WITH ins AS (
-                INSERT INTO shares (created_at, id, session_id, job, assigned_difficulty,
-                                    achieved_difficulty, worker_id, height, reason, job_text,
-                                    block_hash)
-                SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::int8[], $4::int8[],
-                                     $5::float8[], $6::float8[], $7::int4[], $8::int4[],
-                                     $9::int2[], $10::text[], $11::bytea[])
-                RETURNING created_at, worker_id, reason, assigned_difficulty, achieved_difficulty
-            ),
-            per_minute AS (
-                SELECT date_trunc('minute', created_at, 'UTC') AS minute, w AS worker_id, reason,
-                       count(*) AS shares, sum(assigned_difficulty) AS difficulty,
-                       max(achieved_difficulty) AS best
-                FROM ins, LATERAL (VALUES (worker_id), (0)) AS both_(w)
-                GROUP BY 1, 2, 3
-            ),
-            minutes AS (
-                INSERT INTO worker_minutes AS m (minute, worker_id, reason, shares, difficulty, best)
-                SELECT * FROM per_minute ORDER BY worker_id, minute, reason
-                ON CONFLICT (worker_id, minute, reason) DO UPDATE SET
-                    shares = m.shares + EXCLUDED.shares,
-                    difficulty = m.difficulty + EXCLUDED.difficulty,
-                    best = GREATEST(m.best, EXCLUDED.best)
-            ),
-            hours AS (
-                INSERT INTO worker_hours AS h (hour, worker_id, reason, shares, difficulty, best)
-                SELECT date_trunc('hour', minute, 'UTC'), worker_id, reason, sum(shares),
-                       sum(difficulty), max(best)
-                FROM per_minute GROUP BY 1, 2, 3 ORDER BY 2, 1, 3
-                ON CONFLICT (worker_id, hour, reason) DO UPDATE SET
-                    shares = h.shares + EXCLUDED.shares,
-                    difficulty = h.difficulty + EXCLUDED.difficulty,
-                    best = GREATEST(h.best, EXCLUDED.best)
-            )
-            UPDATE workers AS w SET
-                accepted_shares = w.accepted_shares + t.accepted,
-                rejected_shares = w.rejected_shares + t.rejected,
-                accepted_difficulty = w.accepted_difficulty + t.difficulty
-            FROM (SELECT worker_id,
-                         count(*) FILTER (WHERE reason = 0) AS accepted,
-                         count(*) FILTER (WHERE reason <> 0) AS rejected,
-                         coalesce(sum(assigned_difficulty) FILTER (WHERE reason = 0), 0) AS difficulty
-                  FROM ins GROUP BY worker_id) AS t
-            WHERE w.id = t.worker_id
-            "#,
+    let reasons: Vec<i16> = shares.iter().map(|s| compact::reason_code(s)).collect();
+    let hashes: Vec<Option<Vec<u8>>> = shares
+        .iter()
+        .map(|s| compact::hash_bytes(s.block_hash.as_deref()))
+        .collect();
+    sqlx::query(
+        r#"
+        WITH ins AS (
+            INSERT INTO shares (created_at, id, session_id, job, assigned_difficulty,
+                                achieved_difficulty, worker_id, height, reason, job_text,
+                                block_hash)
+            SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::int8[], $4::int8[],
+                                 $5::float8[], $6::float8[], $7::int4[], $8::int4[],
+                                 $9::int2[], $10::text[], $11::bytea[])
+            RETURNING created_at, worker_id, reason, assigned_difficulty, achieved_difficulty
+        ),
+        per_minute AS (
+            SELECT date_trunc('minute', created_at, 'UTC') AS minute, w AS worker_id, reason,
+                   count(*) AS shares, sum(assigned_difficulty) AS difficulty,
+                   max(achieved_difficulty) AS best
+            FROM ins, LATERAL (VALUES (worker_id), (0)) AS both_(w)
+            GROUP BY 1, 2, 3
+        ),
+        minutes AS (
+            INSERT INTO worker_minutes AS m (minute, worker_id, reason, shares, difficulty, best)
+            SELECT * FROM per_minute ORDER BY worker_id, minute, reason
+            ON CONFLICT (worker_id, minute, reason) DO UPDATE SET
+                shares = m.shares + EXCLUDED.shares,
+                difficulty = m.difficulty + EXCLUDED.difficulty,
+                best = GREATEST(m.best, EXCLUDED.best)
+        ),
+        hours AS (
+            INSERT INTO worker_hours AS h (hour, worker_id, reason, shares, difficulty, best)
+            SELECT date_trunc('hour', minute, 'UTC'), worker_id, reason, sum(shares),
+                   sum(difficulty), max(best)
+            FROM per_minute GROUP BY 1, 2, 3 ORDER BY 2, 1, 3
+            ON CONFLICT (worker_id, hour, reason) DO UPDATE SET
+                shares = h.shares + EXCLUDED.shares,
+                difficulty = h.difficulty + EXCLUDED.difficulty,
+                best = GREATEST(h.best, EXCLUDED.best)
         )
-        .bind(&created)
-        .bind(&uuids)
-        .bind(&sessions)
-        .bind(&jobs)
-        .bind(&assigned)
-        .bind(&achieved)
-        .bind(&workers)
-        .bind(&heights)
-        .bind(&reasons)
-        .bind(&job_texts)
-        .bind(&hashes)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for b in batches.iter().flat_map(Batch::blocks) {
-        sqlx::query(
-            r#"INSERT INTO blocks (hash, height, prev_hash, chain, worker, network_difficulty,
-                                   status, detail, raw, found_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-               ON CONFLICT (hash) DO UPDATE SET status = EXCLUDED.status, detail = EXCLUDED.detail,
-                   worker = coalesce(blocks.worker, EXCLUDED.worker)"#,
-        )
-        .bind(&b.hash)
-        .bind(b.height)
-        .bind(&b.prev_hash)
-        .bind(&b.chain)
-        .bind(&b.worker)
-        .bind(b.network_difficulty)
-        .bind(&b.status)
-        .bind(&b.detail)
-        .bind(&b.raw)
-        .bind(b.found_at)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(plan) = &b.coinbase_plan {
-            sqlx::query(
-                "INSERT INTO block_plans (block_hash, plan, created_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (block_hash) DO NOTHING",
-            )
-            .bind(&b.hash)
-            .bind(plan)
-            .bind(b.found_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    if commit {
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
-    }
+        UPDATE workers AS w SET
+            accepted_shares = w.accepted_shares + t.accepted,
+            rejected_shares = w.rejected_shares + t.rejected,
+            accepted_difficulty = w.accepted_difficulty + t.difficulty
+        FROM (SELECT worker_id,
+                     count(*) FILTER (WHERE reason = 0) AS accepted,
+                     count(*) FILTER (WHERE reason <> 0) AS rejected,
+                     coalesce(sum(assigned_difficulty) FILTER (WHERE reason = 0), 0) AS difficulty
+              FROM ins GROUP BY worker_id) AS t
+        WHERE w.id = t.worker_id
+        "#,
+    )
+    .bind(&created)
+    .bind(&uuids)
+    .bind(&sessions)
+    .bind(&jobs)
+    .bind(&assigned)
+    .bind(&achieved)
+    .bind(&workers)
+    .bind(&heights)
+    .bind(&reasons)
+    .bind(&job_texts)
+    .bind(&hashes)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -239,27 +194,13 @@ pub async fn write(pool: &PgPool, batches: &[Batch], commit: bool) -> anyhow::Re
 /// (block ranges, no order), so the newest rows are found by a recent range, then sorted.
 const LOOK_BACK: [&str; 4] = ["1 minute", "1 hour", "1 day", "100 years"];
 
-/// The newest `limit` shares, of one worker or of all.
-pub async fn shares(
+/// The newest `limit` shares, of the worker whose id is `worker_id`, or of all.
+pub(super) async fn shares(
     pool: &PgPool,
-    worker: Option<&str>,
+    worker_id: Option<i64>,
     limit: i64,
 ) -> anyhow::Result<Vec<ShareRecord>> {
-    // One worker: its id first, so an unknown name costs one index lookup, not a walk of
-    // every partition back a century.
-    let worker_id: Option<i32> = match worker {
-        Some(name) => {
-            let id: Option<i32> = sqlx::query_scalar("SELECT id FROM workers WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?;
-            match id {
-                Some(id) => Some(id),
-                None => return Ok(Vec::new()),
-            }
-        }
-        None => None,
-    };
+    let worker_id = worker_id.map(i32::try_from).transpose()?;
     // Two statements, not one with `$1 IS NULL OR ...`: a cached generic plan of that could
     // not use the worker index.
     let which = if worker_id.is_some() {
@@ -288,13 +229,4 @@ pub async fn shares(
         }
     }
     Ok(rows.into_iter().map(compact::record).collect())
-}
-
-pub async fn share_counts(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
-    let r = sqlx::query(
-        "SELECT count(*) FILTER (WHERE reason = 0), count(*) FILTER (WHERE reason <> 0) FROM shares",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok((r.get(0), r.get(1)))
 }

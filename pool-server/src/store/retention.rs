@@ -46,6 +46,17 @@ pub struct Report {
     pub held_back: bool,
 }
 
+impl Report {
+    /// `n` rows of `table` (a rollup or the batch ids) went.
+    fn count_deleted(&mut self, table: &str, n: u64) {
+        if table == "share_batches" {
+            self.batch_ids_deleted += n;
+        } else {
+            self.rollups_deleted += n;
+        }
+    }
+}
+
 /// When the oldest block found by the pool in the last day that has no credits yet was found
 /// (an older one is not waiting for the ledger: no ledger of its chain runs).
 async fn uncredited_since(
@@ -152,11 +163,7 @@ pub async fn maintain(
                     .execute(p)
                     .await?
                     .rows_affected();
-                    if table == "share_batches" {
-                        report.batch_ids_deleted += n;
-                    } else {
-                        report.rollups_deleted += n;
-                    }
+                    report.count_deleted(table, n);
                     if n < DELETE_BATCH as u64 {
                         break;
                     }
@@ -214,11 +221,7 @@ pub async fn maintain(
                     .execute(p)
                     .await?
                     .rows_affected();
-                    if table == "share_batches" {
-                        report.batch_ids_deleted += n;
-                    } else {
-                        report.rollups_deleted += n;
-                    }
+                    report.count_deleted(table, n);
                     if n == 0 {
                         break;
                     }

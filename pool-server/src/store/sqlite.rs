@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+use uuid::Uuid;
 
 use super::{compact, Batch, ShareRecord};
 
@@ -49,10 +50,10 @@ const ROWS_PER_INSERT: usize = 256;
 type Rollup = BTreeMap<(i64, i64, i64), (i64, f64, f64)>;
 
 /// Record the ids of `batches` that carry shares; the ids that were new.
-async fn new_batches(
+pub(super) async fn new_batches(
     tx: &mut sqlx::SqliteConnection,
     batches: &[Batch],
-) -> anyhow::Result<HashSet<String>> {
+) -> anyhow::Result<HashSet<Uuid>> {
     let now = chrono::Utc::now().timestamp();
     let rows: Vec<serde_json::Value> = batches
         .iter()
@@ -70,133 +71,91 @@ async fn new_batches(
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
-    Ok(fresh.into_iter().collect())
+    Ok(fresh
+        .iter()
+        .map(|id| Uuid::parse_str(id))
+        .collect::<Result<_, _>>()?)
 }
 
-/// Store batches in one transaction: the shares of those not stored before, then, from
-/// exactly those rows, the worker totals and the per-minute and per-hour rollups of the
-/// worker and of the pool (worker 0); blocks by upsert. Each step is one statement over a
-/// JSON array (or a few multi-row inserts), so a batch costs a handful of statements whatever
-/// its size. A replayed batch adds nothing. With `commit` false the transaction is rolled
-/// back (a probe).
-pub async fn write(pool: &SqlitePool, batches: &[Batch], commit: bool) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await?;
-    let mut fresh = new_batches(&mut tx, batches).await?;
-    // `remove`: a batch id twice in one write (an old spool's duplicate line) counts once.
-    let shares: Vec<&ShareRecord> = batches
+/// Store `shares` (those of batches never stored before), then, from exactly those rows, the
+/// worker totals and the per-minute and per-hour rollups of the worker and of the pool
+/// (worker 0). Each step is one statement over a JSON array (or a few multi-row inserts), so
+/// a batch costs a handful of statements whatever its size.
+pub(super) async fn insert_shares(
+    tx: &mut sqlx::SqliteConnection,
+    shares: &[&ShareRecord],
+) -> anyhow::Result<()> {
+    let ids = worker_ids(&mut *tx, shares).await?;
+    for chunk in shares.chunks(ROWS_PER_INSERT) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO shares (created_at, id, worker_id, reason, height,
+                 session_id, job, job_text, assigned_difficulty, achieved_difficulty,
+                 block_hash) ",
+        );
+        q.push_values(chunk, |mut row, s| {
+            let (job, job_text) = compact::split_job(&s.job_id);
+            row.push_bind(compact::micros(s.created_at))
+                .push_bind(s.id)
+                .push_bind(ids[s.worker.as_str()])
+                .push_bind(compact::reason_code(s))
+                .push_bind(s.height)
+                .push_bind(s.session_id)
+                .push_bind(job)
+                .push_bind(job_text.map(str::to_owned))
+                .push_bind(s.assigned_difficulty)
+                .push_bind(s.achieved_difficulty)
+                .push_bind(compact::hash_bytes(s.block_hash.as_deref()));
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    // Every share of a fresh batch was inserted (the table has no key that could refuse
+    // one), so the rollups sum them as they are.
+    let mut minutes = Rollup::new();
+    for s in shares {
+        let minute = compact::minute_of(s.created_at);
+        let reason = i64::from(compact::reason_code(s));
+        for w in [ids[s.worker.as_str()], 0] {
+            let e = minutes.entry((w, minute, reason)).or_insert((0, 0.0, 0.0));
+            e.0 += 1;
+            e.1 += s.assigned_difficulty;
+            e.2 = e.2.max(s.achieved_difficulty);
+        }
+    }
+    let mut hours = Rollup::new();
+    for ((w, minute, reason), (n, d, best)) in &minutes {
+        let e = hours
+            .entry((*w, compact::hour_of(*minute), *reason))
+            .or_insert((0, 0.0, 0.0));
+        e.0 += n;
+        e.1 += d;
+        e.2 = e.2.max(*best);
+    }
+    add_rollup(&mut *tx, "worker_minutes", "minute", &minutes).await?;
+    add_rollup(&mut *tx, "worker_hours", "hour", &hours).await?;
+    let totals: Vec<serde_json::Value> = minutes
         .iter()
-        .filter(|b| fresh.remove(&b.id.simple().to_string()))
-        .flat_map(Batch::shares)
+        .filter(|((w, _, _), _)| *w != 0)
+        .map(|((w, _, reason), (n, d, _))| {
+            let accepted = *reason == i64::from(compact::ACCEPTED);
+            json!([
+                w,
+                if accepted { *n } else { 0 },
+                if accepted { 0 } else { *n },
+                if accepted { *d } else { 0.0 }
+            ])
+        })
         .collect();
-    if !shares.is_empty() {
-        let ids = worker_ids(&mut tx, &shares).await?;
-        for chunk in shares.chunks(ROWS_PER_INSERT) {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO shares (created_at, id, worker_id, reason, height,
-                     session_id, job, job_text, assigned_difficulty, achieved_difficulty,
-                     block_hash) ",
-            );
-            q.push_values(chunk, |mut row, s| {
-                let (job, job_text) = compact::split_job(&s.job_id);
-                row.push_bind(compact::micros(s.created_at))
-                    .push_bind(s.id)
-                    .push_bind(ids[s.worker.as_str()])
-                    .push_bind(compact::reason_code(s))
-                    .push_bind(s.height)
-                    .push_bind(s.session_id)
-                    .push_bind(job)
-                    .push_bind(job_text.map(str::to_owned))
-                    .push_bind(s.assigned_difficulty)
-                    .push_bind(s.achieved_difficulty)
-                    .push_bind(compact::hash_bytes(s.block_hash.as_deref()));
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        // Every share of a fresh batch was inserted (the table has no key that could refuse
-        // one), so the rollups sum them as they are.
-        let mut minutes = Rollup::new();
-        for s in &shares {
-            let minute = compact::minute_of(s.created_at);
-            let reason = i64::from(compact::reason_code(s));
-            for w in [ids[s.worker.as_str()], 0] {
-                let e = minutes.entry((w, minute, reason)).or_insert((0, 0.0, 0.0));
-                e.0 += 1;
-                e.1 += s.assigned_difficulty;
-                e.2 = e.2.max(s.achieved_difficulty);
-            }
-        }
-        let mut hours = Rollup::new();
-        for ((w, minute, reason), (n, d, best)) in &minutes {
-            let e = hours
-                .entry((*w, compact::hour_of(*minute), *reason))
-                .or_insert((0, 0.0, 0.0));
-            e.0 += n;
-            e.1 += d;
-            e.2 = e.2.max(*best);
-        }
-        add_rollup(&mut tx, "worker_minutes", "minute", &minutes).await?;
-        add_rollup(&mut tx, "worker_hours", "hour", &hours).await?;
-        let totals: Vec<serde_json::Value> = minutes
-            .iter()
-            .filter(|((w, _, _), _)| *w != 0)
-            .map(|((w, _, reason), (n, d, _))| {
-                let accepted = *reason == i64::from(compact::ACCEPTED);
-                json!([
-                    w,
-                    if accepted { *n } else { 0 },
-                    if accepted { 0 } else { *n },
-                    if accepted { *d } else { 0.0 }
-                ])
-            })
-            .collect();
-        sqlx::query(
-            "UPDATE workers SET accepted_shares = accepted_shares + t.a,
-                 rejected_shares = rejected_shares + t.r, accepted_difficulty = accepted_difficulty + t.d
-             FROM (SELECT value->>0 AS id, sum(value->>1) AS a, sum(value->>2) AS r,
-                          total(value->>3) AS d
-                   FROM json_each(?1) GROUP BY 1) AS t
-             WHERE workers.id = t.id",
-        )
-        .bind(serde_json::Value::Array(totals).to_string())
-        .execute(&mut *tx)
-        .await?;
-    }
-    for b in batches.iter().flat_map(Batch::blocks) {
-        sqlx::query(
-            "INSERT INTO blocks (hash, height, prev_hash, chain, worker, network_difficulty, status, detail, raw, found_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (hash) DO UPDATE SET status = excluded.status, detail = excluded.detail,
-                 worker = coalesce(blocks.worker, excluded.worker)",
-        )
-        .bind(&b.hash)
-        .bind(b.height)
-        .bind(&b.prev_hash)
-        .bind(&b.chain)
-        .bind(&b.worker)
-        .bind(b.network_difficulty)
-        .bind(&b.status)
-        .bind(&b.detail)
-        .bind(&b.raw)
-        .bind(b.found_at)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(plan) = &b.coinbase_plan {
-            sqlx::query(
-                "INSERT INTO block_plans (block_hash, plan, created_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (block_hash) DO NOTHING",
-            )
-            .bind(&b.hash)
-            .bind(plan)
-            .bind(b.found_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    if commit {
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
-    }
+    sqlx::query(
+        "UPDATE workers SET accepted_shares = accepted_shares + t.a,
+             rejected_shares = rejected_shares + t.r, accepted_difficulty = accepted_difficulty + t.d
+         FROM (SELECT value->>0 AS id, sum(value->>1) AS a, sum(value->>2) AS r,
+                      total(value->>3) AS d
+               FROM json_each(?1) GROUP BY 1) AS t
+         WHERE workers.id = t.id",
+    )
+    .bind(serde_json::Value::Array(totals).to_string())
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -253,26 +212,19 @@ async fn add_rollup(
     Ok(())
 }
 
-pub async fn shares(
+/// The newest `limit` shares, of the worker whose id is `worker_id`, or of all.
+pub(super) async fn shares(
     pool: &SqlitePool,
-    worker: Option<&str>,
+    worker_id: Option<i64>,
     limit: i64,
 ) -> anyhow::Result<Vec<ShareRecord>> {
     const COLUMNS: &str =
         "SELECT s.id, w.name, s.session_id, s.job, s.job_text, s.height, s.assigned_difficulty,
                 s.achieved_difficulty, s.reason, s.block_hash, s.created_at
          FROM shares s JOIN workers w ON w.id = s.worker_id";
-    // One worker: its id first (an unknown name costs one index lookup, not a scan of every
-    // share), then its shares newest first through the worker index.
-    let rows: Vec<compact::StoredShare> = match worker {
-        Some(name) => {
-            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM workers WHERE name = ?1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?;
-            let Some(id) = id else {
-                return Ok(Vec::new());
-            };
+    // One worker through the worker index, newest first.
+    let rows: Vec<compact::StoredShare> = match worker_id {
+        Some(id) => {
             sqlx::query_as(&format!(
                 "{COLUMNS} WHERE s.worker_id = ?1 ORDER BY s.rowid DESC LIMIT ?2"
             ))
@@ -292,13 +244,4 @@ pub async fn shares(
     let mut out: Vec<ShareRecord> = rows.into_iter().map(compact::record).collect();
     out.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     Ok(out)
-}
-
-pub async fn share_counts(pool: &SqlitePool) -> anyhow::Result<(i64, i64)> {
-    let r = sqlx::query(
-        "SELECT coalesce(sum(reason = 0), 0), coalesce(sum(reason <> 0), 0) FROM shares",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok((r.get(0), r.get(1)))
 }
