@@ -26,17 +26,6 @@ use futures::StreamExt;
 
 const BITS: &str = "207fffff";
 
-fn cpu() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -122,7 +111,7 @@ async fn main() {
     let peers = args.get(2).copied().unwrap_or(200);
     println!(
         "CPU: {} ({} threads)",
-        cpu(),
+        pool_server::host::cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 

@@ -54,17 +54,7 @@ async fn main() -> anyhow::Result<()> {
         backend.write(write).await?;
     }
     let took = started.elapsed().as_secs_f64();
-    println!(
-        "CPU: {}",
-        std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|c| c
-                .lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned()))
-            .unwrap_or_default()
-    );
+    println!("CPU: {}", pool_server::host::cpu_model());
     println!(
         "{}: {shares} shares of 1,000 workers in batches of {batch}: {took:.2} s, {:.0} rows/s",
         backend.kind(),

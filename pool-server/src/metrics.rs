@@ -8,6 +8,7 @@
 
 use crate::chain::metrics::ChainMetrics;
 use crate::jobs::JobFeed;
+use crate::notify::metrics::NotifyMetrics;
 use crate::p2p::metrics::P2pMetrics;
 use crate::rewards::metrics::RewardMetrics;
 use crate::stats::{Stats, WINDOWS};
@@ -46,6 +47,7 @@ pub struct Metrics {
     pub rewards: RewardMetrics,
     /// The network of pools' series.
     pub p2p: P2pMetrics,
+    pub notify: NotifyMetrics,
     /// The template source's and the block path's series.
     pub chain: ChainMetrics,
 }
@@ -219,6 +221,7 @@ impl Metrics {
             store: StoreMetrics::register(&r).expect("metric names are unique"),
             rewards: RewardMetrics::register(&r).expect("metric names are unique"),
             p2p: P2pMetrics::register(&r).expect("metric names are unique"),
+            notify: NotifyMetrics::register(&r).expect("metric names are unique"),
             chain: ChainMetrics::register(&r).expect("metric names are unique"),
             registry: r,
         };

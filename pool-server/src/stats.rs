@@ -84,6 +84,8 @@ impl Series {
 struct WorkerStats {
     series: Series,
     accepted: u64,
+    /// The difficulty of every accepted share, summed.
+    accepted_difficulty: f64,
     rejected: BTreeMap<&'static str, u64>,
     last_share: Option<DateTime<Utc>>,
     difficulty: f64,
@@ -149,6 +151,8 @@ pub struct WorkerNumbers {
     /// By [`WINDOWS`].
     pub hashrate: [f64; 3],
     pub accepted: u64,
+    /// The difficulty of its accepted shares, summed since the pool started.
+    pub accepted_difficulty: f64,
     pub rejected: u64,
     pub difficulty: f64,
     pub sessions: u32,
@@ -207,6 +211,7 @@ impl Stats {
             let mut w = w.lock();
             w.series.add(now, difficulty);
             w.accepted += 1;
+            w.accepted_difficulty += difficulty;
             w.last_share = Some(at);
         }
         let mut p = self.pool.lock();
@@ -299,6 +304,7 @@ impl Stats {
                 WorkerNumbers {
                     hashrate: WINDOWS.map(|(_, window)| w.series.hashrate(now, window).0),
                     accepted: w.accepted,
+                    accepted_difficulty: w.accepted_difficulty,
                     rejected: w.rejected.values().sum(),
                     difficulty: w.difficulty,
                     sessions: w.sessions,

@@ -17,6 +17,7 @@ use crate::http::{self, directory, ApiState};
 use crate::jobs::JobFeed;
 use crate::metrics::Metrics;
 use crate::net::{BanList, ConnectionLimits};
+use crate::notify::SharedEngine;
 use crate::p2p::manager::Node;
 use crate::stats::Stats;
 use crate::store::Store;
@@ -30,6 +31,7 @@ pub struct Readable<'a> {
     pub jobs: &'a JobFeed,
     pub templates: &'a Templates,
     pub p2p: &'a Option<Arc<Node>>,
+    pub alerts: &'a SharedEngine,
     pub started: Instant,
 }
 
@@ -47,6 +49,7 @@ pub async fn serve(
         jobs: parts.jobs.clone(),
         chain: parts.templates.chain.clone(),
         p2p: parts.p2p.clone(),
+        alerts: parts.alerts.clone(),
         source: parts.templates.source.kind(),
         api_token: cfg.http.api_token.clone(),
         network: cfg.rewards.network,

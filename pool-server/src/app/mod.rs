@@ -10,6 +10,7 @@ mod chain;
 mod gauges;
 mod http;
 mod jobs;
+mod notify;
 mod p2p;
 mod rewards;
 mod store;
@@ -98,6 +99,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     ));
     let mining = stratum::mining_context(&cfg, &work, &store, &stats, &metrics, &bans, block_tx)?;
     let stratum = stratum::listen(&cfg, mining.clone(), &shutdown).await?;
+    let alerts = notify::start(&cfg, &stats, &metrics, &shutdown);
     let readable = http::Readable {
         store: &store,
         stats: &stats,
@@ -106,6 +108,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         jobs: &work.feed,
         templates: &templates,
         p2p: &p2p,
+        alerts: &alerts,
         started,
     };
     let (http_addr, http_task) = http::serve(&cfg, readable, &shutdown).await?;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser};
 
+mod alerts;
 mod chain;
 mod http;
 mod logging;
@@ -23,6 +24,7 @@ mod store;
 mod stratum;
 mod vardiff;
 
+pub use alerts::AlertArgs;
 pub use chain::ChainArgs;
 pub use http::HttpArgs;
 pub use logging::LogArgs;
@@ -70,6 +72,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub http: HttpArgs,
+
+    #[command(flatten)]
+    pub alerts: AlertArgs,
 
     #[command(flatten)]
     pub logging: LogArgs,

@@ -338,6 +338,7 @@ mod tests {
         WorkerNumbers {
             hashrate: [rate; 3],
             accepted,
+            accepted_difficulty: accepted as f64,
             rejected: 0,
             difficulty: 1.0,
             sessions: 1,

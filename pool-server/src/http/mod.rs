@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod dashboard;
 pub mod directory;
@@ -40,6 +41,8 @@ pub struct ApiState {
     pub chain: Option<Arc<EmbeddedChain>>,
     /// The P2P node, when the embedded chain has peers.
     pub p2p: Option<Arc<Node>>,
+    /// The alert rules: what fires now and what fired lately.
+    pub alerts: crate::notify::SharedEngine,
     pub source: &'static str,
     pub api_token: Option<String>,
     /// The network account addresses belong to.
@@ -82,6 +85,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/worker-table", get(worker_table::table))
         .route("/api/blocks", get(api::blocks))
         .route("/api/peers", get(api::peers))
+        .route("/api/alerts", get(alerts::list))
         .route("/api/shares", get(api::shares))
         .route("/api/accounts", get(accounts::list))
         .route("/api/accounts/{name}", get(accounts::one))

@@ -18,6 +18,7 @@ mod database_outage_loses_no_share;
 mod difficulty_changes_reissue_distinct_work;
 mod hostile_miners_are_bounded;
 mod http_clients_cannot_hold_descriptors;
+mod miners_hear_about_their_rigs;
 mod mines_on_a_real_node;
 mod node_template_shapes;
 mod operating_the_pool;

@@ -1,0 +1,61 @@
+//! The built-in alert rules (see `notify/`): on by default, judged from the pool's own live
+//! statistics.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::parse::parse_interval;
+use crate::notify::WatchConfig;
+
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Alerts")]
+pub struct AlertArgs {
+    /// Alerts: how often every worker is looked at (0 is refused; the rules take the time
+    /// between looks into account).
+    #[arg(long, env = "POOL_ALERT_LOOK", default_value = "5s", value_parser = parse_interval)]
+    pub alert_look: Duration,
+
+    /// Alerts: false alarms allowed per worker-day for each rule. Smaller waits for more
+    /// evidence (a worker's silence or shortfall must be less likely than this).
+    #[arg(long, env = "POOL_ALERT_FALSE_ALARMS_PER_DAY", default_value_t = 1e-4, value_parser = parse_probability)]
+    pub alert_false_alarms_per_day: f64,
+
+    /// Alerts: a worker with no connection this long is offline.
+    #[arg(long, env = "POOL_ALERT_OFFLINE_GRACE", default_value = "2m", value_parser = parse_interval)]
+    pub alert_offline_grace: Duration,
+
+    /// Alerts: "hashrate dropped" when a worker runs below this fraction of its own usual
+    /// rate (its 24 h average).
+    #[arg(long, env = "POOL_ALERT_DROP_FRACTION", default_value_t = 0.5, value_parser = parse_probability)]
+    pub alert_drop_fraction: f64,
+
+    /// Alerts: "rejects high" above this fraction of a worker's shares (over about an hour).
+    #[arg(long, env = "POOL_ALERT_MAX_REJECT_RATIO", default_value_t = 0.1, value_parser = parse_probability)]
+    pub alert_max_reject_ratio: f64,
+}
+
+impl AlertArgs {
+    pub fn watch(&self) -> WatchConfig {
+        WatchConfig {
+            drop_fraction: self.alert_drop_fraction,
+            false_alarms_per_day: self.alert_false_alarms_per_day,
+            disconnect_grace: self.alert_offline_grace,
+            max_reject_ratio: self.alert_max_reject_ratio,
+            ..WatchConfig::default()
+        }
+    }
+}
+
+/// A number strictly between 0 and 1.
+fn parse_probability(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if v > 0.0 && v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s:?}: must be above 0 and below 1"))
+    }
+}

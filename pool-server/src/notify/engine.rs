@@ -1,0 +1,241 @@
+//! The rules over every worker, at each look: read the live statistics (what sessions
+//! recorded), feed each worker's [`Watch`] what it did since the last look, and turn what
+//! changed into [`Alert`]s, each firing with its resolve. The engine only reads the
+//! statistics; nothing on the share path waits for it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::watch::{Change, Observation, OfflineCause, Watch, WatchConfig};
+use crate::stats::Stats;
+
+/// Alerts kept for the API once resolved.
+const HISTORY: usize = 1000;
+/// A worker offline this long is forgotten (its alert stays in the history).
+const FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Which rule an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    WorkerOffline,
+    HashrateDropped,
+    RejectsHigh,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 3] = [
+        Rule::WorkerOffline,
+        Rule::HashrateDropped,
+        Rule::RejectsHigh,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::WorkerOffline => "worker_offline",
+            Rule::HashrateDropped => "hashrate_dropped",
+            Rule::RejectsHigh => "rejects_high",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Firing,
+    Resolved,
+}
+
+/// One alert, firing or resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub rule: Rule,
+    pub state: AlertState,
+    pub worker: String,
+    pub account: String,
+    pub at: DateTime<Utc>,
+    /// One line for people.
+    pub summary: String,
+}
+
+/// What one worker's counters were at the last look.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    accepted: u64,
+    rejected: u64,
+    work: f64,
+}
+
+struct Tracked {
+    watch: Watch,
+    seen: Seen,
+    idle: Duration,
+}
+
+/// The rules over every worker, and what is firing.
+pub struct Engine {
+    cfg: WatchConfig,
+    workers: HashMap<String, Tracked>,
+    firing: BTreeMap<(String, Rule), Alert>,
+    history: VecDeque<Alert>,
+}
+
+fn hashrate(h: f64) -> String {
+    protocol::Hashrate(h).to_string()
+}
+
+impl Engine {
+    pub fn new(cfg: WatchConfig) -> Engine {
+        Engine {
+            cfg,
+            workers: HashMap::new(),
+            firing: BTreeMap::new(),
+            history: VecDeque::new(),
+        }
+    }
+
+    /// What fires now, by worker and rule.
+    pub fn firing(&self) -> Vec<Alert> {
+        self.firing.values().cloned().collect()
+    }
+
+    /// The last alerts (firing and resolved), newest first.
+    pub fn history(&self) -> Vec<Alert> {
+        self.history.iter().rev().cloned().collect()
+    }
+
+    /// One look over every worker `dt` after the last; the alerts that changed.
+    pub fn look(&mut self, stats: &Stats, now: DateTime<Utc>, dt: Duration) -> Vec<Alert> {
+        let mut current: HashMap<String, (Seen, f64, u32)> = HashMap::new();
+        stats.for_each_worker_numbers(now, |name, n| {
+            let seen = Seen {
+                accepted: n.accepted,
+                rejected: n.rejected,
+                work: n.accepted_difficulty,
+            };
+            current.insert(name, (seen, n.difficulty, n.sessions));
+        });
+        // A worker is watched from its first session in this run: one that was already gone
+        // before the pool started was reported by the run that saw it go.
+        for (name, (_, _, sessions)) in &current {
+            if *sessions > 0 && !self.workers.contains_key(name) {
+                let tracked = Tracked {
+                    watch: Watch::new(self.cfg),
+                    seen: current[name].0,
+                    idle: Duration::ZERO,
+                };
+                self.workers.insert(name.clone(), tracked);
+            }
+        }
+        let mut out = Vec::new();
+        let mut forget = Vec::new();
+        for (name, t) in self.workers.iter_mut() {
+            // A worker the statistics forgot has no session and sends nothing.
+            let (seen, difficulty, sessions) =
+                current.get(name).copied().unwrap_or((t.seen, 0.0, 0));
+            let o = Observation {
+                accepted: seen.accepted.saturating_sub(t.seen.accepted),
+                accepted_difficulty: (seen.work - t.seen.work).max(0.0),
+                rejected: seen.rejected.saturating_sub(t.seen.rejected),
+                difficulty,
+                sessions,
+            };
+            t.seen = seen;
+            t.idle = if sessions == 0 {
+                t.idle + dt
+            } else {
+                Duration::ZERO
+            };
+            for change in t.watch.observe(dt, &o) {
+                out.push(alert_for(name, change, now));
+            }
+            if t.idle >= FORGET_AFTER {
+                forget.push(name.clone());
+            }
+        }
+        for name in forget {
+            self.workers.remove(&name);
+        }
+        for a in &out {
+            let key = (a.worker.clone(), a.rule);
+            match a.state {
+                AlertState::Firing => self.firing.insert(key, a.clone()),
+                AlertState::Resolved => self.firing.remove(&key),
+            };
+            if self.history.len() == HISTORY {
+                self.history.pop_front();
+            }
+            self.history.push_back(a.clone());
+        }
+        out
+    }
+}
+
+fn alert_for(worker: &str, change: Change, at: DateTime<Utc>) -> Alert {
+    let (rule, state, summary) = match change {
+        Change::Offline(OfflineCause::Disconnected) => (
+            Rule::WorkerOffline,
+            AlertState::Firing,
+            format!("{worker} is offline: no connection"),
+        ),
+        Change::Offline(OfflineCause::Silent { expected_shares }) => (
+            Rule::WorkerOffline,
+            AlertState::Firing,
+            format!(
+                "{worker} is offline: connected, but no share while {expected_shares:.0} were expected"
+            ),
+        ),
+        Change::Online => (
+            Rule::WorkerOffline,
+            AlertState::Resolved,
+            format!("{worker} is back online"),
+        ),
+        Change::HashrateDropped { baseline, recent } => (
+            Rule::HashrateDropped,
+            AlertState::Firing,
+            format!(
+                "{worker}'s hashrate dropped: {} in the last 10 minutes, its usual {}",
+                hashrate(recent),
+                hashrate(baseline)
+            ),
+        ),
+        Change::HashrateRestored { baseline, recent, rebaselined } => (
+            Rule::HashrateDropped,
+            AlertState::Resolved,
+            if rebaselined {
+                format!(
+                    "{worker} has run at {} for a day: that is its usual rate now",
+                    hashrate(recent)
+                )
+            } else {
+                format!(
+                    "{worker}'s hashrate is back: {} (usual {})",
+                    hashrate(recent),
+                    hashrate(baseline)
+                )
+            },
+        ),
+        Change::RejectsHigh { ratio } => (
+            Rule::RejectsHigh,
+            AlertState::Firing,
+            format!("{worker} has {:.1} % of its shares rejected", ratio * 100.0),
+        ),
+        Change::RejectsNormal { ratio } => (
+            Rule::RejectsHigh,
+            AlertState::Resolved,
+            format!("{worker}'s rejects are back to {:.1} %", ratio * 100.0),
+        ),
+    };
+    let account = worker.split_once('.').map_or(worker, |(a, _)| a).to_owned();
+    Alert {
+        rule,
+        state,
+        worker: worker.to_owned(),
+        account,
+        at,
+        summary,
+    }
+}

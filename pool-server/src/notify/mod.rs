@@ -1,0 +1,18 @@
+//! Alerts about the people's rigs, evaluated inside the pool from its live statistics (no
+//! Prometheus needed): a worker offline, its hashrate dropped, its rejects high; each firing
+//! with its resolve.
+//!
+//! The way through: [`crate::stats`] (what sessions recorded) -> [`engine`] (one look every
+//! few seconds over every worker) -> [`watch`] (one worker's rules, honest about how little a
+//! few shares say: [`poisson`]) -> alerts, kept for the API and counted in the metrics.
+
+pub mod engine;
+pub mod metrics;
+pub mod poisson;
+pub mod watch;
+
+pub use engine::{Alert, AlertState, Engine, Rule};
+pub use watch::WatchConfig;
+
+/// The engine as the look task and the API share it.
+pub type SharedEngine = std::sync::Arc<parking_lot::Mutex<Engine>>;
