@@ -99,7 +99,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     ));
     let mining = stratum::mining_context(&cfg, &work, &store, &stats, &metrics, &bans, block_tx)?;
     let stratum = stratum::listen(&cfg, mining.clone(), &shutdown).await?;
-    let alerts = notify::start(&cfg, &stats, &metrics, &shutdown);
+    let alerts = notify::start(&cfg, &stats, &store.backend, &metrics, &shutdown);
     let readable = http::Readable {
         store: &store,
         stats: &stats,

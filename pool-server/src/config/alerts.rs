@@ -33,6 +33,17 @@ pub struct AlertArgs {
     /// Alerts: "rejects high" above this fraction of a worker's shares (over about an hour).
     #[arg(long, env = "POOL_ALERT_MAX_REJECT_RATIO", default_value_t = 0.1, value_parser = parse_probability)]
     pub alert_max_reject_ratio: f64,
+
+    /// Alerts: a webhook every alert is POSTed to as JSON (repeat, or separate with commas, for
+    /// several). Alerts are written to the share database first, sent once confirmed (2xx)
+    /// and retried with a growing wait until then.
+    #[arg(long, env = "POOL_ALERT_WEBHOOK", value_delimiter = ',', value_parser = parse_webhook)]
+    pub alert_webhook: Vec<String>,
+
+    /// Alerts: how long an alert waits for others of the same account and rule to go out in
+    /// one message (40 rigs going down together are one message, then one resolve).
+    #[arg(long, env = "POOL_ALERT_GROUP_WAIT", default_value = "30s", value_parser = super::parse::parse_duration)]
+    pub alert_group_wait: Duration,
 }
 
 impl AlertArgs {
@@ -45,6 +56,19 @@ impl AlertArgs {
             ..WatchConfig::default()
         }
     }
+}
+
+/// An `http://` or `https://` URL with a host.
+fn parse_webhook(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or("a webhook is an http:// or https:// URL")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("a webhook URL needs a host".into());
+    }
+    Ok(s.to_owned())
 }
 
 /// A number strictly between 0 and 1.

@@ -57,12 +57,15 @@ pub async fn one(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Re
     if !valid_name(&name) {
         return error(StatusCode::BAD_REQUEST, "not an account name");
     }
+    // The lists first, the balance last: a payout or credit is written in the same
+    // transaction as the balance change it makes, so the balance read after the lists is
+    // never older than what they show (a payout listed pending is never also counted due).
     let read = async {
+        let payouts = accounts::recent_payouts(&s.store, &name, RECENT).await?;
+        let credits = accounts::recent_credits(&s.store, &name, RECENT).await?;
         let balance = accounts::balances(&s.store, s.network, Some(&name))
             .await?
             .pop();
-        let credits = accounts::recent_credits(&s.store, &name, RECENT).await?;
-        let payouts = accounts::recent_payouts(&s.store, &name, RECENT).await?;
         anyhow::Ok((balance, credits, payouts))
     };
     match read.await {

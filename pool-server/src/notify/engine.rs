@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::watch::{Change, Observation, OfflineCause, Watch, WatchConfig};
 use crate::stats::Stats;
@@ -18,7 +18,7 @@ const HISTORY: usize = 1000;
 const FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Which rule an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     WorkerOffline,
@@ -42,7 +42,7 @@ impl Rule {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
     Firing,
@@ -50,7 +50,7 @@ pub enum AlertState {
 }
 
 /// One alert, firing or resolved.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub rule: Rule,
     pub state: AlertState,

@@ -2,14 +2,16 @@
 //! by rule (a worker name is no label: there may be hundreds of thousands).
 
 use prometheus::{
-    register_int_counter_vec_with_registry, register_int_gauge_vec_with_registry, IntCounterVec,
-    IntGaugeVec, Registry,
+    register_int_counter_vec_with_registry, register_int_gauge_vec_with_registry,
+    register_int_gauge_with_registry, IntCounterVec, IntGauge, IntGaugeVec, Registry,
 };
 
 #[derive(Clone)]
 pub struct NotifyMetrics {
     pub firing: IntGaugeVec,
     pub alerts: IntCounterVec,
+    pub delivered: IntCounterVec,
+    pub outbox_pending: IntGauge,
 }
 
 impl NotifyMetrics {
@@ -25,6 +27,17 @@ impl NotifyMetrics {
                 "pool_alerts_total",
                 "Alerts that fired or resolved, by rule and state",
                 &["rule", "state"],
+                r
+            )?,
+            delivered: register_int_counter_vec_with_registry!(
+                "pool_alerts_delivered_total",
+                "Alert messages sent (confirmed), retried (not confirmed) and failed (given up), by channel",
+                &["channel", "outcome"],
+                r
+            )?,
+            outbox_pending: register_int_gauge_with_registry!(
+                "pool_alerts_outbox_pending",
+                "Alerts written to the outbox and not yet confirmed nor given up",
                 r
             )?,
         })

@@ -4,12 +4,18 @@
 //!
 //! The way through: [`crate::stats`] (what sessions recorded) -> [`engine`] (one look every
 //! few seconds over every worker) -> [`watch`] (one worker's rules, honest about how little a
-//! few shares say: [`poisson`]) -> alerts, kept for the API and counted in the metrics.
+//! few shares say: [`poisson`]) -> alerts, kept for the API and counted in the metrics, and
+//! for each [`destination`] written to the [`outbox`] in the share database, from which the
+//! one [`sender`] of that database delivers them ([`webhook`]), grouped, retried, once.
 
+pub mod destination;
 pub mod engine;
 pub mod metrics;
+pub mod outbox;
 pub mod poisson;
+pub mod sender;
 pub mod watch;
+pub mod webhook;
 
 pub use engine::{Alert, AlertState, Engine, Rule};
 pub use watch::WatchConfig;

@@ -86,7 +86,12 @@ impl WalletPayouts {
         tokio::spawn(async move {
             let _lock = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                l = self.payer_lock() => l,
+                l = crate::store::leader::hold(
+                    &self.backend,
+                    "pool_wallet_payouts",
+                    "makes the wallet payouts",
+                    self.interval.min(Duration::from_secs(30)),
+                ) => l,
             };
             let mut wait = Duration::ZERO;
             loop {
@@ -105,38 +110,6 @@ impl WalletPayouts {
                 };
             }
         })
-    }
-
-    /// Become the one payer of this database (PostgreSQL: an advisory lock held on a
-    /// connection of its own until the process ends).
-    async fn payer_lock(&self) -> Option<sqlx::PgConnection> {
-        let Backend::Postgres(p) = &self.backend else {
-            return None;
-        };
-        let mut said = false;
-        loop {
-            match p.acquire().await {
-                Ok(mut conn) => {
-                    let got: Result<bool, _> = sqlx::query_scalar(
-                        "SELECT pg_try_advisory_lock(hashtext('pool_wallet_payouts'))",
-                    )
-                    .fetch_one(&mut *conn)
-                    .await;
-                    if got.unwrap_or(false) {
-                        tracing::info!("this pool-server makes the wallet payouts");
-                        return Some(conn.detach());
-                    }
-                    if !said {
-                        tracing::info!(
-                            "another pool-server makes the wallet payouts; waiting to take over"
-                        );
-                        said = true;
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "payout lock: database unavailable"),
-            }
-            tokio::time::sleep(self.interval.min(Duration::from_secs(30))).await;
-        }
     }
 
     /// One run: reconcile, then pay what is due.

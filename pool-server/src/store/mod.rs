@@ -11,6 +11,7 @@ pub mod batch;
 pub mod batcher;
 mod commit;
 pub mod compact;
+pub mod leader;
 pub mod metrics;
 pub mod postgres;
 pub mod retention;

@@ -1,11 +1,14 @@
 //! The built-in alert rules, end to end on the one-command default (no Prometheus): a worker
 //! that disconnects, or stays connected but stops sending shares, is reported offline once
-//! and resolved when it is back, to its own account only.
+//! and resolved when it is back, to its own account only; with a webhook configured, each
+//! alert reaches it once, grouped by account, and is sent again until it is confirmed.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::common::process::PoolProcess;
 use crate::common::*;
 
 const ALERTS: [&str; 4] = ["--alert-look", "100ms", "--alert-offline-grace", "1s"];
@@ -132,4 +135,220 @@ async fn a_connected_worker_that_stops_sending_shares_is_offline_until_its_next_
     })
     .await;
     pool.stop().await;
+}
+
+/// A real HTTP receiver on loopback: records each request's `Idempotency-Key` and body,
+/// answers 500 to the first `fail_first` of them, and holds its answers to the first `held`
+/// for `hold`.
+struct Receiver {
+    url: String,
+    hits: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl Receiver {
+    async fn start(fail_first: usize) -> Receiver {
+        Receiver::start_with(fail_first, Duration::ZERO, 0).await
+    }
+
+    async fn start_with(fail_first: usize, hold: Duration, held: usize) -> Receiver {
+        let hits: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+        let seen = hits.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                    let seen = seen.clone();
+                    async move {
+                        let key = headers
+                            .get("idempotency-key")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        let n = {
+                            let mut seen = seen.lock().unwrap();
+                            seen.push((key, body));
+                            seen.len()
+                        };
+                        if n <= held {
+                            tokio::time::sleep(hold).await;
+                        }
+                        if n <= fail_first {
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                        } else {
+                            axum::http::StatusCode::OK
+                        }
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, hits }
+    }
+
+    fn hits(&self) -> Vec<(String, Value)> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    async fn until(&self, n: usize) -> Vec<(String, Value)> {
+        for _ in 0..400 {
+            if self.hits().len() >= n {
+                return self.hits();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{n} requests never came: {:?}", self.hits());
+    }
+}
+
+fn workers_in(body: &Value) -> Vec<String> {
+    let mut w: Vec<String> = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["worker"].as_str().unwrap().to_owned())
+        .collect();
+    w.sort();
+    w
+}
+
+#[tokio::test]
+async fn alerts_reach_a_webhook_once_grouped_by_account_with_their_resolve() {
+    let rx = Receiver::start(0).await;
+    let mut args = ALERTS.to_vec();
+    args.extend(["--alert-webhook", &rx.url, "--alert-group-wait", "500ms"]);
+    let pool = start_pool(&args).await;
+    let rig1 = miner(&pool, "alice.rig1").await;
+    let rig2 = miner(&pool, "alice.rig2").await;
+    let _bob = miner(&pool, "bob.rig1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop((rig1, rig2));
+    let hits = rx.until(1).await;
+    let (key, body) = &hits[0];
+    assert_eq!(
+        body["id"],
+        Value::String(key.clone()),
+        "the id is the Idempotency-Key"
+    );
+    assert_eq!(body["status"], "firing");
+    assert_eq!(body["account"], "alice");
+    assert_eq!(body["rule"], "worker_offline");
+    assert_eq!(
+        workers_in(body),
+        ["alice.rig1", "alice.rig2"],
+        "one message for both"
+    );
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .contains("alice.rig2 is offline"),
+        "{body}"
+    );
+    let _rig1 = miner(&pool, "alice.rig1").await;
+    let _rig2 = miner(&pool, "alice.rig2").await;
+    let hits = rx.until(2).await;
+    assert_eq!(hits[1].1["status"], "resolved");
+    assert_eq!(workers_in(&hits[1].1), ["alice.rig1", "alice.rig2"]);
+    assert_ne!(hits[0].0, hits[1].0);
+    // Nothing more: each went once, and bob, still mining, was never mentioned.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.hits().len(), 2, "{:?}", rx.hits());
+    assert_eq!(
+        pool.metric("pool_alerts_delivered_total{channel=\"webhook\",outcome=\"sent\"}")
+            .await,
+        2.0
+    );
+    pool.stop().await;
+}
+
+#[tokio::test]
+async fn an_unconfirmed_alert_is_sent_again_as_the_same_message_until_confirmed_then_never() {
+    let rx = Receiver::start(2).await;
+    let mut args = ALERTS.to_vec();
+    args.extend(["--alert-webhook", &rx.url, "--alert-group-wait", "100ms"]);
+    let pool = start_pool(&args).await;
+    let rig = miner(&pool, WORKER).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(rig);
+    // Refused twice (500), confirmed the third time: 1 s then 2 s apart.
+    let hits = rx.until(3).await;
+    assert!(
+        hits.iter().all(|(k, b)| *k == hits[0].0 && b == &hits[0].1),
+        "{hits:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(rx.hits().len(), 3, "confirmed once, sent no more");
+    assert_eq!(
+        pool.metric("pool_alerts_delivered_total{channel=\"webhook\",outcome=\"retry\"}")
+            .await,
+        2.0
+    );
+    pool.stop().await;
+}
+
+#[tokio::test]
+async fn a_kill_mid_delivery_resends_the_same_message_once_and_nothing_once_confirmed() {
+    // The first answer is held: the pool is killed while its request waits.
+    let rx = Receiver::start_with(0, Duration::from_secs(3), 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = ALERTS.to_vec();
+    args.extend(["--alert-webhook", &rx.url, "--alert-group-wait", "100ms"]);
+    let pool = PoolProcess::spawn(dir.path(), &args);
+    let mut c = Client::connect(pool.stratum).await;
+    c.subscribe().await;
+    assert_eq!(c.authorize(WORKER).await.unwrap(), Value::Bool(true));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(c);
+    rx.until(1).await;
+    let (args, stratum, http) = pool.kill_hard();
+    // Restarted on the same database: the unconfirmed message goes again, the same one.
+    let pool = PoolProcess::spawn_with(dir.path(), args, stratum, http);
+    let hits = rx.until(2).await;
+    assert_eq!(
+        hits[0], hits[1],
+        "the same message, the same Idempotency-Key"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.hits().len(), 2);
+    // Confirmed: another restart sends nothing.
+    let (_, pool) = pool.restart(dir.path());
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(rx.hits().len(), 2, "{:?}", rx.hits());
+    pool.terminate();
+}
+
+#[tokio::test]
+async fn two_pools_on_one_postgres_send_each_alert_once() {
+    // Slow answers: a second sender would find each message still unconfirmed, and send it too.
+    let rx = Receiver::start_with(0, Duration::from_millis(1500), 2).await;
+    let db = PgTestDb::create().await;
+    let mut args = ALERTS.to_vec();
+    args.extend([
+        "--alert-webhook",
+        &rx.url,
+        "--alert-group-wait",
+        "100ms",
+        "--database-url",
+        &db.url,
+    ]);
+    let a = start_pool(&args).await;
+    let b = start_pool(&args).await;
+    let on_a = miner(&a, "alice.rig1").await;
+    let on_b = miner(&b, "bob.rig1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop((on_a, on_b));
+    let hits = rx.until(2).await;
+    let mut accounts: Vec<&str> = hits
+        .iter()
+        .map(|(_, b)| b["account"].as_str().unwrap())
+        .collect();
+    accounts.sort();
+    assert_eq!(accounts, ["alice", "bob"]);
+    // Both pools read the one outbox; only the one holding the sender's lock sends.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(rx.hits().len(), 2, "{:?}", rx.hits());
+    a.stop().await;
+    b.stop().await;
 }

@@ -1,0 +1,1 @@
+../postgres/0006_notify_outbox.sql

@@ -1,0 +1,176 @@
+//! The outbox: alerts written to the share database before they are sent, so that nothing is
+//! lost and nothing confirmed goes twice. Rows due together for one destination and one group
+//! (an account's rigs going down at once) are bound into one message before its first attempt;
+//! a retry, or a resend after a restart or a kill, is then the very same message (its id goes
+//! out as the `Idempotency-Key` header), and a message confirmed once is never sent again.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::Alert;
+use crate::store::{Backend, Dialect};
+use crate::with_pool;
+
+/// One alert for one destination, to be queued.
+pub struct Outgoing<'a> {
+    pub destination: &'a str,
+    pub alert: &'a Alert,
+}
+
+/// A message due to go: its alerts, in the order they happened.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub destination: String,
+    pub alerts: Vec<Alert>,
+    /// Attempts made so far.
+    pub attempts: i64,
+}
+
+/// Alerts of one account, rule and state travel together.
+fn group_key(a: &Alert) -> String {
+    format!("{}|{}|{:?}", a.account, a.rule.as_str(), a.state)
+}
+
+/// Queue `rows`, each due `wait_ms` from `now_ms` (the time a group has to gather).
+pub async fn queue(
+    backend: &Backend,
+    rows: &[Outgoing<'_>],
+    now_ms: i64,
+    wait_ms: i64,
+) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    with_pool!(backend, p => {
+        let mut tx = p.begin().await?;
+        for r in rows {
+            sqlx::query(&p.sql(
+                "INSERT INTO notify_outbox (id, destination, group_key, alert, due_ms, created_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            ))
+            .bind(Uuid::now_v7().to_string())
+            .bind(r.destination)
+            .bind(group_key(r.alert))
+            .bind(serde_json::to_string(r.alert)?)
+            .bind(now_ms + wait_ms)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// Bind the due rows that belong to no message yet into messages, one per destination and
+/// group, in one transaction.
+async fn bind_messages(backend: &Backend, now_ms: i64, limit: i64) -> anyhow::Result<()> {
+    with_pool!(backend, p => {
+        let mut tx = p.begin().await?;
+        let rows: Vec<(String, String, String)> = sqlx::query_as(&p.sql(
+            "SELECT id, destination, group_key FROM notify_outbox
+             WHERE state = 'pending' AND message_id IS NULL AND due_ms <= $1
+             ORDER BY created_ms, id LIMIT $2",
+        ))
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for (id, destination, group) in rows {
+            groups.entry((destination, group)).or_default().push(id);
+        }
+        for ids in groups.values() {
+            let message = Uuid::now_v7().to_string();
+            for id in ids {
+                sqlx::query(&p.sql(
+                    "UPDATE notify_outbox SET message_id = $1 WHERE id = $2 AND message_id IS NULL",
+                ))
+                .bind(&message)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// The messages due now (bound first where needed), oldest first.
+pub async fn due(backend: &Backend, now_ms: i64, limit: i64) -> anyhow::Result<Vec<Message>> {
+    bind_messages(backend, now_ms, limit).await?;
+    let rows: Vec<(String, String, String, i64)> = with_pool!(backend, p => sqlx::query_as(&p.sql(
+        "SELECT message_id, destination, alert, CAST(attempts AS BIGINT) FROM notify_outbox
+         WHERE state = 'pending' AND message_id IS NOT NULL AND due_ms <= $1
+         ORDER BY created_ms, id LIMIT $2",
+    ))
+    .bind(now_ms)
+    .bind(limit)
+    .fetch_all(p)
+    .await?);
+    let mut messages: Vec<Message> = Vec::new();
+    for (id, destination, alert, attempts) in rows {
+        let alert: Alert = serde_json::from_str(&alert)?;
+        match messages.iter_mut().find(|m| m.id == id) {
+            Some(m) => m.alerts.push(alert),
+            None => messages.push(Message {
+                id,
+                destination,
+                alerts: vec![alert],
+                attempts,
+            }),
+        }
+    }
+    Ok(messages)
+}
+
+/// The message was confirmed: it is never sent again.
+pub async fn sent(backend: &Backend, message: &str, now_ms: i64) -> anyhow::Result<()> {
+    with_pool!(backend, p => sqlx::query(&p.sql(
+        "UPDATE notify_outbox SET state = 'sent', sent_ms = $1, attempts = attempts + 1,
+             last_error = NULL
+         WHERE message_id = $2",
+    ))
+    .bind(now_ms)
+    .bind(message)
+    .execute(p)
+    .await
+    .map(|_| ())?);
+    Ok(())
+}
+
+/// The message was not confirmed: try again at `due_ms`, or give up (`failed`).
+pub async fn failed_attempt(
+    backend: &Backend,
+    message: &str,
+    due_ms: i64,
+    error: &str,
+    give_up: bool,
+) -> anyhow::Result<()> {
+    let state = if give_up { "failed" } else { "pending" };
+    with_pool!(backend, p => sqlx::query(&p.sql(
+        "UPDATE notify_outbox SET state = $1, due_ms = $2, attempts = attempts + 1,
+             last_error = $3
+         WHERE message_id = $4",
+    ))
+    .bind(state)
+    .bind(due_ms)
+    .bind(error)
+    .bind(message)
+    .execute(p)
+    .await
+    .map(|_| ())?);
+    Ok(())
+}
+
+/// Rows not yet confirmed nor given up.
+pub async fn pending(backend: &Backend) -> anyhow::Result<i64> {
+    Ok(with_pool!(backend, p => sqlx::query_scalar(
+        "SELECT CAST(count(*) AS BIGINT) FROM notify_outbox WHERE state = 'pending'",
+    )
+    .fetch_one(p)
+    .await?))
+}
