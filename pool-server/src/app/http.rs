@@ -50,6 +50,7 @@ pub async fn serve(
         chain: parts.templates.chain.clone(),
         p2p: parts.p2p.clone(),
         alerts: parts.alerts.clone(),
+        alerts_allow_private: cfg.alerts.alert_allow_private_destinations,
         source: parts.templates.source.kind(),
         api_token: cfg.http.api_token.clone(),
         network: cfg.rewards.network,

@@ -97,9 +97,21 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         cfg.stratum.ban_duration,
         cfg.stratum.ban_threshold,
     ));
-    let mining = stratum::mining_context(&cfg, &work, &store, &stats, &metrics, &bans, block_tx)?;
+    let (key_tx, key_rx) = mpsc::channel(1024);
+    let mining = stratum::mining_context(
+        &cfg,
+        &work,
+        &store,
+        &stats,
+        &metrics,
+        &bans,
+        stratum::Outlets {
+            blocks: block_tx,
+            key_claims: key_tx,
+        },
+    )?;
     let stratum = stratum::listen(&cfg, mining.clone(), &shutdown).await?;
-    let alerts = notify::start(&cfg, &stats, &store.backend, &metrics, &shutdown);
+    let alerts = notify::start(&cfg, &stats, &store.backend, &metrics, key_rx, &shutdown);
     let readable = http::Readable {
         store: &store,
         stats: &stats,

@@ -3,17 +3,21 @@
 //! counted, kept for the API, and written to the outbox for each destination; and the
 //! outbox's sender.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::mining::account::KeyClaim;
 use crate::notify::destination::Destination;
 use crate::notify::outbox::{self, Outgoing};
 use crate::notify::sender::Sender;
+use crate::notify::{guard, subscriptions};
 use crate::notify::{Alert, AlertState, Engine, Rule, SharedEngine};
 use crate::stats::Stats;
 use crate::store::Backend;
@@ -26,6 +30,7 @@ pub fn start(
     stats: &Arc<Stats>,
     store: &Backend,
     metrics: &Arc<Metrics>,
+    key_claims: mpsc::Receiver<KeyClaim>,
     shutdown: &CancellationToken,
 ) -> SharedEngine {
     let engine: SharedEngine = Arc::new(parking_lot::Mutex::new(Engine::new(cfg.alerts.watch())));
@@ -35,15 +40,25 @@ pub fn start(
         .iter()
         .map(|u| Destination::webhook(u))
         .collect();
-    if !destinations.is_empty() {
-        let sender = Sender {
-            backend: store.clone(),
-            destinations: destinations.clone(),
-            http: reqwest::Client::new(),
-            metrics: metrics.notify.clone(),
-        };
-        tokio::spawn(sender.run(shutdown.clone()));
-    }
+    let allow_private = cfg.alerts.alert_allow_private_destinations;
+    let public_http = if allow_private {
+        reqwest::Client::new()
+    } else {
+        reqwest::Client::builder()
+            .dns_resolver(Arc::new(guard::PublicOnly))
+            .build()
+            .unwrap_or_default()
+    };
+    let sender = Sender {
+        backend: store.clone(),
+        destinations: destinations.clone(),
+        http: reqwest::Client::new(),
+        public_http,
+        allow_private,
+        metrics: metrics.notify.clone(),
+    };
+    tokio::spawn(sender.run(shutdown.clone()));
+    tokio::spawn(store_keys(store.clone(), key_claims, shutdown.clone()));
     let looker = Looker {
         engine: engine.clone(),
         stats: stats.clone(),
@@ -89,27 +104,46 @@ impl Looker {
         }
     }
 
-    /// Write `alerts` (and any held back) to the outbox for every destination.
+    /// The destinations of an alert of `account`: the operator's and the account's own.
+    async fn destinations_of(&self, account: &str) -> anyhow::Result<Vec<String>> {
+        let mut ids: Vec<String> = self.destinations.iter().map(|d| d.id.clone()).collect();
+        ids.extend(subscriptions::destinations_of(&self.store, account).await?);
+        Ok(ids)
+    }
+
+    /// Write `alerts` (and any held back) to the outbox for each of their destinations.
     async fn queue(&mut self, alerts: Vec<Alert>) {
-        if self.destinations.is_empty() {
-            return;
-        }
         self.held.extend(alerts);
         if self.held.is_empty() {
             return;
         }
-        let rows: Vec<Outgoing> = self
-            .held
-            .iter()
-            .flat_map(|a| {
-                self.destinations.iter().map(move |d| Outgoing {
-                    destination: &d.id,
-                    alert: a,
-                })
-            })
-            .collect();
-        let now = Utc::now().timestamp_millis();
-        match outbox::queue(&self.store, &rows, now, self.group_wait.as_millis() as i64).await {
+        let routed = async {
+            let mut by_account: HashMap<String, Vec<String>> = HashMap::new();
+            for a in &self.held {
+                if !by_account.contains_key(&a.account) {
+                    by_account.insert(a.account.clone(), self.destinations_of(&a.account).await?);
+                }
+            }
+            anyhow::Ok(by_account)
+        };
+        let result = match routed.await {
+            Ok(by_account) => {
+                let rows: Vec<Outgoing> = self
+                    .held
+                    .iter()
+                    .flat_map(|a| {
+                        by_account[&a.account].iter().map(move |d| Outgoing {
+                            destination: d,
+                            alert: a,
+                        })
+                    })
+                    .collect();
+                let now = Utc::now().timestamp_millis();
+                outbox::queue(&self.store, &rows, now, self.group_wait.as_millis() as i64).await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(()) => self.held.clear(),
             Err(e) => {
                 tracing::warn!(error = %e, held = self.held.len(), "alert outbox unavailable; holding alerts");
@@ -121,6 +155,28 @@ impl Looker {
                         "alert outbox away too long: oldest alerts dropped"
                     );
                 }
+            }
+        }
+    }
+}
+
+/// Store the account keys miners set from their Stratum password (the first one wins).
+async fn store_keys(
+    store: Backend,
+    mut claims: mpsc::Receiver<KeyClaim>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let claim = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            c = claims.recv() => match c { Some(c) => c, None => return },
+        };
+        let now = Utc::now().timestamp_millis();
+        match subscriptions::claim_key(&store, &claim.account, &claim.digest, now).await {
+            Ok(true) => tracing::info!(account = %claim.account, "account key set by its miner"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "account key not stored; its miner's next login sets it")
             }
         }
     }

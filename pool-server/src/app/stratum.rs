@@ -27,6 +27,12 @@ use crate::stratum::server;
 use crate::stratum::session::SessionContext;
 
 /// What every channel shares, from the Stratum and vardiff groups.
+/// Where channels send what leaves the share path: found blocks, account keys.
+pub struct Outlets {
+    pub blocks: mpsc::Sender<FoundBlock>,
+    pub key_claims: mpsc::Sender<crate::mining::account::KeyClaim>,
+}
+
 pub fn mining_context(
     cfg: &Config,
     work: &Work,
@@ -34,7 +40,7 @@ pub fn mining_context(
     stats: &Arc<Stats>,
     metrics: &Arc<Metrics>,
     bans: &Arc<BanList>,
-    blocks: mpsc::Sender<FoundBlock>,
+    outlets: Outlets,
 ) -> anyhow::Result<Arc<MiningContext>> {
     let (s, v) = (&cfg.stratum, &cfg.vardiff);
     Ok(Arc::new(MiningContext {
@@ -57,7 +63,8 @@ pub fn mining_context(
         metrics: metrics.clone(),
         bans: bans.clone(),
         extranonces: ExtranonceAllocator::new(s.extranonce1_size as usize, work.feed.tip()),
-        blocks,
+        blocks: outlets.blocks,
+        key_claims: outlets.key_claims,
         channel_ids: AtomicU64::new(rand::random::<u32>() as u64),
     }))
 }

@@ -44,6 +44,11 @@ pub struct AlertArgs {
     /// one message (40 rigs going down together are one message, then one resolve).
     #[arg(long, env = "POOL_ALERT_GROUP_WAIT", default_value = "30s", value_parser = super::parse::parse_duration)]
     pub alert_group_wait: Duration,
+
+    /// Alerts: let miners' webhooks point at loopback, private and link-local addresses
+    /// (refused by default: a webhook must not become a way into this network).
+    #[arg(long, env = "POOL_ALERT_ALLOW_PRIVATE_DESTINATIONS")]
+    pub alert_allow_private_destinations: bool,
 }
 
 impl AlertArgs {

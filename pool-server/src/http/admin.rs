@@ -30,6 +30,14 @@ impl FromRequestParts<Arc<ApiState>> for Admin {
     }
 }
 
+/// Whether `given` is the configured admin token (never when none is configured).
+pub(super) fn token_is_admin(s: &ApiState, given: &str) -> bool {
+    s.api_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .is_some_and(|expected| tokens_match(given, expected))
+}
+
 /// `None` when the request carries the right token, else the response refusing it.
 fn deny(s: &ApiState, headers: &HeaderMap) -> Option<Response> {
     let Some(expected) = s.api_token.as_deref().filter(|t| !t.is_empty()) else {

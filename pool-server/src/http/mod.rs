@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod directory;
 pub mod refreshed;
 pub mod serve;
+pub mod subscriptions;
 pub mod worker_table;
 
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct ApiState {
     pub p2p: Option<Arc<Node>>,
     /// The alert rules: what fires now and what fired lately.
     pub alerts: crate::notify::SharedEngine,
+    /// Whether miners' webhooks may point at private addresses.
+    pub alerts_allow_private: bool,
     pub source: &'static str,
     pub api_token: Option<String>,
     /// The network account addresses belong to.
@@ -86,6 +89,19 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/blocks", get(api::blocks))
         .route("/api/peers", get(api::peers))
         .route("/api/alerts", get(alerts::list))
+        .route(
+            "/api/accounts/{name}/subscriptions",
+            get(subscriptions::list).post(subscriptions::add),
+        )
+        .route(
+            "/api/accounts/{name}/subscriptions/{id}",
+            delete(subscriptions::remove),
+        )
+        .route(
+            "/api/accounts/{name}/subscriptions/{id}/test",
+            post(subscriptions::test),
+        )
+        .route("/api/accounts/{name}/key", delete(subscriptions::reset_key))
         .route("/api/shares", get(api::shares))
         .route("/api/accounts", get(accounts::list))
         .route("/api/accounts/{name}", get(accounts::one))

@@ -7,6 +7,33 @@ use bitcoin::{Address, Network};
 use protocol::WorkerName;
 use regex::Regex;
 
+/// A miner setting its account's key (`key=SECRET` in the Stratum password): the account and
+/// the digest kept for the secret. The first key of an account wins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyClaim {
+    pub account: String,
+    pub digest: String,
+}
+
+/// A key shorter than this is refused: it must not be guessable through the API.
+pub const MIN_KEY: usize = 16;
+
+/// The `key=SECRET` in a Stratum password (`x,key=...`), when it is long enough to be one.
+pub fn key_in_password(password: &str) -> Option<&str> {
+    password
+        .split([',', ';', ' '])
+        .find_map(|p| p.trim().strip_prefix("key="))
+        .filter(|k| k.len() >= MIN_KEY && k.len() <= 256)
+}
+
+/// The digest kept for `secret` of `account` (bound to the account: one secret on two
+/// accounts gives two digests).
+pub fn key_digest(account: &str, secret: &str) -> String {
+    use bitcoin::hashes::{sha256, Hash};
+    let h = sha256::Hash::hash(format!("pool-account-key\0{account}\0{secret}").as_bytes());
+    hex::encode(h.to_byte_array())
+}
+
 pub struct AccountPolicy {
     network: Network,
     pattern: Option<Regex>,
@@ -59,6 +86,21 @@ impl AccountPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_in_the_password_is_long_enough_or_none() {
+        assert_eq!(
+            key_in_password("x,key=correct-horse-battery"),
+            Some("correct-horse-battery")
+        );
+        assert_eq!(
+            key_in_password("d=8;key=0123456789abcdef"),
+            Some("0123456789abcdef")
+        );
+        assert_eq!(key_in_password("x,key=short"), None);
+        assert_eq!(key_in_password("x"), None);
+        assert_ne!(key_digest("alice", "k"), key_digest("bob", "k"));
+    }
 
     #[test]
     fn addresses_of_the_network_or_the_pattern() {

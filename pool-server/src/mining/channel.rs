@@ -202,6 +202,18 @@ impl Channel {
         Ok(())
     }
 
+    /// The miner of `worker` (authorized) sets its account's key; stored off the share path,
+    /// and dropped when that queue is full (the next authorization sets it again).
+    pub fn claim_key(&self, worker: &WorkerName, secret: &str) {
+        let claim = super::account::KeyClaim {
+            account: worker.account().to_owned(),
+            digest: super::account::key_digest(worker.account(), secret),
+        };
+        if self.ctx.key_claims.try_send(claim).is_err() {
+            tracing::debug!("account key claims queue full; dropped one");
+        }
+    }
+
     /// Begin mining if the channel is open and has a worker (call after authorizing and
     /// after any difficulty the authorization carried).
     pub fn maybe_start(&mut self) {

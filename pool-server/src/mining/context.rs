@@ -37,6 +37,8 @@ pub struct MiningContext {
     pub bans: Arc<BanList>,
     pub extranonces: Arc<ExtranonceAllocator>,
     pub blocks: mpsc::Sender<FoundBlock>,
+    /// Account keys miners set from their password, to the task that stores them.
+    pub key_claims: mpsc::Sender<super::account::KeyClaim>,
     /// Channel ids (recorded with each share); they start at a random point per process.
     pub channel_ids: AtomicU64,
 }

@@ -24,6 +24,8 @@ pub enum Rule {
     WorkerOffline,
     HashrateDropped,
     RejectsHigh,
+    /// A test a miner asked for, to see a destination works.
+    Test,
 }
 
 impl Rule {
@@ -38,6 +40,7 @@ impl Rule {
             Rule::WorkerOffline => "worker_offline",
             Rule::HashrateDropped => "hashrate_dropped",
             Rule::RejectsHigh => "rejects_high",
+            Rule::Test => "test",
         }
     }
 }
@@ -59,6 +62,20 @@ pub struct Alert {
     pub at: DateTime<Utc>,
     /// One line for people.
     pub summary: String,
+}
+
+impl Alert {
+    /// The alert a miner's "send a test" sends.
+    pub fn test(account: &str, at: DateTime<Utc>) -> Alert {
+        Alert {
+            rule: Rule::Test,
+            state: AlertState::Firing,
+            worker: account.to_owned(),
+            account: account.to_owned(),
+            at,
+            summary: format!("a test alert for {account}: this destination works"),
+        }
+    }
 }
 
 /// What one worker's counters were at the last look.

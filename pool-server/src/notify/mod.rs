@@ -7,13 +7,17 @@
 //! few shares say: [`poisson`]) -> alerts, kept for the API and counted in the metrics, and
 //! for each [`destination`] written to the [`outbox`] in the share database, from which the
 //! one [`sender`] of that database delivers them ([`webhook`]), grouped, retried, once.
+//! Miners add their own webhooks ([`subscriptions`], checked by [`guard`]) and hear only
+//! about their own account's workers.
 
 pub mod destination;
 pub mod engine;
+pub mod guard;
 pub mod metrics;
 pub mod outbox;
 pub mod poisson;
 pub mod sender;
+pub mod subscriptions;
 pub mod watch;
 pub mod webhook;
 

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::destination::Destination;
 use super::metrics::NotifyMetrics;
-use super::{outbox, webhook};
+use super::{guard, outbox, subscriptions, webhook};
 use crate::store::{leader, Backend};
 
 /// How often the outbox is read.
@@ -24,8 +24,13 @@ pub const MAX_ATTEMPTS: i64 = 16;
 
 pub struct Sender {
     pub backend: Backend,
+    /// The operator's (`--alert-webhook`).
     pub destinations: Vec<Destination>,
+    /// For the operator's webhooks: any address.
     pub http: reqwest::Client,
+    /// For miners' webhooks: public addresses only, unless the operator allows private ones.
+    pub public_http: reqwest::Client,
+    pub allow_private: bool,
     pub metrics: NotifyMetrics,
 }
 
@@ -52,16 +57,38 @@ impl Sender {
         }
     }
 
+    /// The URL of destination `id` and the client to send with (`None`: refused); `None`
+    /// when the destination is gone.
+    async fn resolve(
+        &self,
+        id: &str,
+    ) -> anyhow::Result<Option<(String, Option<&reqwest::Client>)>> {
+        if let Some(d) = self.destinations.iter().find(|d| d.id == id) {
+            return Ok(Some((d.url.clone(), Some(&self.http))));
+        }
+        let Some(url) = subscriptions::url_of(&self.backend, id).await? else {
+            return Ok(None);
+        };
+        // An address literal bypasses the resolver: check it here (names are checked by
+        // the public client's resolver as it connects).
+        let allowed = self.allow_private || guard::check(&url, false).await.is_ok();
+        Ok(Some((url, allowed.then_some(&self.public_http))))
+    }
+
     /// Send every message due now.
     pub async fn once(&self) -> anyhow::Result<()> {
         let now = Utc::now().timestamp_millis();
         for m in outbox::due(&self.backend, now, BATCH).await? {
-            let Some(dest) = self.destinations.iter().find(|d| d.id == m.destination) else {
+            let Some((url, http)) = self.resolve(&m.destination).await? else {
                 outbox::failed_attempt(&self.backend, &m.id, now, "destination removed", true)
                     .await?;
                 continue;
             };
-            let result = webhook::send(&self.http, &dest.url, &m).await;
+            let dest = Destination::webhook(&url);
+            let result = match http {
+                Some(http) => webhook::send(http, &url, &m).await,
+                None => Err("the destination is not a public address".to_owned()),
+            };
             let now = Utc::now().timestamp_millis();
             match result {
                 Ok(()) => {

@@ -23,6 +23,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::mining::account::key_in_password;
 use crate::mining::{Channel, MiningContext, ToMiner};
 
 /// A write that takes longer than this means the miner stopped reading.
@@ -255,6 +256,9 @@ impl Session {
                 if let Err(why) = self.channel.authorize(&worker) {
                     self.reply(id, Err(StratumError::new(ErrorCode::Unauthorized, why.0)));
                     return;
+                }
+                if let Some(key) = password.as_deref().and_then(key_in_password) {
+                    self.channel.claim_key(&worker, key);
                 }
                 if let Some(d) = password.as_deref().and_then(password_difficulty) {
                     self.channel.suggest(d);

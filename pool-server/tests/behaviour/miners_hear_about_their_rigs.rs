@@ -352,3 +352,175 @@ async fn two_pools_on_one_postgres_send_each_alert_once() {
     a.stop().await;
     b.stop().await;
 }
+
+const ALICE_KEY: &str = "alice-secret-key-0001";
+const BOB_KEY: &str = "bob-secret-key-000002";
+const OPERATOR: &str = "operator-token-000005";
+
+/// A miner that logs in as `worker` with `key=KEY` in its password.
+async fn keyed_miner(pool: &TestPool, worker: &str, key: &str) -> Client {
+    let mut c = Client::connect(pool.stratum()).await;
+    c.subscribe().await;
+    let r = c
+        .request(protocol::ClientRequest::Authorize {
+            worker: protocol::WorkerName::new(worker),
+            password: Some(format!("x,key={key}")),
+        })
+        .await;
+    assert_eq!(r.unwrap(), Value::Bool(true));
+    c.wait_job().await;
+    c
+}
+
+/// An API call with `bearer`: its status and JSON body (null when none).
+async fn call(
+    pool: &TestPool,
+    method: reqwest::Method,
+    path: &str,
+    bearer: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", pool.http()))
+        .bearer_auth(bearer);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until `account`'s key, set from its miner's password, is stored.
+async fn until_key(pool: &TestPool, account: &str, key: &str) {
+    let path = format!("/api/accounts/{account}/subscriptions");
+    for _ in 0..100 {
+        if call(pool, reqwest::Method::GET, &path, key, None).await.0 == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{account}'s key was never stored");
+}
+
+#[tokio::test]
+async fn a_miner_sets_its_key_from_stratum_and_hears_only_about_its_own_workers() {
+    let alice_rx = Receiver::start(0).await;
+    let bob_rx = Receiver::start(0).await;
+    let mut args = ALERTS.to_vec();
+    args.extend([
+        "--alert-group-wait",
+        "100ms",
+        "--alert-allow-private-destinations",
+        "--api-token",
+        OPERATOR,
+    ]);
+    let pool = start_pool(&args).await;
+    let alice = keyed_miner(&pool, "alice.rig1", ALICE_KEY).await;
+    let _bob = keyed_miner(&pool, "bob.rig1", BOB_KEY).await;
+    until_key(&pool, "alice", ALICE_KEY).await;
+    until_key(&pool, "bob", BOB_KEY).await;
+    let subs = "/api/accounts/alice/subscriptions";
+    use reqwest::Method;
+    // Nobody else manages alice's alerts: no key, a wrong one, bob's.
+    for wrong in ["", "alice-secret-key-0002", BOB_KEY] {
+        let (status, _) = call(&pool, Method::GET, subs, wrong, None).await;
+        assert_eq!(status, 401, "{wrong:?}");
+        let add = Some(serde_json::json!({ "url": bob_rx.url }));
+        assert_eq!(call(&pool, Method::POST, subs, wrong, add).await.0, 401);
+    }
+    // Each adds its own webhook; the URL is never shown back whole.
+    let (status, a) = call(
+        &pool,
+        Method::POST,
+        subs,
+        ALICE_KEY,
+        Some(serde_json::json!({ "url": alice_rx.url })),
+    )
+    .await;
+    assert_eq!(status, 201, "{a}");
+    assert_eq!(a["shown"], "http://127.0.0.1");
+    let bob_subs = "/api/accounts/bob/subscriptions";
+    let add = Some(serde_json::json!({ "url": bob_rx.url }));
+    assert_eq!(
+        call(&pool, Method::POST, bob_subs, BOB_KEY, add).await.0,
+        201
+    );
+    let (_, listed) = call(&pool, Method::GET, subs, ALICE_KEY, None).await;
+    assert_eq!(listed["subscriptions"].as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains("/hook"), "{listed}");
+    // "Send a test": it arrives.
+    let test = format!("{subs}/{}/test", a["id"].as_str().unwrap());
+    assert_eq!(
+        call(&pool, Method::POST, &test, ALICE_KEY, None).await.0,
+        202
+    );
+    let hits = alice_rx.until(1).await;
+    assert_eq!(hits[0].1["rule"], "test");
+    // Alice's rig stops: alice hears it, bob hears nothing of it.
+    drop(alice);
+    let hits = alice_rx.until(2).await;
+    assert_eq!(hits[1].1["rule"], "worker_offline");
+    assert_eq!(workers_in(&hits[1].1), ["alice.rig1"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(bob_rx.hits().len(), 0, "{:?}", bob_rx.hits());
+    // The first key wins: a later password cannot take the account over.
+    let _again = keyed_miner(&pool, "alice.rig1", "mallory-secret-key-03").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _) = call(&pool, Method::GET, subs, "mallory-secret-key-03", None).await;
+    assert_eq!(status, 401);
+    assert_eq!(call(&pool, Method::GET, subs, ALICE_KEY, None).await.0, 200);
+    // Removed: gone from the list.
+    let one = format!("{subs}/{}", a["id"].as_str().unwrap());
+    assert_eq!(
+        call(&pool, Method::DELETE, &one, ALICE_KEY, None).await.0,
+        204
+    );
+    let (_, listed) = call(&pool, Method::GET, subs, ALICE_KEY, None).await;
+    assert_eq!(listed["subscriptions"], Value::Array(vec![]));
+    // The operator may forget a key (lost, or set first by someone else); the next login
+    // with a key sets it anew. An account's key is no admin token.
+    let reset = "/api/accounts/alice/key";
+    assert_eq!(
+        call(&pool, Method::DELETE, reset, ALICE_KEY, None).await.0,
+        401
+    );
+    assert_eq!(
+        call(&pool, Method::DELETE, reset, OPERATOR, None).await.0,
+        204
+    );
+    let _new = keyed_miner(&pool, "alice.rig1", "alice-new-secret-key4").await;
+    until_key(&pool, "alice", "alice-new-secret-key4").await;
+    assert_eq!(call(&pool, Method::GET, subs, ALICE_KEY, None).await.0, 401);
+    pool.stop().await;
+}
+
+#[tokio::test]
+async fn a_miners_webhook_into_the_pools_own_network_is_refused() {
+    let pool = start_pool(&ALERTS).await;
+    let _alice = keyed_miner(&pool, "alice.rig1", ALICE_KEY).await;
+    until_key(&pool, "alice", ALICE_KEY).await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost:9/hook",
+        "http://169.254.169.254/latest",
+    ] {
+        let (status, body) = call(
+            &pool,
+            reqwest::Method::POST,
+            "/api/accounts/alice/subscriptions",
+            ALICE_KEY,
+            Some(serde_json::json!({ "url": url })),
+        )
+        .await;
+        assert_eq!(status, 400, "{url}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("not a public address"),
+            "{body}"
+        );
+    }
+    pool.stop().await;
+}

@@ -1,0 +1,1 @@
+../postgres/0007_alert_subscriptions.sql

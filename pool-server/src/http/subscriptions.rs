@@ -1,0 +1,147 @@
+//! A miner's own alert subscriptions: `GET`/`POST /api/accounts/{name}/subscriptions`,
+//! `DELETE .../{id}`, `POST .../{id}/test`. Each needs `Authorization: Bearer KEY`, the
+//! account's key (set by its miner from the Stratum password, `key=SECRET`) or the
+//! operator's admin token. Nothing is shown without it, and a webhook's URL is never shown
+//! back whole (its path is often its secret).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::admin::token_is_admin;
+use super::api::{db_error, error};
+use super::ApiState;
+use crate::notify::{guard, subscriptions};
+
+fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+}
+
+/// `None` when the request may manage `account`, else the refusal.
+async fn refuse(s: &ApiState, headers: &HeaderMap, account: &str) -> Option<Response> {
+    if account.is_empty() || account.len() > 128 {
+        return Some(error(StatusCode::BAD_REQUEST, "not an account name"));
+    }
+    let given = bearer(headers);
+    if token_is_admin(s, given) {
+        return None;
+    }
+    match subscriptions::key_matches(&s.store, account, given).await {
+        Ok(true) => None,
+        Ok(false) => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "give the account's key as a bearer token (its miner sets it once with the \
+             Stratum password key=SECRET, 16 characters or more)",
+        )),
+        Err(e) => Some(db_error(e)),
+    }
+}
+
+pub async fn list(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+) -> Response {
+    if let Some(r) = refuse(&s, &headers, &account).await {
+        return r;
+    }
+    match subscriptions::list(&s.store, &account).await {
+        Ok(v) => Json(json!({ "subscriptions": v })).into_response(),
+        Err(e) => db_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AddSubscription {
+    pub url: String,
+}
+
+pub async fn add(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    Json(body): Json<AddSubscription>,
+) -> Response {
+    if let Some(r) = refuse(&s, &headers, &account).await {
+        return r;
+    }
+    let url = match guard::check(&body.url, s.alerts_allow_private).await {
+        Ok(u) => u,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let now = Utc::now().timestamp_millis();
+    match subscriptions::add(&s.store, &account, url.as_str(), now).await {
+        Ok(Some(sub)) => (StatusCode::CREATED, Json(sub)).into_response(),
+        Ok(None) => error(
+            StatusCode::CONFLICT,
+            format!(
+                "an account has at most {} subscriptions",
+                subscriptions::MAX_PER_ACCOUNT
+            ),
+        ),
+        Err(e) => db_error(e),
+    }
+}
+
+pub async fn remove(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path((account, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = refuse(&s, &headers, &account).await {
+        return r;
+    }
+    match subscriptions::remove(&s.store, &account, &id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, "no such subscription"),
+        Err(e) => db_error(e),
+    }
+}
+
+/// Send a test alert to one subscription now (through the outbox, as any alert).
+pub async fn test(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path((account, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = refuse(&s, &headers, &account).await {
+        return r;
+    }
+    match subscriptions::list(&s.store, &account).await {
+        Ok(subs) if subs.iter().any(|x| x.id == id) => {}
+        Ok(_) => return error(StatusCode::NOT_FOUND, "no such subscription"),
+        Err(e) => return db_error(e),
+    }
+    let alert = crate::notify::Alert::test(&account, Utc::now());
+    let row = crate::notify::outbox::Outgoing {
+        destination: &id,
+        alert: &alert,
+    };
+    match crate::notify::outbox::queue(&s.store, &[row], Utc::now().timestamp_millis(), 0).await {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "queued": true }))).into_response(),
+        Err(e) => db_error(e),
+    }
+}
+
+/// Admin: forget an account's key, so that its miner may set a new one (a lost key, or a key
+/// someone else set first). Its subscriptions stay.
+pub async fn reset_key(
+    State(s): State<Arc<ApiState>>,
+    _: super::admin::Admin,
+    Path(account): Path<String>,
+) -> Response {
+    match subscriptions::reset_key(&s.store, &account).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => db_error(e),
+    }
+}
