@@ -51,6 +51,7 @@ pub async fn serve(
         p2p: parts.p2p.clone(),
         alerts: parts.alerts.clone(),
         alerts_allow_private: cfg.alerts.alert_allow_private_destinations,
+        alerts_can_mail: cfg.alerts.alert_smtp_url.is_some(),
         source: parts.templates.source.kind(),
         api_token: cfg.http.api_token.clone(),
         network: cfg.rewards.network,

@@ -111,7 +111,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         },
     )?;
     let stratum = stratum::listen(&cfg, mining.clone(), &shutdown).await?;
-    let alerts = notify::start(&cfg, &stats, &store.backend, &metrics, key_rx, &shutdown);
+    let alerts = notify::start(&cfg, &stats, &store.backend, &metrics, key_rx, &shutdown)?;
     let readable = http::Readable {
         store: &store,
         stats: &stats,

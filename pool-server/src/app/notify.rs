@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::mining::account::KeyClaim;
+use crate::notify::channel::Target;
 use crate::notify::destination::Destination;
+use crate::notify::mail::Mailer;
 use crate::notify::outbox::{self, Outgoing};
 use crate::notify::sender::Sender;
 use crate::notify::{guard, subscriptions};
@@ -32,14 +34,22 @@ pub fn start(
     metrics: &Arc<Metrics>,
     key_claims: mpsc::Receiver<KeyClaim>,
     shutdown: &CancellationToken,
-) -> SharedEngine {
+) -> anyhow::Result<SharedEngine> {
     let engine: SharedEngine = Arc::new(parking_lot::Mutex::new(Engine::new(cfg.alerts.watch())));
     let destinations: Vec<Destination> = cfg
         .alerts
         .alert_webhook
         .iter()
-        .map(|u| Destination::webhook(u))
+        .filter_map(|spec| Target::parse(spec).ok().map(Destination::new))
         .collect();
+    let mailer = match &cfg.alerts.alert_smtp_url {
+        Some(url) => Some(Mailer::new(
+            url,
+            &cfg.alerts.alert_mail_from,
+            cfg.alerts.alert_smtp_ca.as_deref(),
+        )?),
+        None => None,
+    };
     let allow_private = cfg.alerts.alert_allow_private_destinations;
     let public_http = if allow_private {
         reqwest::Client::new()
@@ -55,6 +65,8 @@ pub fn start(
         http: reqwest::Client::new(),
         public_http,
         allow_private,
+        mailer,
+        link_base: cfg.alerts.alert_link_base.clone(),
         metrics: metrics.notify.clone(),
     };
     tokio::spawn(sender.run(shutdown.clone()));
@@ -69,7 +81,7 @@ pub fn start(
         held: Vec::new(),
     };
     tokio::spawn(looker.run(cfg.alerts.alert_look, shutdown.clone()));
-    engine
+    Ok(engine)
 }
 
 struct Looker {

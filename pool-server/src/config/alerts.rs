@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::parse::parse_interval;
+use crate::notify::channel::{Kind, Target};
 use crate::notify::WatchConfig;
 
 #[derive(Args, Debug, Clone)]
@@ -34,11 +35,37 @@ pub struct AlertArgs {
     #[arg(long, env = "POOL_ALERT_MAX_REJECT_RATIO", default_value_t = 0.1, value_parser = parse_probability)]
     pub alert_max_reject_ratio: f64,
 
-    /// Alerts: a webhook every alert is POSTed to as JSON (repeat, or separate with commas, for
-    /// several). Alerts are written to the share database first, sent once confirmed (2xx)
-    /// and retried with a growing wait until then.
-    #[arg(long, env = "POOL_ALERT_WEBHOOK", value_delimiter = ',', value_parser = parse_webhook)]
+    /// Alerts: a destination every alert goes to (repeat, or separate with commas, for
+    /// several): an http(s) URL gets the alerts as JSON; slack:URL, mattermost:URL,
+    /// discord:URL, wecom:URL, dingtalk:URL, ntfy:URL and telegram:URL?chat_id=ID get the
+    /// body that receiver reads; mailto:ADDRESS mails through --alert-smtp-url. Alerts are
+    /// written to the share database first, sent until confirmed, with a growing wait.
+    #[arg(long, env = "POOL_ALERT_WEBHOOK", value_delimiter = ',', value_parser = parse_destination)]
     pub alert_webhook: Vec<String>,
+
+    /// Alerts: the SMTP relay that mails alerts (smtp://HOST:25 plain,
+    /// smtp://USER:PASS@HOST:587?tls=required for STARTTLS, smtps://USER:PASS@HOST:465 for
+    /// TLS). Without it no alert is mailed and miners cannot subscribe an email address.
+    #[arg(long, env = "POOL_ALERT_SMTP_URL", hide_env_values = true)]
+    pub alert_smtp_url: Option<String>,
+
+    /// Alerts: a PEM certificate the SMTP relay's certificate may chain to (a private CA),
+    /// besides the web's roots.
+    #[arg(long, env = "POOL_ALERT_SMTP_CA")]
+    pub alert_smtp_ca: Option<std::path::PathBuf>,
+
+    /// Alerts: the sender of alert mails.
+    #[arg(
+        long,
+        env = "POOL_ALERT_MAIL_FROM",
+        default_value = "Pool alerts <alerts@localhost>"
+    )]
+    pub alert_mail_from: String,
+
+    /// Alerts: the pool's public web address (https://pool.example.com); alerts then link to
+    /// the worker's or account's dashboard page.
+    #[arg(long, env = "POOL_ALERT_LINK_BASE", value_parser = parse_link_base)]
+    pub alert_link_base: Option<String>,
 
     /// Alerts: how long an alert waits for others of the same account and rule to go out in
     /// one message (40 rigs going down together are one message, then one resolve).
@@ -63,17 +90,17 @@ impl AlertArgs {
     }
 }
 
+/// A destination as [`Target`] reads it.
+fn parse_destination(s: &str) -> Result<String, String> {
+    Target::parse(s).map(|t| t.spec)
+}
+
 /// An `http://` or `https://` URL with a host.
-fn parse_webhook(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    let rest = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"))
-        .ok_or("a webhook is an http:// or https:// URL")?;
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err("a webhook URL needs a host".into());
+fn parse_link_base(s: &str) -> Result<String, String> {
+    match Target::parse(s) {
+        Ok(t) if t.kind == Kind::Json => Ok(t.address),
+        _ => Err(format!("{s:?} is not an http:// or https:// address")),
     }
-    Ok(s.to_owned())
 }
 
 /// A number strictly between 0 and 1.

@@ -46,6 +46,8 @@ pub struct ApiState {
     pub alerts: crate::notify::SharedEngine,
     /// Whether miners' webhooks may point at private addresses.
     pub alerts_allow_private: bool,
+    /// Whether an SMTP relay is configured (miners may subscribe an email address).
+    pub alerts_can_mail: bool,
     pub source: &'static str,
     pub api_token: Option<String>,
     /// The network account addresses belong to.

@@ -1,4 +1,4 @@
-//! A miner's own alert subscriptions: `GET`/`POST /api/accounts/{name}/subscriptions`,
+//! A miner's own alert subscriptions (a webhook, a chat webhook, ntfy, Telegram or email): `GET`/`POST /api/accounts/{name}/subscriptions`,
 //! `DELETE .../{id}`, `POST .../{id}/test`. Each needs `Authorization: Bearer KEY`, the
 //! account's key (set by its miner from the Stratum password, `key=SECRET`) or the
 //! operator's admin token. Nothing is shown without it, and a webhook's URL is never shown
@@ -17,6 +17,7 @@ use serde_json::json;
 use super::admin::token_is_admin;
 use super::api::{db_error, error};
 use super::ApiState;
+use crate::notify::channel::Target;
 use crate::notify::{guard, subscriptions};
 
 fn bearer(headers: &HeaderMap) -> &str {
@@ -61,9 +62,13 @@ pub async fn list(
     }
 }
 
+/// `{"url": "https://..."}`, or with a channel: `{"kind": "telegram", "url": "..."}`,
+/// `{"url": "slack:https://..."}`, `{"url": "mailto:me@example.com"}`.
 #[derive(Deserialize)]
 pub struct AddSubscription {
     pub url: String,
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 pub async fn add(
@@ -75,12 +80,27 @@ pub async fn add(
     if let Some(r) = refuse(&s, &headers, &account).await {
         return r;
     }
-    let url = match guard::check(&body.url, s.alerts_allow_private).await {
-        Ok(u) => u,
+    let spec = match body.kind.as_deref() {
+        None | Some("webhook") | Some("json") => body.url.trim().to_owned(),
+        Some("email") => format!("mailto:{}", body.url.trim().trim_start_matches("mailto:")),
+        Some(kind) => format!("{kind}:{}", body.url.trim()),
+    };
+    let target = match Target::parse(&spec) {
+        Ok(t) => t,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
+    if let Some(url) = target.url() {
+        if let Err(why) = guard::check(url, s.alerts_allow_private).await {
+            return error(StatusCode::BAD_REQUEST, why);
+        }
+    } else if !s.alerts_can_mail {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "this pool sends no email (its operator has set no SMTP relay)",
+        );
+    }
     let now = Utc::now().timestamp_millis();
-    match subscriptions::add(&s.store, &account, url.as_str(), now).await {
+    match subscriptions::add(&s.store, &account, &target, now).await {
         Ok(Some(sub)) => (StatusCode::CREATED, Json(sub)).into_response(),
         Ok(None) => error(
             StatusCode::CONFLICT,

@@ -1,14 +1,18 @@
-//! Where alerts go. Today: the operator's webhooks (`--alert-webhook`), each sent every alert.
-//! A destination is named by a digest of its address, so logs, metrics and the outbox can
-//! say which one without showing a URL that may carry a secret.
+//! Where alerts go: the operator's destinations (`--alert-webhook`), each sent every alert,
+//! and the miners' own subscriptions. A destination is named by its kind and a digest of
+//! its address, so logs, metrics and the outbox can say which one without showing a URL or
+//! a mailbox that may carry a secret.
 
 use bitcoin::hashes::{sha256, Hash};
 
+use super::channel::Target;
+
 #[derive(Clone)]
 pub struct Destination {
-    /// `webhook-` and the first 8 bytes of the URL's SHA-256, in hex.
+    /// The kind (`webhook`, `slack`, `email` ...) and the first 8 bytes of the spelling's
+    /// SHA-256, in hex.
     pub id: String,
-    pub url: String,
+    pub target: Target,
 }
 
 impl std::fmt::Debug for Destination {
@@ -18,15 +22,11 @@ impl std::fmt::Debug for Destination {
 }
 
 impl Destination {
-    pub fn webhook(url: &str) -> Destination {
-        let digest = sha256::Hash::hash(url.as_bytes()).to_byte_array();
+    pub fn new(target: Target) -> Destination {
+        let digest = sha256::Hash::hash(target.spec.as_bytes()).to_byte_array();
         Destination {
-            id: format!("webhook-{}", hex::encode(&digest[..8])),
-            url: url.to_owned(),
+            id: format!("{}-{}", target.kind.as_str(), hex::encode(&digest[..8])),
+            target,
         }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        "webhook"
     }
 }

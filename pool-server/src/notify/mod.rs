@@ -6,13 +6,16 @@
 //! few seconds over every worker) -> [`watch`] (one worker's rules, honest about how little a
 //! few shares say: [`poisson`]) -> alerts, kept for the API and counted in the metrics, and
 //! for each [`destination`] written to the [`outbox`] in the share database, from which the
-//! one [`sender`] of that database delivers them ([`webhook`]), grouped, retried, once.
+//! one [`sender`] of that database delivers them on their [`channel`] (over HTTP by [`webhook`],
+//! email by [`mail`]), grouped, retried, once.
 //! Miners add their own webhooks ([`subscriptions`], checked by [`guard`]) and hear only
 //! about their own account's workers.
 
+pub mod channel;
 pub mod destination;
 pub mod engine;
 pub mod guard;
+pub mod mail;
 pub mod metrics;
 pub mod outbox;
 pub mod poisson;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use super::channel::{self, Kind, Target};
 use super::destination::Destination;
+use super::mail::Mailer;
 use super::metrics::NotifyMetrics;
 use super::{guard, outbox, subscriptions, webhook};
 use crate::store::{leader, Backend};
@@ -31,7 +33,18 @@ pub struct Sender {
     /// For miners' webhooks: public addresses only, unless the operator allows private ones.
     pub public_http: reqwest::Client,
     pub allow_private: bool,
+    /// The SMTP relay, when the operator gave one (`--alert-smtp-url`).
+    pub mailer: Option<Mailer>,
+    /// Where links in alerts point (`--alert-link-base`).
+    pub link_base: Option<String>,
     pub metrics: NotifyMetrics,
+}
+
+/// How a destination is to be reached now.
+enum Route<'a> {
+    Http(&'a reqwest::Client),
+    Mail(&'a Mailer),
+    Refused(&'static str),
 }
 
 /// The wait before attempt `attempts + 1`: 1 s, 2 s, 4 s ... up to ten minutes.
@@ -57,37 +70,47 @@ impl Sender {
         }
     }
 
-    /// The URL of destination `id` and the client to send with (`None`: refused); `None`
-    /// when the destination is gone.
-    async fn resolve(
-        &self,
-        id: &str,
-    ) -> anyhow::Result<Option<(String, Option<&reqwest::Client>)>> {
-        if let Some(d) = self.destinations.iter().find(|d| d.id == id) {
-            return Ok(Some((d.url.clone(), Some(&self.http))));
-        }
-        let Some(url) = subscriptions::url_of(&self.backend, id).await? else {
-            return Ok(None);
+    /// The target of destination `id` and how to reach it; `None` when the destination is
+    /// gone.
+    async fn resolve(&self, id: &str) -> anyhow::Result<Option<(Target, Route<'_>)>> {
+        let (target, operators) = match self.destinations.iter().find(|d| d.id == id) {
+            Some(d) => (d.target.clone(), true),
+            None => match subscriptions::target_of(&self.backend, id).await? {
+                Some(t) => (t, false),
+                None => return Ok(None),
+            },
         };
-        // An address literal bypasses the resolver: check it here (names are checked by
-        // the public client's resolver as it connects).
-        let allowed = self.allow_private || guard::check(&url, false).await.is_ok();
-        Ok(Some((url, allowed.then_some(&self.public_http))))
+        let route = match (target.kind, &self.mailer) {
+            (Kind::Email, Some(m)) => Route::Mail(m),
+            (Kind::Email, None) => Route::Refused("no SMTP relay is configured"),
+            _ if operators || self.allow_private => Route::Http(&self.http),
+            // An address literal bypasses the resolver: check it here (names are checked by
+            // the public client's resolver as it connects).
+            _ => match guard::check(target.url().unwrap_or(""), false).await {
+                Ok(_) => Route::Http(&self.public_http),
+                Err(_) => Route::Refused("the destination is not a public address"),
+            },
+        };
+        Ok(Some((target, route)))
     }
 
     /// Send every message due now.
     pub async fn once(&self) -> anyhow::Result<()> {
         let now = Utc::now().timestamp_millis();
         for m in outbox::due(&self.backend, now, BATCH).await? {
-            let Some((url, http)) = self.resolve(&m.destination).await? else {
+            let Some((target, route)) = self.resolve(&m.destination).await? else {
                 outbox::failed_attempt(&self.backend, &m.id, now, "destination removed", true)
                     .await?;
                 continue;
             };
-            let dest = Destination::webhook(&url);
-            let result = match http {
-                Some(http) => webhook::send(http, &url, &m).await,
-                None => Err("the destination is not a public address".to_owned()),
+            let link = channel::link(self.link_base.as_deref(), &m.alerts);
+            let result = match route {
+                Route::Http(http) => {
+                    let request = channel::request(&target, &m, link.as_deref());
+                    webhook::send(http, target.kind, request).await
+                }
+                Route::Mail(mailer) => mailer.send(&target.address, &m, link.as_deref()).await,
+                Route::Refused(why) => Err(why.to_owned()),
             };
             let now = Utc::now().timestamp_millis();
             match result {
@@ -95,7 +118,7 @@ impl Sender {
                     outbox::sent(&self.backend, &m.id, now).await?;
                     self.metrics
                         .delivered
-                        .with_label_values(&[dest.kind(), "sent"])
+                        .with_label_values(&[target.kind.as_str(), "sent"])
                         .inc();
                 }
                 Err(why) => {
@@ -105,10 +128,10 @@ impl Sender {
                     let outcome = if give_up { "failed" } else { "retry" };
                     self.metrics
                         .delivered
-                        .with_label_values(&[dest.kind(), outcome])
+                        .with_label_values(&[target.kind.as_str(), outcome])
                         .inc();
                     tracing::warn!(
-                        destination = %dest.id,
+                        destination = %m.destination,
                         message = %m.id,
                         attempt = m.attempts + 1,
                         error = %why,

@@ -1,10 +1,12 @@
-//! Miners' own subscriptions: an account's webhooks, each sent the alerts of that account's
-//! workers and nothing else. An account proves itself with its key: the secret its miner put
+//! Miners' own subscriptions: an account's destinations (any [`super::channel`]: a webhook,
+//! a chat webhook, ntfy, Telegram, email), each sent the alerts of that account's workers
+//! and nothing else. An account proves itself with its key: the secret its miner put
 //! in the Stratum password (`key=SECRET`, at least 16 characters) the first time, kept only as
 //! a digest. The operator's token may manage any account (and reset a key).
 
 use uuid::Uuid;
 
+use super::channel::Target;
 use crate::mining::account::key_digest;
 use crate::store::{Backend, Dialect};
 use crate::with_pool;
@@ -16,7 +18,10 @@ pub const MAX_PER_ACCOUNT: i64 = 10;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Subscription {
     pub id: String,
-    /// Scheme and host only (a webhook's path often is its secret).
+    /// The channel (`webhook`, `slack`, `telegram`, `email` ...).
+    pub kind: &'static str,
+    /// The kind, scheme and host only (a webhook's path often is its secret; a mailbox's
+    /// name is personal).
     pub shown: String,
 }
 
@@ -69,10 +74,20 @@ pub async fn reset_key(backend: &Backend, account: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn shown(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => format!("{}://{}", u.scheme(), u.host_str().unwrap_or("")),
-        Err(_) => String::new(),
+impl Subscription {
+    fn new(id: String, spec: &str) -> Subscription {
+        match Target::parse(spec) {
+            Ok(t) => Subscription {
+                id,
+                kind: t.kind.as_str(),
+                shown: t.shown(),
+            },
+            Err(_) => Subscription {
+                id,
+                kind: "unknown",
+                shown: String::new(),
+            },
+        }
     }
 }
 
@@ -87,18 +102,15 @@ pub async fn list(backend: &Backend, account: &str) -> anyhow::Result<Vec<Subscr
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, url)| Subscription {
-            shown: shown(&url),
-            id,
-        })
+        .map(|(id, spec)| Subscription::new(id, &spec))
         .collect())
 }
 
-/// Add a webhook for `account`; `None` when it already has [`MAX_PER_ACCOUNT`].
+/// Add a destination for `account`; `None` when it already has [`MAX_PER_ACCOUNT`].
 pub async fn add(
     backend: &Backend,
     account: &str,
-    url: &str,
+    target: &Target,
     now_ms: i64,
 ) -> anyhow::Result<Option<Subscription>> {
     if list(backend, account).await?.len() as i64 >= MAX_PER_ACCOUNT {
@@ -110,15 +122,12 @@ pub async fn add(
     ))
     .bind(&id)
     .bind(account)
-    .bind(url)
+    .bind(&target.spec)
     .bind(now_ms)
     .execute(p)
     .await
     .map(|_| ())?);
-    Ok(Some(Subscription {
-        id,
-        shown: shown(url),
-    }))
+    Ok(Some(Subscription::new(id, &target.spec)))
 }
 
 /// Remove one of `account`'s subscriptions; whether it was there.
@@ -143,12 +152,13 @@ pub async fn destinations_of(backend: &Backend, account: &str) -> anyhow::Result
         .collect())
 }
 
-/// The URL of subscription `id`, if it still exists.
-pub async fn url_of(backend: &Backend, id: &str) -> anyhow::Result<Option<String>> {
-    Ok(with_pool!(backend, p => sqlx::query_scalar(&p.sql(
+/// Where subscription `id` sends, if it still exists (and still reads as a destination).
+pub async fn target_of(backend: &Backend, id: &str) -> anyhow::Result<Option<Target>> {
+    let spec: Option<String> = with_pool!(backend, p => sqlx::query_scalar(&p.sql(
         "SELECT url FROM alert_subscriptions WHERE id = $1",
     ))
     .bind(id)
     .fetch_optional(p)
-    .await?))
+    .await?);
+    Ok(spec.and_then(|s| Target::parse(&s).ok()))
 }

@@ -137,12 +137,15 @@ async fn a_connected_worker_that_stops_sending_shares_is_offline_until_its_next_
     pool.stop().await;
 }
 
-/// A real HTTP receiver on loopback: records each request's `Idempotency-Key` and body,
+/// A real HTTP receiver on loopback, on every path: records each request's
+/// `Idempotency-Key` and body (JSON, or the text as a JSON string), its path and `Title`,
 /// answers 500 to the first `fail_first` of them, and holds its answers to the first `held`
-/// for `hold`.
+/// for `hold`. A confirmed answer is `{"ok":true,"errcode":0}`, as the chat APIs answer.
 struct Receiver {
     url: String,
     hits: Arc<Mutex<Vec<(String, Value)>>>,
+    /// Path (with query) and `Title` of each request.
+    meta: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Receiver {
@@ -152,43 +155,63 @@ impl Receiver {
 
     async fn start_with(fail_first: usize, hold: Duration, held: usize) -> Receiver {
         let hits: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
-        let seen = hits.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(
-                move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
-                    let seen = seen.clone();
-                    async move {
-                        let key = headers
-                            .get("idempotency-key")
+        let meta: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let (seen, seen_meta) = (hits.clone(), meta.clone());
+        let app = axum::Router::new().fallback(axum::routing::post(
+            move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (seen, seen_meta) = (seen.clone(), seen_meta.clone());
+                async move {
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("")
-                            .to_owned();
-                        let n = {
-                            let mut seen = seen.lock().unwrap();
-                            seen.push((key, body));
-                            seen.len()
-                        };
-                        if n <= held {
-                            tokio::time::sleep(hold).await;
-                        }
-                        if n <= fail_first {
-                            axum::http::StatusCode::INTERNAL_SERVER_ERROR
-                        } else {
-                            axum::http::StatusCode::OK
-                        }
+                            .to_owned()
+                    };
+                    let body = serde_json::from_slice(&body).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&body).into_owned())
+                    });
+                    let n = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push((header("idempotency-key"), body));
+                        seen_meta
+                            .lock()
+                            .unwrap()
+                            .push((uri.to_string(), header("title")));
+                        seen.len()
+                    };
+                    if n <= held {
+                        tokio::time::sleep(hold).await;
                     }
-                },
-            ),
-        );
+                    if n <= fail_first {
+                        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, String::new())
+                    } else {
+                        (
+                            axum::http::StatusCode::OK,
+                            r#"{"ok":true,"errcode":0}"#.to_owned(),
+                        )
+                    }
+                }
+            },
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { url, hits }
+        Receiver { url, hits, meta }
     }
 
     fn hits(&self) -> Vec<(String, Value)> {
         self.hits.lock().unwrap().clone()
+    }
+
+    /// The body and `Title` of the request to `path`.
+    fn to(&self, path: &str) -> (Value, String) {
+        let meta = self.meta.lock().unwrap().clone();
+        let i = meta
+            .iter()
+            .position(|(p, _)| p == path)
+            .unwrap_or_else(|| panic!("nothing came to {path}: {meta:?}"));
+        (self.hits()[i].1.clone(), meta[i].1.clone())
     }
 
     async fn until(&self, n: usize) -> Vec<(String, Value)> {
@@ -522,5 +545,158 @@ async fn a_miners_webhook_into_the_pools_own_network_is_refused() {
             "{body}"
         );
     }
+    pool.stop().await;
+}
+
+#[tokio::test]
+async fn each_kind_of_receiver_gets_the_shape_it_reads() {
+    let rx = Receiver::start(0).await;
+    let base = rx.url.trim_end_matches("/hook").to_owned();
+    let destinations = [
+        format!("{base}/json"),
+        format!("slack:{base}/slack"),
+        format!("discord:{base}/discord"),
+        format!("wecom:{base}/wecom?key=k"),
+        format!("ntfy:{base}/ntfy-topic"),
+        format!("telegram:{base}/bot123:abc?chat_id=-42"),
+    ]
+    .join(",");
+    let mut args = ALERTS.to_vec();
+    args.extend([
+        "--alert-webhook",
+        &destinations,
+        "--alert-group-wait",
+        "100ms",
+        "--alert-link-base",
+        "https://pool.example/",
+    ]);
+    let pool = start_pool(&args).await;
+    let rig = miner(&pool, "alice.rig1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(rig);
+    rx.until(6).await;
+    let link = "https://pool.example/worker?name=alice.rig1";
+    let (json, _) = rx.to("/json");
+    assert_eq!(json["rule"], "worker_offline");
+    assert_eq!(json["link"], link);
+    let (slack, _) = rx.to("/slack");
+    let text = slack["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("[firing] alice: 1 worker offline"),
+        "{text}"
+    );
+    assert!(
+        text.contains("alice.rig1 is offline") && text.contains(link),
+        "{text}"
+    );
+    let (discord, _) = rx.to("/discord");
+    assert_eq!(discord["content"].as_str().unwrap(), text);
+    let (wecom, _) = rx.to("/wecom?key=k");
+    assert_eq!(wecom["msgtype"], "text");
+    assert_eq!(wecom["text"]["content"].as_str().unwrap(), text);
+    let (ntfy, title) = rx.to("/ntfy-topic");
+    assert_eq!(title, "[firing] alice: 1 worker offline");
+    assert_eq!(ntfy.as_str().unwrap(), text);
+    let (telegram, _) = rx.to("/bot123:abc/sendMessage");
+    assert_eq!(telegram["chat_id"], "-42");
+    assert_eq!(telegram["text"].as_str().unwrap(), text);
+    for kind in ["webhook", "slack", "discord", "robot", "ntfy", "telegram"] {
+        assert_eq!(
+            pool.metric(&format!(
+                "pool_alerts_delivered_total{{channel=\"{kind}\",outcome=\"sent\"}}"
+            ))
+            .await,
+            1.0,
+            "{kind}"
+        );
+    }
+    pool.stop().await;
+}
+
+/// The header `name` of a mail as received.
+fn header<'a>(mail: &'a str, name: &str) -> &'a str {
+    mail.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} in {mail}"))
+}
+
+#[tokio::test]
+async fn alerts_are_mailed_over_starttls_to_the_operator_and_to_a_miner_who_asked() {
+    let smtp = crate::common::smtp::SmtpServer::start().await;
+    let ca = smtp.ca.display().to_string();
+    let url = smtp.url();
+    let mut args = ALERTS.to_vec();
+    args.extend([
+        "--alert-webhook",
+        "mailto:ops@pool.example",
+        "--alert-smtp-url",
+        &url,
+        "--alert-smtp-ca",
+        &ca,
+        "--alert-mail-from",
+        "Pool alerts <alerts@pool.example>",
+        "--alert-group-wait",
+        "100ms",
+    ]);
+    let pool = start_pool(&args).await;
+    let rig = keyed_miner(&pool, "alice.rig1", ALICE_KEY).await;
+    until_key(&pool, "alice", ALICE_KEY).await;
+    let (status, sub) = call(
+        &pool,
+        reqwest::Method::POST,
+        "/api/accounts/alice/subscriptions",
+        ALICE_KEY,
+        Some(serde_json::json!({ "kind": "email", "url": "alice@miner.example" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    assert_eq!(sub["kind"], "email");
+    assert_eq!(sub["shown"], "mailto:…@miner.example");
+    drop(rig);
+    let mails = smtp.until(2).await;
+    let mut to: Vec<&str> = mails.iter().map(|m| header(m, "To")).collect();
+    to.sort();
+    assert_eq!(to, ["alice@miner.example", "ops@pool.example"]);
+    for m in &mails {
+        assert_eq!(header(m, "Subject"), "[firing] alice: 1 worker offline");
+        assert!(m.contains("alice.rig1 is offline"), "{m}");
+        assert!(header(m, "Message-ID").ends_with("@pool.example>"), "{m}");
+    }
+    // Back: one resolve each, and nothing more.
+    let _rig = keyed_miner(&pool, "alice.rig1", ALICE_KEY).await;
+    let mails = smtp.until(4).await;
+    let resolved = mails
+        .iter()
+        .filter(|m| header(m, "Subject") == "[resolved] alice: 1 worker offline")
+        .count();
+    assert_eq!(resolved, 2, "{mails:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(smtp.mails().len(), 4);
+    assert_eq!(
+        pool.metric("pool_alerts_delivered_total{channel=\"email\",outcome=\"sent\"}")
+            .await,
+        4.0
+    );
+    pool.stop().await;
+}
+
+#[tokio::test]
+async fn a_miner_cannot_subscribe_an_email_where_the_pool_has_no_relay() {
+    let pool = start_pool(&ALERTS).await;
+    let _alice = keyed_miner(&pool, "alice.rig1", ALICE_KEY).await;
+    until_key(&pool, "alice", ALICE_KEY).await;
+    let (status, body) = call(
+        &pool,
+        reqwest::Method::POST,
+        "/api/accounts/alice/subscriptions",
+        ALICE_KEY,
+        Some(serde_json::json!({ "url": "mailto:alice@miner.example" })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no SMTP relay"),
+        "{body}"
+    );
     pool.stop().await;
 }

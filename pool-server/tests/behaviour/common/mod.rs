@@ -11,6 +11,7 @@ pub mod process;
 pub mod regtest;
 pub mod scripted_miner;
 pub mod sim_miner;
+pub mod smtp;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
