@@ -19,8 +19,8 @@ use crate::notify::destination::Destination;
 use crate::notify::mail::Mailer;
 use crate::notify::outbox::{self, Outgoing};
 use crate::notify::sender::Sender;
-use crate::notify::{guard, subscriptions};
-use crate::notify::{Alert, AlertState, Engine, Rule, SharedEngine};
+use crate::notify::{events, guard, subscriptions};
+use crate::notify::{Alert, Engine, Rule, SharedEngine};
 use crate::stats::Stats;
 use crate::store::Backend;
 
@@ -67,6 +67,7 @@ pub fn start(
         allow_private,
         mailer,
         link_base: cfg.alerts.alert_link_base.clone(),
+        group_wait: cfg.alerts.alert_group_wait,
         metrics: metrics.notify.clone(),
     };
     tokio::spawn(sender.run(shutdown.clone()));
@@ -116,13 +117,6 @@ impl Looker {
         }
     }
 
-    /// The destinations of an alert of `account`: the operator's and the account's own.
-    async fn destinations_of(&self, account: &str) -> anyhow::Result<Vec<String>> {
-        let mut ids: Vec<String> = self.destinations.iter().map(|d| d.id.clone()).collect();
-        ids.extend(subscriptions::destinations_of(&self.store, account).await?);
-        Ok(ids)
-    }
-
     /// Write `alerts` (and any held back) to the outbox for each of their destinations.
     async fn queue(&mut self, alerts: Vec<Alert>) {
         self.held.extend(alerts);
@@ -133,7 +127,8 @@ impl Looker {
             let mut by_account: HashMap<String, Vec<String>> = HashMap::new();
             for a in &self.held {
                 if !by_account.contains_key(&a.account) {
-                    by_account.insert(a.account.clone(), self.destinations_of(&a.account).await?);
+                    let to = events::destinations(&self.store, &self.destinations, a).await?;
+                    by_account.insert(a.account.clone(), to);
                 }
             }
             anyhow::Ok(by_account)
@@ -198,10 +193,7 @@ fn look(engine: &SharedEngine, stats: &Stats, metrics: &Metrics, dt: Duration) -
     let mut e = engine.lock();
     let alerts = e.look(stats, Utc::now(), dt);
     for a in &alerts {
-        let state = match a.state {
-            AlertState::Firing => "firing",
-            AlertState::Resolved => "resolved",
-        };
+        let state = a.state.as_str();
         tracing::info!(rule = a.rule.as_str(), state, worker = %a.worker, "{}", a.summary);
         metrics
             .notify

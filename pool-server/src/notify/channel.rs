@@ -158,10 +158,7 @@ pub fn heading(alerts: &[Alert]) -> String {
     let Some(first) = alerts.first() else {
         return String::new();
     };
-    let what = match first.state {
-        AlertState::Firing => "firing",
-        AlertState::Resolved => "resolved",
-    };
+    let what = first.state.as_str();
     format!(
         "[{what}] {}: {} {}",
         first.account,

@@ -26,6 +26,11 @@ pub enum Rule {
     RejectsHigh,
     /// A test a miner asked for, to see a destination works.
     Test,
+    /// Events, told once (see [`super::events`]).
+    BlockFound,
+    PayoutSent,
+    PayoutFailed,
+    BalanceMatured,
 }
 
 impl Rule {
@@ -41,6 +46,10 @@ impl Rule {
             Rule::HashrateDropped => "hashrate_dropped",
             Rule::RejectsHigh => "rejects_high",
             Rule::Test => "test",
+            Rule::BlockFound => "block_found",
+            Rule::PayoutSent => "payout_sent",
+            Rule::PayoutFailed => "payout_failed",
+            Rule::BalanceMatured => "balance_matured",
         }
     }
 }
@@ -50,6 +59,18 @@ impl Rule {
 pub enum AlertState {
     Firing,
     Resolved,
+    /// An event: said once, with nothing to resolve.
+    Notice,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+            AlertState::Notice => "notice",
+        }
+    }
 }
 
 /// One alert, firing or resolved.
@@ -180,7 +201,7 @@ impl Engine {
             let key = (a.worker.clone(), a.rule);
             match a.state {
                 AlertState::Firing => self.firing.insert(key, a.clone()),
-                AlertState::Resolved => self.firing.remove(&key),
+                AlertState::Resolved | AlertState::Notice => self.firing.remove(&key),
             };
             if self.history.len() == HISTORY {
                 self.history.pop_front();

@@ -14,6 +14,7 @@
 pub mod channel;
 pub mod destination;
 pub mod engine;
+pub mod events;
 pub mod guard;
 pub mod mail;
 pub mod metrics;

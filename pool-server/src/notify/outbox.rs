@@ -43,8 +43,44 @@ pub async fn queue(
     if rows.is_empty() {
         return Ok(());
     }
+    queue_marked(backend, None, rows, now_ms, wait_ms).await?;
+    Ok(())
+}
+
+/// Queue `rows` as [`queue`] does, and mark `key` told in the same transaction; nothing when
+/// `key` was told already. Whether they were queued.
+pub async fn queue_once(
+    backend: &Backend,
+    key: &str,
+    rows: &[Outgoing<'_>],
+    now_ms: i64,
+    wait_ms: i64,
+) -> anyhow::Result<bool> {
+    queue_marked(backend, Some(key), rows, now_ms, wait_ms).await
+}
+
+async fn queue_marked(
+    backend: &Backend,
+    key: Option<&str>,
+    rows: &[Outgoing<'_>],
+    now_ms: i64,
+    wait_ms: i64,
+) -> anyhow::Result<bool> {
     with_pool!(backend, p => {
         let mut tx = p.begin().await?;
+        if let Some(key) = key {
+            let marked = sqlx::query(&p.sql(
+                "INSERT INTO notify_events (key, at_ms) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            ))
+            .bind(key)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if marked == 0 {
+                return Ok(false);
+            }
+        }
         for r in rows {
             sqlx::query(&p.sql(
                 "INSERT INTO notify_outbox (id, destination, group_key, alert, due_ms, created_ms)
@@ -61,7 +97,7 @@ pub async fn queue(
         }
         tx.commit().await?;
     });
-    Ok(())
+    Ok(true)
 }
 
 /// Bind the due rows that belong to no message yet into messages, one per destination and

@@ -12,11 +12,13 @@ use super::channel::{self, Kind, Target};
 use super::destination::Destination;
 use super::mail::Mailer;
 use super::metrics::NotifyMetrics;
-use super::{guard, outbox, subscriptions, webhook};
+use super::{events, guard, outbox, subscriptions, webhook};
 use crate::store::{leader, Backend};
 
 /// How often the outbox is read.
 const TICK: Duration = Duration::from_millis(500);
+/// How often the record is read for events (blocks, payouts, matured rewards).
+const EVENTS_EVERY: u32 = 4;
 /// Messages sent per read at most.
 const BATCH: i64 = 500;
 /// The longest wait between two attempts.
@@ -37,6 +39,8 @@ pub struct Sender {
     pub mailer: Option<Mailer>,
     /// Where links in alerts point (`--alert-link-base`).
     pub link_base: Option<String>,
+    /// How long an event waits for others of its account and rule.
+    pub group_wait: Duration,
     pub metrics: NotifyMetrics,
 }
 
@@ -59,10 +63,29 @@ impl Sender {
             _ = shutdown.cancelled() => return,
             l = leader::hold(&self.backend, "pool_notify_sender", "sends the alerts", Duration::from_secs(5)) => l,
         };
+        // Events are told from the first start on (the sender's, as it may wait for the lock).
+        let start = Utc::now();
+        while let Err(e) = events::mark_start(&self.backend, start).await {
+            tracing::warn!(error = %e, "alert events: could not record the start; retrying");
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        }
+        let mut ticks = 0u32;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(TICK) => {}
+            }
+            ticks = ticks.wrapping_add(1);
+            if ticks.is_multiple_of(EVENTS_EVERY) {
+                let wait = self.group_wait.as_millis() as i64;
+                if let Err(e) =
+                    events::tell(&self.backend, &self.destinations, Utc::now(), wait).await
+                {
+                    tracing::warn!(error = %e, "alert events: could not read the record; retrying");
+                }
             }
             if let Err(e) = self.once().await {
                 tracing::warn!(error = %e, "alert outbox: could not read or update; retrying");

@@ -3,12 +3,12 @@
 //! and resolved when it is back, to its own account only; with a webhook configured, each
 //! alert reaches it once, grouped by account, and is sent again until it is confirmed.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::common::process::PoolProcess;
+use crate::common::receiver::Receiver;
 use crate::common::*;
 
 const ALERTS: [&str; 4] = ["--alert-look", "100ms", "--alert-offline-grace", "1s"];
@@ -135,94 +135,6 @@ async fn a_connected_worker_that_stops_sending_shares_is_offline_until_its_next_
     })
     .await;
     pool.stop().await;
-}
-
-/// A real HTTP receiver on loopback, on every path: records each request's
-/// `Idempotency-Key` and body (JSON, or the text as a JSON string), its path and `Title`,
-/// answers 500 to the first `fail_first` of them, and holds its answers to the first `held`
-/// for `hold`. A confirmed answer is `{"ok":true,"errcode":0}`, as the chat APIs answer.
-struct Receiver {
-    url: String,
-    hits: Arc<Mutex<Vec<(String, Value)>>>,
-    /// Path (with query) and `Title` of each request.
-    meta: Arc<Mutex<Vec<(String, String)>>>,
-}
-
-impl Receiver {
-    async fn start(fail_first: usize) -> Receiver {
-        Receiver::start_with(fail_first, Duration::ZERO, 0).await
-    }
-
-    async fn start_with(fail_first: usize, hold: Duration, held: usize) -> Receiver {
-        let hits: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
-        let meta: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-        let (seen, seen_meta) = (hits.clone(), meta.clone());
-        let app = axum::Router::new().fallback(axum::routing::post(
-            move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                let (seen, seen_meta) = (seen.clone(), seen_meta.clone());
-                async move {
-                    let header = |name: &str| {
-                        headers
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_owned()
-                    };
-                    let body = serde_json::from_slice(&body).unwrap_or_else(|_| {
-                        Value::String(String::from_utf8_lossy(&body).into_owned())
-                    });
-                    let n = {
-                        let mut seen = seen.lock().unwrap();
-                        seen.push((header("idempotency-key"), body));
-                        seen_meta
-                            .lock()
-                            .unwrap()
-                            .push((uri.to_string(), header("title")));
-                        seen.len()
-                    };
-                    if n <= held {
-                        tokio::time::sleep(hold).await;
-                    }
-                    if n <= fail_first {
-                        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, String::new())
-                    } else {
-                        (
-                            axum::http::StatusCode::OK,
-                            r#"{"ok":true,"errcode":0}"#.to_owned(),
-                        )
-                    }
-                }
-            },
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { url, hits, meta }
-    }
-
-    fn hits(&self) -> Vec<(String, Value)> {
-        self.hits.lock().unwrap().clone()
-    }
-
-    /// The body and `Title` of the request to `path`.
-    fn to(&self, path: &str) -> (Value, String) {
-        let meta = self.meta.lock().unwrap().clone();
-        let i = meta
-            .iter()
-            .position(|(p, _)| p == path)
-            .unwrap_or_else(|| panic!("nothing came to {path}: {meta:?}"));
-        (self.hits()[i].1.clone(), meta[i].1.clone())
-    }
-
-    async fn until(&self, n: usize) -> Vec<(String, Value)> {
-        for _ in 0..400 {
-            if self.hits().len() >= n {
-                return self.hits();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{n} requests never came: {:?}", self.hits());
-    }
 }
 
 fn workers_in(body: &Value) -> Vec<String> {
@@ -699,4 +611,199 @@ async fn a_miner_cannot_subscribe_an_email_where_the_pool_has_no_relay() {
         "{body}"
     );
     pool.stop().await;
+}
+
+/// Shares from `c` as `worker` until `blocks` blocks are found; their hashes.
+async fn find_blocks(c: &mut Client, worker: &str, blocks: usize) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut counter = 0u64;
+    let t = tokio::time::Instant::now();
+    while found.len() < blocks {
+        assert!(t.elapsed() < Duration::from_secs(120), "blocks in time");
+        counter += 1;
+        let job = c.job.clone().unwrap();
+        let target = c.difficulty_of(&job).to_target();
+        let en2 = protocol::Extranonce2::from_counter(counter, c.extranonce2_size);
+        let mut share = mine(&job, c.extranonce1.as_ref().unwrap(), &en2, target, 0);
+        share.submit.worker = protocol::WorkerName::new(worker);
+        if c.submit(share.submit).await != Ok(Value::Bool(true)) {
+            continue;
+        }
+        if job.nbits.to_target().unwrap().is_met_by(&share.hash) {
+            let hash = share.hash.to_string();
+            c.wait_clean_job(&hash).await;
+            found.push(hash);
+        }
+    }
+    found
+}
+
+fn rules_in(hits: &[(String, Value)]) -> Vec<(String, String, String)> {
+    let mut v: Vec<(String, String, String)> = hits
+        .iter()
+        .flat_map(|(_, b)| b["alerts"].as_array().unwrap().clone())
+        .map(|a| {
+            (
+                a["rule"].as_str().unwrap().to_owned(),
+                a["account"].as_str().unwrap().to_owned(),
+                a["summary"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_block_found_and_its_reward_maturing_are_told_once_to_the_operator_and_its_account() {
+    let operator = Receiver::start(0).await;
+    let alice_rx = Receiver::start(0).await;
+    let bob_rx = Receiver::start(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bits = bits_for(0.00002);
+    let args = [
+        "--alert-look",
+        "100ms",
+        "--alert-group-wait",
+        "100ms",
+        "--alert-webhook",
+        &operator.url,
+        "--alert-allow-private-destinations",
+        "--genesis-bits",
+        &bits,
+        "--retarget-interval",
+        "1000000",
+        "--start-difficulty",
+        "0.000001",
+        "--vardiff-min",
+        "0.000001",
+        "--vardiff-max",
+        "0.000001",
+        "--credit-delay",
+        "1s",
+        "--maturity",
+        "2",
+    ];
+    let pool = PoolProcess::spawn(dir.path(), &args);
+    let http = pool.http.clone();
+    let subscribe = |account: &'static str, key: &'static str, url: String| {
+        let http = http.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{http}/api/accounts/{account}/subscriptions"))
+                .bearer_auth(key)
+                .json(&serde_json::json!({ "url": url }))
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    let mut alice = Client::connect(pool.stratum).await;
+    alice.subscribe().await;
+    let r = alice
+        .request(protocol::ClientRequest::Authorize {
+            worker: protocol::WorkerName::new("alice.rig1"),
+            password: Some(format!("x,key={ALICE_KEY}")),
+        })
+        .await;
+    assert_eq!(r.unwrap(), Value::Bool(true));
+    alice.wait_job().await;
+    let mut bob = Client::connect(pool.stratum).await;
+    bob.subscribe().await;
+    let r = bob
+        .request(protocol::ClientRequest::Authorize {
+            worker: protocol::WorkerName::new("bob.rig1"),
+            password: Some(format!("x,key={BOB_KEY}")),
+        })
+        .await;
+    assert_eq!(r.unwrap(), Value::Bool(true));
+    for _ in 0..100 {
+        if subscribe("alice", ALICE_KEY, alice_rx.url.clone()).await == 201 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..100 {
+        if subscribe("bob", BOB_KEY, bob_rx.url.clone()).await == 201 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Three blocks, all alice's: the first is then 2 deep (mature), the second 1 deep.
+    let blocks = find_blocks(&mut alice, "alice.rig1", 3).await;
+    // The operator: a notice per block found, and one for the block that matured.
+    let mut hits = Vec::new();
+    for _ in 0..300 {
+        hits = rules_in(&operator.hits());
+        if hits.iter().filter(|h| h.0 == "block_found").count() == 3
+            && hits.iter().any(|h| h.0 == "balance_matured")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let found: Vec<&(String, String, String)> =
+        hits.iter().filter(|h| h.0 == "block_found").collect();
+    assert_eq!(found.len(), 3, "{hits:?}");
+    for b in &blocks {
+        assert!(
+            found
+                .iter()
+                .any(|h| h.1 == "(pool)" && h.2.contains(b.as_str())),
+            "{b}: {hits:?}"
+        );
+    }
+    // The notices of blocks that matured, once each (more may mature meanwhile).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let hits = rules_in(&operator.hits());
+    let matured: Vec<_> = hits.iter().filter(|h| h.0 == "balance_matured").collect();
+    assert!(!matured.is_empty() && matured.len() < 3, "{hits:?}");
+    assert!(matured.iter().all(|h| h.1 == "(pool)"), "{hits:?}");
+    let mut said: Vec<&String> = matured.iter().map(|h| &h.2).collect();
+    said.dedup();
+    assert_eq!(said.len(), matured.len(), "each block once: {hits:?}");
+    // Alice: her blocks, and her share of the matured one in coins.
+    let mut mine_told = Vec::new();
+    for _ in 0..100 {
+        mine_told = rules_in(&alice_rx.hits());
+        if mine_told.len() >= 3 + matured.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        mine_told.iter().filter(|h| h.0 == "block_found").count(),
+        3,
+        "{mine_told:?}"
+    );
+    let hers: Vec<_> = mine_told
+        .iter()
+        .filter(|h| h.0 == "balance_matured")
+        .collect();
+    assert_eq!(hers.len(), matured.len(), "{mine_told:?}");
+    assert!(
+        hers.iter()
+            .all(|h| h.2.contains("of alice's balance is final")),
+        "{hers:?}"
+    );
+    assert!(mine_told.iter().all(|h| h.1 == "alice"), "{mine_told:?}");
+    // Bob found nothing and was credited nothing: told nothing.
+    assert!(bob_rx.hits().is_empty(), "{:?}", bob_rx.hits());
+    // Restarted on the same record: nothing is told again.
+    let (told_operator, told_alice) = (operator.hits().len(), alice_rx.hits().len());
+    drop((alice, bob));
+    let (_, pool) = pool.restart(dir.path());
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    let again: Vec<_> = rules_in(&operator.hits()[told_operator..])
+        .into_iter()
+        .filter(|h| h.0 != "worker_offline")
+        .collect();
+    assert!(again.is_empty(), "{again:?}");
+    let again: Vec<_> = rules_in(&alice_rx.hits()[told_alice..])
+        .into_iter()
+        .filter(|h| h.0 != "worker_offline")
+        .collect();
+    assert!(again.is_empty(), "{again:?}");
+    pool.terminate();
 }

@@ -3,12 +3,14 @@
 //! credits mature after 100 confirmations; `sendmany` from the node's wallet pays them; and
 //! what the node says each address received equals, to the satoshi, what `/api/accounts` says
 //! was paid. The pool killed with SIGKILL while a payout is pending (sent to a node that has
-//! not answered yet) pays nobody twice after it restarts.
+//! not answered yet) pays nobody twice after it restarts. Each payout sent or failed is told
+//! once, to the operator's webhook as one notice and to each account's own as its part.
 
 use crate::common;
 
 use common::accounts::*;
 use common::process::PoolProcess;
+use common::receiver::Receiver;
 use common::regtest::*;
 use serde_json::{json, Value};
 
@@ -33,10 +35,17 @@ async fn wallet_payouts_match_the_node_to_the_satoshi_and_survive_a_kill() {
     let alice = alice_addr.as_str().unwrap().to_owned();
     let pool_addr_text = pool_addr.as_str().unwrap().to_owned();
     let pool_dir = dir.path().join("pool");
+    let operator = Receiver::start(0).await;
+    let bob_rx = Receiver::start(0).await;
     let pool = payout_pool(
         &pool_dir,
         &n1,
         &[
+            "--alert-webhook",
+            &operator.url,
+            "--alert-allow-private-destinations",
+            "--alert-group-wait",
+            "100ms",
             "--payout-address",
             &pool_addr_text,
             "--pool-fee",
@@ -54,6 +63,15 @@ async fn wallet_payouts_match_the_node_to_the_satoshi_and_survive_a_kill() {
         ],
     );
     let http = pool.http.clone();
+    // Bob's alerts go to his own webhook (set up by the operator's token).
+    let added = reqwest::Client::new()
+        .post(format!("{http}/api/accounts/bob/subscriptions"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "url": bob_rx.url }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
     let alice_worker = format!("{alice}.rig");
     let mut miners = alice_and_bob(pool.stratum, &alice_worker).await;
     mine_blocks(&mut miners, 2).await;
@@ -249,5 +267,56 @@ async fn wallet_payouts_match_the_node_to_the_satoshi_and_survive_a_kill() {
         sent_ids
     );
     assert_eq!(pool.metric("pool_rewards_sats{state=\"due\"}").await, 0.0);
+
+    // Told once each: the operator one notice per payout and state, bob his part of each.
+    let mut settled = std::collections::BTreeSet::new();
+    for account in ["bob", alice.as_str()] {
+        for p in balance(&http, account).await["payouts"].as_array().unwrap() {
+            let rule = format!("payout_{}", p["state"].as_str().unwrap());
+            settled.insert((rule, p["id"].as_str().unwrap().to_owned()));
+        }
+    }
+    let notices = |rx: &Receiver| -> Vec<(String, String)> {
+        rx.hits()
+            .iter()
+            .flat_map(|(_, b)| b["alerts"].as_array().unwrap().clone())
+            .filter(|a| a["rule"].as_str().unwrap().starts_with("payout_"))
+            .map(|a| {
+                (
+                    a["rule"].as_str().unwrap().to_owned(),
+                    a["summary"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let mut told = Vec::new();
+    for _ in 0..100 {
+        told = notices(&operator);
+        if told.len() >= settled.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(told.len(), settled.len(), "{told:?} for {settled:?}");
+    for (rule, id) in &settled {
+        let n = told
+            .iter()
+            .filter(|(r, s)| r == rule && s.contains(&format!("payout {id} ")))
+            .count();
+        assert_eq!(n, 1, "{rule} {id}: {told:?}");
+    }
+    let bobs = notices(&bob_rx);
+    assert!(
+        bobs.iter()
+            .any(|(r, s)| r == "payout_failed" && s.contains("to bob failed")),
+        "{bobs:?}"
+    );
+    assert_eq!(
+        bobs.iter()
+            .filter(|(r, s)| r == "payout_sent" && s.starts_with("bob was paid"))
+            .count(),
+        1,
+        "{bobs:?}"
+    );
     drop(pool);
 }

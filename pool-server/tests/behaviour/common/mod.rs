@@ -8,6 +8,7 @@ pub mod chromium;
 pub mod p2p;
 pub mod pg_cluster;
 pub mod process;
+pub mod receiver;
 pub mod regtest;
 pub mod scripted_miner;
 pub mod sim_miner;
