@@ -18,6 +18,7 @@ use crate::notify::channel::Target;
 use crate::notify::destination::Destination;
 use crate::notify::mail::Mailer;
 use crate::notify::outbox::{self, Outgoing};
+use crate::notify::pool_watch::PoolSample;
 use crate::notify::sender::Sender;
 use crate::notify::{events, guard, subscriptions};
 use crate::notify::{Alert, Engine, Rule, SharedEngine};
@@ -190,8 +191,11 @@ async fn store_keys(
 }
 
 fn look(engine: &SharedEngine, stats: &Stats, metrics: &Metrics, dt: Duration) -> Vec<Alert> {
+    let sample = PoolSample::read(metrics);
     let mut e = engine.lock();
-    let alerts = e.look(stats, Utc::now(), dt);
+    let now = Utc::now();
+    let mut alerts = e.look(stats, now, dt);
+    alerts.extend(e.look_pool(&sample, now, dt));
     for a in &alerts {
         let state = a.state.as_str();
         tracing::info!(rule = a.rule.as_str(), state, worker = %a.worker, "{}", a.summary);

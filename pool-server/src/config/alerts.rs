@@ -72,6 +72,11 @@ pub struct AlertArgs {
     #[arg(long, env = "POOL_ALERT_GROUP_WAIT", default_value = "30s", value_parser = super::parse::parse_duration)]
     pub alert_group_wait: Duration,
 
+    /// Alerts: the operator's pool-wide rules (share database away, template stale, peers
+    /// gone, payouts failing, shares lost) fire once their condition has held this long.
+    #[arg(long, env = "POOL_ALERT_POOL_HOLD", default_value = "2m", value_parser = super::parse::parse_duration)]
+    pub alert_pool_hold: Duration,
+
     /// Alerts: let miners' webhooks point at loopback, private and link-local addresses
     /// (refused by default: a webhook must not become a way into this network).
     #[arg(long, env = "POOL_ALERT_ALLOW_PRIVATE_DESTINATIONS")]
@@ -85,6 +90,7 @@ impl AlertArgs {
             false_alarms_per_day: self.alert_false_alarms_per_day,
             disconnect_grace: self.alert_offline_grace,
             max_reject_ratio: self.alert_max_reject_ratio,
+            pool_hold: self.alert_pool_hold,
             ..WatchConfig::default()
         }
     }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::events::POOL;
+use super::pool_watch::{PoolSample, PoolWatch};
 use super::watch::{Change, Observation, OfflineCause, Watch, WatchConfig};
 use crate::stats::Stats;
 
@@ -31,13 +33,25 @@ pub enum Rule {
     PayoutSent,
     PayoutFailed,
     BalanceMatured,
+    /// The operator's rules about the pool as a whole (see [`super::pool_watch`]).
+    StoreDown,
+    TemplateStale,
+    PeersGone,
+    PayoutsFailing,
+    SharesLost,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 3] = [
+    /// The rules that fire and resolve (counted in `pool_alerts_firing`).
+    pub const ALL: [Rule; 8] = [
         Rule::WorkerOffline,
         Rule::HashrateDropped,
         Rule::RejectsHigh,
+        Rule::StoreDown,
+        Rule::TemplateStale,
+        Rule::PeersGone,
+        Rule::PayoutsFailing,
+        Rule::SharesLost,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +64,11 @@ impl Rule {
             Rule::PayoutSent => "payout_sent",
             Rule::PayoutFailed => "payout_failed",
             Rule::BalanceMatured => "balance_matured",
+            Rule::StoreDown => "store_down",
+            Rule::TemplateStale => "template_stale",
+            Rule::PeersGone => "peers_gone",
+            Rule::PayoutsFailing => "payouts_failing",
+            Rule::SharesLost => "shares_lost",
         }
     }
 }
@@ -119,6 +138,7 @@ pub struct Engine {
     workers: HashMap<String, Tracked>,
     firing: BTreeMap<(String, Rule), Alert>,
     history: VecDeque<Alert>,
+    pool: PoolWatch,
 }
 
 fn hashrate(h: f64) -> String {
@@ -132,6 +152,45 @@ impl Engine {
             workers: HashMap::new(),
             firing: BTreeMap::new(),
             history: VecDeque::new(),
+            pool: PoolWatch::new(cfg.pool_hold),
+        }
+    }
+
+    /// One look at the pool as a whole, `dt` after the last; the alerts that changed.
+    pub fn look_pool(&mut self, s: &PoolSample, now: DateTime<Utc>, dt: Duration) -> Vec<Alert> {
+        let out: Vec<Alert> = self
+            .pool
+            .observe(dt, s)
+            .into_iter()
+            .map(|c| Alert {
+                rule: c.rule,
+                state: if c.firing {
+                    AlertState::Firing
+                } else {
+                    AlertState::Resolved
+                },
+                worker: POOL.to_owned(),
+                account: POOL.to_owned(),
+                at: now,
+                summary: c.summary,
+            })
+            .collect();
+        self.record(&out);
+        out
+    }
+
+    /// Keep `alerts` in what fires and in the history.
+    fn record(&mut self, alerts: &[Alert]) {
+        for a in alerts {
+            let key = (a.worker.clone(), a.rule);
+            match a.state {
+                AlertState::Firing => self.firing.insert(key, a.clone()),
+                AlertState::Resolved | AlertState::Notice => self.firing.remove(&key),
+            };
+            if self.history.len() == HISTORY {
+                self.history.pop_front();
+            }
+            self.history.push_back(a.clone());
         }
     }
 
@@ -197,17 +256,7 @@ impl Engine {
         for name in forget {
             self.workers.remove(&name);
         }
-        for a in &out {
-            let key = (a.worker.clone(), a.rule);
-            match a.state {
-                AlertState::Firing => self.firing.insert(key, a.clone()),
-                AlertState::Resolved | AlertState::Notice => self.firing.remove(&key),
-            };
-            if self.history.len() == HISTORY {
-                self.history.pop_front();
-            }
-            self.history.push_back(a.clone());
-        }
+        self.record(&out);
         out
     }
 }

@@ -1,6 +1,7 @@
 //! Alerts about the people's rigs, evaluated inside the pool from its live statistics (no
 //! Prometheus needed): a worker offline, its hashrate dropped, its rejects high; each firing
-//! with its resolve.
+//! with its resolve. Events told once ([`events`]: a block found, a credit matured, a payout
+//! sent or failed), and the operator's rules about the pool as a whole ([`pool_watch`]).
 //!
 //! The way through: [`crate::stats`] (what sessions recorded) -> [`engine`] (one look every
 //! few seconds over every worker) -> [`watch`] (one worker's rules, honest about how little a
@@ -20,6 +21,7 @@ pub mod mail;
 pub mod metrics;
 pub mod outbox;
 pub mod poisson;
+pub mod pool_watch;
 pub mod sender;
 pub mod subscriptions;
 pub mod watch;

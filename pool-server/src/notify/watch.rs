@@ -49,6 +49,8 @@ pub struct WatchConfig {
     pub reject_window: Duration,
     /// A drop that lasts this long becomes the new baseline (and resolves).
     pub rebaseline_after: Duration,
+    /// The pool-wide rules fire once their condition has held this long.
+    pub pool_hold: Duration,
 }
 
 impl Default for WatchConfig {
@@ -62,6 +64,7 @@ impl Default for WatchConfig {
             max_reject_ratio: 0.1,
             reject_window: Duration::from_secs(3600),
             rebaseline_after: Duration::from_secs(24 * 3600),
+            pool_hold: Duration::from_secs(120),
         }
     }
 }

@@ -807,3 +807,92 @@ async fn a_block_found_and_its_reward_maturing_are_told_once_to_the_operator_and
     assert!(again.is_empty(), "{again:?}");
     pool.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_hears_the_share_database_go_away_and_come_back() {
+    let pg = crate::common::pg_cluster::PgCluster::start();
+    let rx = Receiver::start(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.url();
+    let mut args = ALERTS.to_vec();
+    args.extend([
+        "--database-url",
+        &url,
+        "--store-flush",
+        "100ms",
+        "--start-difficulty",
+        "1e-12",
+        "--vardiff-min",
+        "1e-12",
+        "--vardiff-max",
+        "1e-12",
+        "--alert-pool-hold",
+        "1s",
+        "--alert-webhook",
+        &rx.url,
+        "--alert-group-wait",
+        "100ms",
+    ]);
+    let pool = PoolProcess::spawn(dir.path(), &args);
+    let mut c = Client::connect(pool.stratum).await;
+    c.subscribe().await;
+    assert_eq!(c.authorize(WORKER).await.unwrap(), Value::Bool(true));
+    c.wait_job().await;
+    // Shares keep coming; the store notices the database is gone at its next write.
+    let mining = tokio::spawn(async move {
+        for i in 0.. {
+            let _ = c.share(i).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pg.kill();
+    let pool_alerts = |pool: &PoolProcess| {
+        let http = pool.http.clone();
+        async move {
+            match reqwest::get(format!("{http}/api/alerts?account=%28pool%29")).await {
+                Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
+                Err(e) => Value::String(e.to_string()),
+            }
+        }
+    };
+    let mut v = Value::Null;
+    for _ in 0..300 {
+        v = pool_alerts(&pool).await;
+        if firing(&v, "store_down", "(pool)") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        firing(&v, "store_down", "(pool)"),
+        "{v} {}",
+        pool.log_text()
+    );
+    assert_eq!(
+        pool.metric("pool_alerts_firing{rule=\"store_down\"}").await,
+        1.0
+    );
+    pg.restart();
+    for _ in 0..300 {
+        v = pool_alerts(&pool).await;
+        if said(&v, "store_down", "resolved") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(said(&v, "store_down", "resolved"), 1, "{v}");
+    // The outbox lives in the database that was away: both reach the webhook once it is back.
+    let hits = rx.until(2).await;
+    let states: Vec<(&str, &str)> = hits
+        .iter()
+        .map(|(_, b)| (b["rule"].as_str().unwrap(), b["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [("store_down", "firing"), ("store_down", "resolved")],
+        "{hits:?}"
+    );
+    mining.abort();
+    pool.terminate();
+}
