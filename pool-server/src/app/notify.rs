@@ -3,7 +3,7 @@
 //! counted, kept for the API, and written to the outbox for each destination; and the
 //! outbox's sender.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,9 +19,10 @@ use crate::notify::destination::Destination;
 use crate::notify::mail::Mailer;
 use crate::notify::outbox::{self, Outgoing};
 use crate::notify::pool_watch::PoolSample;
+use crate::notify::routes::{Route, Routing};
 use crate::notify::sender::Sender;
-use crate::notify::{events, guard, subscriptions};
-use crate::notify::{Alert, Engine, Rule, SharedEngine};
+use crate::notify::{guard, silences, subscriptions};
+use crate::notify::{Alert, AlertState, Engine, Rule, SharedEngine};
 use crate::stats::Stats;
 use crate::store::Backend;
 
@@ -37,12 +38,20 @@ pub fn start(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<SharedEngine> {
     let engine: SharedEngine = Arc::new(parking_lot::Mutex::new(Engine::new(cfg.alerts.watch())));
-    let destinations: Vec<Destination> = cfg
-        .alerts
-        .alert_webhook
-        .iter()
-        .filter_map(|spec| Target::parse(spec).ok().map(Destination::new))
-        .collect();
+    let routing = Routing {
+        everything: cfg
+            .alerts
+            .alert_webhook
+            .iter()
+            .filter_map(|spec| Target::parse(spec).ok().map(Destination::new))
+            .collect(),
+        routes: cfg
+            .alerts
+            .alert_route
+            .iter()
+            .filter_map(|r| Route::parse(r).ok())
+            .collect(),
+    };
     let mailer = match &cfg.alerts.alert_smtp_url {
         Some(url) => Some(Mailer::new(
             url,
@@ -62,7 +71,8 @@ pub fn start(
     };
     let sender = Sender {
         backend: store.clone(),
-        destinations: destinations.clone(),
+        routing: routing.clone(),
+        per_minute: cfg.alerts.alert_rate_limit as usize,
         http: reqwest::Client::new(),
         public_http,
         allow_private,
@@ -78,9 +88,12 @@ pub fn start(
         stats: stats.clone(),
         store: store.clone(),
         metrics: metrics.clone(),
-        destinations,
+        routing,
         group_wait: cfg.alerts.alert_group_wait,
+        repeat: cfg.alerts.alert_repeat,
         held: Vec::new(),
+        silenced: HashSet::new(),
+        told: HashMap::new(),
     };
     tokio::spawn(looker.run(cfg.alerts.alert_look, shutdown.clone()));
     Ok(engine)
@@ -91,10 +104,16 @@ struct Looker {
     stats: Arc<Stats>,
     store: Backend,
     metrics: Arc<Metrics>,
-    destinations: Vec<Destination>,
+    routing: Routing,
     group_wait: Duration,
+    /// A firing alert is told again after this (zero: never).
+    repeat: Duration,
     /// Alerts the outbox could not take yet (the database away), oldest first.
     held: Vec<Alert>,
+    /// Firing alerts a silence kept back: their resolve is kept back too.
+    silenced: HashSet<(String, Rule)>,
+    /// When each firing alert was last queued, for the repeat.
+    told: HashMap<(String, Rule), tokio::time::Instant>,
 }
 
 impl Looker {
@@ -109,13 +128,70 @@ impl Looker {
                     let dt = now - last;
                     last = now;
                     let (e, stats, m) = (self.engine.clone(), self.stats.clone(), self.metrics.clone());
-                    let Ok(alerts) = tokio::task::spawn_blocking(move || look(&e, &stats, &m, dt)).await else {
+                    let Ok(mut alerts) = tokio::task::spawn_blocking(move || look(&e, &stats, &m, dt)).await else {
                         continue;
                     };
+                    alerts.extend(self.reminders(now));
                     self.queue(alerts).await;
                 }
             }
         }
+    }
+
+    /// Firing alerts last told `repeat` ago or more, told again ("still").
+    fn reminders(&mut self, now: tokio::time::Instant) -> Vec<Alert> {
+        if self.repeat.is_zero() {
+            return Vec::new();
+        }
+        let firing = self.engine.lock().firing();
+        let mut out = Vec::new();
+        for a in firing {
+            let key = (a.worker.clone(), a.rule);
+            if self.silenced.contains(&key) {
+                continue;
+            }
+            match self.told.get(&key) {
+                Some(at) if now.duration_since(*at) >= self.repeat => {
+                    let mut again = a.clone();
+                    again.summary = format!("still: {}", a.summary);
+                    again.at = Utc::now();
+                    out.push(again);
+                }
+                Some(_) => {}
+                // Fired before this look's queue: told by it.
+                None => {}
+            }
+        }
+        out
+    }
+
+    /// Which of `alerts` go out: not those a silence in force matches, nor the resolve of
+    /// a firing one kept back.
+    async fn unsilenced(&mut self, alerts: Vec<Alert>) -> anyhow::Result<Vec<Alert>> {
+        if alerts.is_empty() {
+            return Ok(alerts);
+        }
+        let silences = silences::in_force(&self.store, Utc::now().timestamp_millis()).await?;
+        let mut out = Vec::new();
+        for a in alerts {
+            let key = (a.worker.clone(), a.rule);
+            let silenced = silences.iter().any(|m| m.matches(&a));
+            match a.state {
+                AlertState::Firing if silenced => {
+                    self.silenced.insert(key);
+                }
+                AlertState::Resolved if self.silenced.remove(&key) => {
+                    self.told.remove(&key);
+                }
+                AlertState::Resolved => {
+                    self.told.remove(&key);
+                    out.push(a);
+                }
+                _ if silenced => {}
+                _ => out.push(a),
+            }
+        }
+        Ok(out)
     }
 
     /// Write `alerts` (and any held back) to the outbox for each of their destinations.
@@ -124,45 +200,58 @@ impl Looker {
         if self.held.is_empty() {
             return;
         }
-        let routed = async {
-            let mut by_account: HashMap<String, Vec<String>> = HashMap::new();
-            for a in &self.held {
-                if !by_account.contains_key(&a.account) {
-                    let to = events::destinations(&self.store, &self.destinations, a).await?;
-                    by_account.insert(a.account.clone(), to);
+        let result = async {
+            let held = std::mem::take(&mut self.held);
+            let out = match self.unsilenced(held.clone()).await {
+                Ok(out) => out,
+                Err(e) => {
+                    self.held = held;
+                    return Err(e);
+                }
+            };
+            let mut rows_for: Vec<(usize, Vec<String>)> = Vec::new();
+            for (i, a) in out.iter().enumerate() {
+                match self.routing.destinations(&self.store, a).await {
+                    Ok(to) => rows_for.push((i, to)),
+                    Err(e) => {
+                        self.held = out;
+                        return Err(e);
+                    }
                 }
             }
-            anyhow::Ok(by_account)
-        };
-        let result = match routed.await {
-            Ok(by_account) => {
-                let rows: Vec<Outgoing> = self
-                    .held
-                    .iter()
-                    .flat_map(|a| {
-                        by_account[&a.account].iter().map(move |d| Outgoing {
-                            destination: d,
-                            alert: a,
-                        })
+            let rows: Vec<Outgoing> = rows_for
+                .iter()
+                .flat_map(|(i, to)| {
+                    to.iter().map(|d| Outgoing {
+                        destination: d,
+                        alert: &out[*i],
                     })
-                    .collect();
-                let now = Utc::now().timestamp_millis();
-                outbox::queue(&self.store, &rows, now, self.group_wait.as_millis() as i64).await
+                })
+                .collect();
+            let now = Utc::now().timestamp_millis();
+            let wait = self.group_wait.as_millis() as i64;
+            if let Err(e) = outbox::queue(&self.store, &rows, now, wait).await {
+                self.held = out;
+                return Err(e);
             }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => self.held.clear(),
-            Err(e) => {
-                tracing::warn!(error = %e, held = self.held.len(), "alert outbox unavailable; holding alerts");
-                if self.held.len() > HELD {
-                    let over = self.held.len() - HELD;
-                    self.held.drain(..over);
-                    tracing::error!(
-                        dropped = over,
-                        "alert outbox away too long: oldest alerts dropped"
-                    );
+            let at = tokio::time::Instant::now();
+            for a in &out {
+                if a.state == AlertState::Firing {
+                    self.told.insert((a.worker.clone(), a.rule), at);
                 }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, held = self.held.len(), "alert outbox unavailable; holding alerts");
+            if self.held.len() > HELD {
+                let over = self.held.len() - HELD;
+                self.held.drain(..over);
+                tracing::error!(
+                    dropped = over,
+                    "alert outbox away too long: oldest alerts dropped"
+                );
             }
         }
     }

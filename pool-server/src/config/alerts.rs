@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::parse::parse_interval;
 use crate::notify::channel::{Kind, Target};
+use crate::notify::routes::Route;
 use crate::notify::WatchConfig;
 
 #[derive(Args, Debug, Clone)]
@@ -42,6 +43,22 @@ pub struct AlertArgs {
     /// written to the share database first, sent until confirmed, with a growing wait.
     #[arg(long, env = "POOL_ALERT_WEBHOOK", value_delimiter = ',', value_parser = parse_destination)]
     pub alert_webhook: Vec<String>,
+
+    /// Alerts: a route, MATCHERS -> DESTINATION: what the matchers select (account=PATTERN,
+    /// worker=PATTERN, rule=NAME, severity=critical|warning|info; * and ? as wildcards, all
+    /// must hold) goes to that destination as well (repeat, or separate with commas).
+    #[arg(long, env = "POOL_ALERT_ROUTE", value_delimiter = ',', value_parser = parse_route)]
+    pub alert_route: Vec<String>,
+
+    /// Alerts: a firing alert is told again this long after it was last told, while it
+    /// lasts (0: never).
+    #[arg(long, env = "POOL_ALERT_REPEAT", default_value = "24h", value_parser = super::parse::parse_duration)]
+    pub alert_repeat: Duration,
+
+    /// Alerts: messages one destination is sent per minute at most (chat APIs limit what
+    /// they take); the rest wait their turn, in order.
+    #[arg(long, env = "POOL_ALERT_RATE_LIMIT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub alert_rate_limit: u32,
 
     /// Alerts: the SMTP relay that mails alerts (smtp://HOST:25 plain,
     /// smtp://USER:PASS@HOST:587?tls=required for STARTTLS, smtps://USER:PASS@HOST:465 for
@@ -99,6 +116,11 @@ impl AlertArgs {
 /// A destination as [`Target`] reads it.
 fn parse_destination(s: &str) -> Result<String, String> {
     Target::parse(s).map(|t| t.spec)
+}
+
+/// A route as [`Route`] reads it.
+fn parse_route(s: &str) -> Result<String, String> {
+    Route::parse(s).map(|_| s.trim().to_owned())
 }
 
 /// An `http://` or `https://` URL with a host.

@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod directory;
 pub mod refreshed;
 pub mod serve;
+pub mod silences;
 pub mod subscriptions;
 pub mod worker_table;
 
@@ -104,6 +105,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
             post(subscriptions::test),
         )
         .route("/api/accounts/{name}/key", delete(subscriptions::reset_key))
+        .route(
+            "/api/accounts/{name}/silences",
+            get(silences::list_own).post(silences::add_own),
+        )
+        .route(
+            "/api/accounts/{name}/silences/{id}",
+            delete(silences::remove_own),
+        )
+        .route("/api/silences", get(silences::list).post(silences::add))
+        .route("/api/silences/{id}", delete(silences::remove))
         .route("/api/shares", get(api::shares))
         .route("/api/accounts", get(accounts::list))
         .route("/api/accounts/{name}", get(accounts::one))

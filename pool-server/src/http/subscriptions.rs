@@ -29,7 +29,7 @@ fn bearer(headers: &HeaderMap) -> &str {
 }
 
 /// `None` when the request may manage `account`, else the refusal.
-async fn refuse(s: &ApiState, headers: &HeaderMap, account: &str) -> Option<Response> {
+pub(super) async fn refuse(s: &ApiState, headers: &HeaderMap, account: &str) -> Option<Response> {
     if account.is_empty() || account.len() > 128 {
         return Some(error(StatusCode::BAD_REQUEST, "not an account name"));
     }

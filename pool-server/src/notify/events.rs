@@ -10,9 +10,9 @@
 
 use chrono::{DateTime, Duration as Span, Utc};
 
-use super::destination::Destination;
 use super::outbox::{self, Outgoing};
-use super::{subscriptions, Alert, AlertState, Rule};
+use super::routes::Routing;
+use super::{silences, Alert, AlertState, Rule};
 use crate::rewards::ledger::account_of;
 use crate::rewards::payout::coins;
 use crate::store::{Backend, Dialect};
@@ -189,30 +189,11 @@ pub async fn scan(backend: &Backend, now: DateTime<Utc>) -> anyhow::Result<Vec<E
     Ok(out)
 }
 
-/// Where an alert goes: the pool's notices to the operator's destinations only; an
-/// account's alert to that account's subscriptions, and to the operator's too unless it is
-/// the account's share of something the operator hears about once.
-pub async fn destinations(
-    backend: &Backend,
-    operator: &[Destination],
-    alert: &Alert,
-) -> anyhow::Result<Vec<String>> {
-    let mut ids = Vec::new();
-    let per_account_event = alert.state == AlertState::Notice;
-    if alert.account == POOL || !per_account_event {
-        ids.extend(operator.iter().map(|d| d.id.clone()));
-    }
-    if alert.account != POOL {
-        ids.extend(subscriptions::destinations_of(backend, &alert.account).await?);
-    }
-    Ok(ids)
-}
-
 /// Tell every event of [`scan`] not told yet: each is marked and queued in one transaction.
 /// Returns how many were queued.
 pub async fn tell(
     backend: &Backend,
-    operator: &[Destination],
+    routing: &Routing,
     now: DateTime<Utc>,
     wait_ms: i64,
 ) -> anyhow::Result<usize> {
@@ -234,9 +215,15 @@ pub async fn tell(
     })
     .into_iter()
     .collect();
+    let silenced = silences::in_force(backend, now.timestamp_millis()).await?;
     let mut told = 0;
     for e in events.into_iter().filter(|e| !known.contains(&e.key)) {
-        let to = destinations(backend, operator, &e.alert).await?;
+        // A silenced event is marked told with nothing queued: it is not told later either.
+        let to = if silenced.iter().any(|m| m.matches(&e.alert)) {
+            Vec::new()
+        } else {
+            routing.destinations(backend, &e.alert).await?
+        };
         let rows: Vec<Outgoing> = to
             .iter()
             .map(|d| Outgoing {

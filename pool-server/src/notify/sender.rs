@@ -3,15 +3,16 @@
 //! waits to take over); SQLite has one pool-server. It sends what is due, groups bound into
 //! one message, and retries what was not confirmed with a growing wait.
 
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::channel::{self, Kind, Target};
-use super::destination::Destination;
 use super::mail::Mailer;
 use super::metrics::NotifyMetrics;
+use super::routes::Routing;
 use super::{events, guard, outbox, subscriptions, webhook};
 use crate::store::{leader, Backend};
 
@@ -28,8 +29,10 @@ pub const MAX_ATTEMPTS: i64 = 16;
 
 pub struct Sender {
     pub backend: Backend,
-    /// The operator's (`--alert-webhook`).
-    pub destinations: Vec<Destination>,
+    /// The operator's destinations and routes.
+    pub routing: Routing,
+    /// Messages one destination is sent per minute at most; the rest wait their turn.
+    pub per_minute: usize,
     /// For the operator's webhooks: any address.
     pub http: reqwest::Client,
     /// For miners' webhooks: public addresses only, unless the operator allows private ones.
@@ -73,6 +76,7 @@ impl Sender {
             }
         }
         let mut ticks = 0u32;
+        let mut sent = HashMap::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -81,13 +85,11 @@ impl Sender {
             ticks = ticks.wrapping_add(1);
             if ticks.is_multiple_of(EVENTS_EVERY) {
                 let wait = self.group_wait.as_millis() as i64;
-                if let Err(e) =
-                    events::tell(&self.backend, &self.destinations, Utc::now(), wait).await
-                {
+                if let Err(e) = events::tell(&self.backend, &self.routing, Utc::now(), wait).await {
                     tracing::warn!(error = %e, "alert events: could not read the record; retrying");
                 }
             }
-            if let Err(e) = self.once().await {
+            if let Err(e) = self.once(&mut sent).await {
                 tracing::warn!(error = %e, "alert outbox: could not read or update; retrying");
             }
         }
@@ -96,7 +98,7 @@ impl Sender {
     /// The target of destination `id` and how to reach it; `None` when the destination is
     /// gone.
     async fn resolve(&self, id: &str) -> anyhow::Result<Option<(Target, Route<'_>)>> {
-        let (target, operators) = match self.destinations.iter().find(|d| d.id == id) {
+        let (target, operators) = match self.routing.find(id) {
             Some(d) => (d.target.clone(), true),
             None => match subscriptions::target_of(&self.backend, id).await? {
                 Some(t) => (t, false),
@@ -117,10 +119,23 @@ impl Sender {
         Ok(Some((target, route)))
     }
 
-    /// Send every message due now.
-    pub async fn once(&self) -> anyhow::Result<()> {
+    /// Send every message due now (each destination at most `per_minute` a minute: the
+    /// rest stay due, in order, for the next read).
+    pub async fn once(&self, sent: &mut HashMap<String, VecDeque<Instant>>) -> anyhow::Result<()> {
         let now = Utc::now().timestamp_millis();
+        let minute_ago = Instant::now() - Duration::from_secs(60);
+        sent.retain(|_, times| {
+            while times.front().is_some_and(|t| *t < minute_ago) {
+                times.pop_front();
+            }
+            !times.is_empty()
+        });
         for m in outbox::due(&self.backend, now, BATCH).await? {
+            let times = sent.entry(m.destination.clone()).or_default();
+            if times.len() >= self.per_minute {
+                continue;
+            }
+            times.push_back(Instant::now());
             let Some((target, route)) = self.resolve(&m.destination).await? else {
                 outbox::failed_attempt(&self.backend, &m.id, now, "destination removed", true)
                     .await?;

@@ -565,7 +565,21 @@ async fn alerts_are_mailed_over_starttls_to_the_operator_and_to_a_miner_who_aske
     assert_eq!(sub["kind"], "email");
     assert_eq!(sub["shown"], "mailto:…@miner.example");
     drop(rig);
-    let mails = smtp.until(2).await;
+    for _ in 0..300 {
+        if smtp.mails().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let retried = pool
+        .metric("pool_alerts_delivered_total{channel=\"email\",outcome=\"retry\"}")
+        .await;
+    assert!(
+        smtp.mails().len() >= 2,
+        "mails never came (retried {retried} times): {}",
+        pool.get("/api/alerts?account=alice").await
+    );
+    let mails = smtp.mails();
     let mut to: Vec<&str> = mails.iter().map(|m| header(m, "To")).collect();
     to.sort();
     assert_eq!(to, ["alice@miner.example", "ops@pool.example"]);
@@ -895,4 +909,201 @@ async fn the_operator_hears_the_share_database_go_away_and_come_back() {
     );
     mining.abort();
     pool.terminate();
+}
+
+#[tokio::test]
+async fn silences_keep_matching_alerts_back_until_they_end_and_a_miner_silences_only_its_own() {
+    let rx = Receiver::start(0).await;
+    let mut args = ALERTS.to_vec();
+    args.extend([
+        "--alert-webhook",
+        &rx.url,
+        "--alert-group-wait",
+        "100ms",
+        "--api-token",
+        OPERATOR,
+    ]);
+    let pool = start_pool(&args).await;
+    use reqwest::Method;
+    // The operator's silence needs the token.
+    let silence = serde_json::json!({ "matchers": "account=alice", "duration": "1h", "comment": "moving racks" });
+    let (status, _) = call(
+        &pool,
+        Method::POST,
+        "/api/silences",
+        "",
+        Some(silence.clone()),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, s) = call(
+        &pool,
+        Method::POST,
+        "/api/silences",
+        OPERATOR,
+        Some(silence),
+    )
+    .await;
+    assert_eq!(status, 201, "{s}");
+    let (_, listed) = call(&pool, Method::GET, "/api/silences", "", None).await;
+    assert_eq!(listed["silences"][0]["matchers"], "account=alice");
+    let bad = serde_json::json!({ "matchers": "colour=red", "duration": "1h" });
+    let (status, body) = call(&pool, Method::POST, "/api/silences", OPERATOR, Some(bad)).await;
+    assert_eq!(status, 400, "{body}");
+    // Alice's rig goes and comes back under the silence: nothing sent, still listed.
+    let alice = keyed_miner(&pool, "alice.rig1", ALICE_KEY).await;
+    let bob = miner(&pool, "bob.rig1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(alice);
+    alerts_until(&pool, "account=alice", |v| {
+        firing(v, "worker_offline", "alice.rig1")
+    })
+    .await;
+    let alice = keyed_miner(&pool, "alice.rig1", ALICE_KEY).await;
+    alerts_until(&pool, "account=alice", |v| {
+        said(v, "worker_offline", "resolved") == 1
+    })
+    .await;
+    // Bob's is not silenced.
+    drop(bob);
+    let hits = rx.until(1).await;
+    assert_eq!(hits[0].1["account"], "bob");
+    // A miner's own silence is narrowed to its account, whatever it asks.
+    let own =
+        serde_json::json!({ "matchers": "account=bob rule=worker_offline", "duration": "30m" });
+    let (status, mine) = call(
+        &pool,
+        Method::POST,
+        "/api/accounts/alice/silences",
+        ALICE_KEY,
+        Some(own.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{mine}");
+    assert_eq!(mine["matchers"], "rule=worker_offline account=alice");
+    assert_eq!(mine["account"], "alice");
+    let (status, _) = call(
+        &pool,
+        Method::POST,
+        "/api/accounts/bob/silences",
+        ALICE_KEY,
+        Some(own),
+    )
+    .await;
+    assert_eq!(status, 401, "alice's key is not bob's");
+    // The operator ends its silence: alice's next offline is told.
+    let end = format!("/api/silences/{}", s["id"].as_str().unwrap());
+    assert_eq!(
+        call(&pool, Method::DELETE, &end, OPERATOR, None).await.0,
+        204
+    );
+    let end_own = format!(
+        "/api/accounts/alice/silences/{}",
+        mine["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        call(&pool, Method::DELETE, &end_own, ALICE_KEY, None)
+            .await
+            .0,
+        204
+    );
+    drop(alice);
+    let hits = rx.until(2).await;
+    assert_eq!(hits[1].1["account"], "alice");
+    assert_eq!(hits[1].1["status"], "firing");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Alice's silenced firing and resolve never went out.
+    let alices: Vec<_> = rx
+        .hits()
+        .into_iter()
+        .filter(|(_, b)| b["account"] == "alice")
+        .collect();
+    assert_eq!(alices.len(), 1, "{alices:?}");
+    pool.stop().await;
+}
+
+#[tokio::test]
+async fn routes_send_what_their_matchers_select_and_a_firing_alert_is_told_again_while_it_lasts() {
+    let rx = Receiver::start(0).await;
+    let base = rx.url.trim_end_matches("/hook").to_owned();
+    let critical = format!("severity=critical -> {base}/pager");
+    let bobs = format!("account=bob* rule=worker_offline -> {base}/bob");
+    let mut args = ALERTS.to_vec();
+    args.extend([
+        "--alert-route",
+        &critical,
+        "--alert-route",
+        &bobs,
+        "--alert-group-wait",
+        "100ms",
+        "--alert-repeat",
+        "1500ms",
+    ]);
+    let pool = start_pool(&args).await;
+    let alice = miner(&pool, "alice.rig1").await;
+    let bob = miner(&pool, "bob.rig1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop((alice, bob));
+    rx.until(3).await;
+    let paths = |rx: &Receiver| -> Vec<(String, String, String)> {
+        let mut v: Vec<(String, String, String)> = rx
+            .meta()
+            .into_iter()
+            .zip(rx.hits())
+            .map(|((path, _), (_, b))| {
+                (
+                    path,
+                    b["account"].as_str().unwrap().to_owned(),
+                    b["text"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let first = paths(&rx);
+    let routed: Vec<(&str, &str)> = first
+        .iter()
+        .map(|(p, a, _)| (p.as_str(), a.as_str()))
+        .collect();
+    assert_eq!(
+        routed,
+        [("/bob", "bob"), ("/pager", "alice"), ("/pager", "bob")]
+    );
+    // Still offline 1.5 s later: told again, once per destination, as "still".
+    rx.until(6).await;
+    let again = paths(&rx);
+    let reminders: Vec<_> = again
+        .iter()
+        .filter(|(_, _, t)| t.contains("- still: "))
+        .collect();
+    assert_eq!(reminders.len(), 3, "{again:?}");
+    pool.stop().await;
+}
+
+#[tokio::test]
+async fn a_destination_is_sent_no_more_than_its_rate_and_the_rest_wait_their_turn() {
+    let rx = Receiver::start(0).await;
+    let mut args = ALERTS.to_vec();
+    args.extend([
+        "--alert-webhook",
+        &rx.url,
+        "--alert-group-wait",
+        "100ms",
+        "--alert-rate-limit",
+        "1",
+    ]);
+    let pool = start_pool(&args).await;
+    let rigs = [
+        miner(&pool, "alice.rig1").await,
+        miner(&pool, "bob.rig1").await,
+        miner(&pool, "carol.rig1").await,
+    ];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(rigs);
+    rx.until(1).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(rx.hits().len(), 1, "one a minute: {:?}", rx.hits());
+    assert_eq!(pool.metric("pool_alerts_outbox_pending").await, 2.0);
+    pool.stop().await;
 }

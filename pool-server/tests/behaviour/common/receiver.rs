@@ -73,6 +73,11 @@ impl Receiver {
         self.hits.lock().unwrap().clone()
     }
 
+    /// Path (with query) and `Title` of each request, in order.
+    pub fn meta(&self) -> Vec<(String, String)> {
+        self.meta.lock().unwrap().clone()
+    }
+
     /// The body and `Title` of the request to `path`.
     pub fn to(&self, path: &str) -> (Value, String) {
         let meta = self.meta.lock().unwrap().clone();

@@ -100,33 +100,38 @@ impl SmtpServer {
                 "server.pem",
             ],
         );
-        let port = free_port();
-        let child = Command::new(python())
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--tlscert", "server.pem", "--tlskey", "server.key"])
-            .args(["-c", "aiosmtpd.handlers.Mailbox", "maildir"])
-            .current_dir(d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m aiosmtpd (scripts/prepare/mail-server installs it)");
-        let server = SmtpServer {
-            port,
-            ca: d.join("ca.pem"),
-            dir,
-            child,
-        };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
+        // A port picked free may be taken by another test before the server binds it: then
+        // the server exits, or something else answers. Try again until the server itself
+        // greets on its port.
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(python())
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["--tlscert", "server.pem", "--tlskey", "server.key"])
+                .args(["-c", "aiosmtpd.handlers.Mailbox", "maildir"])
+                .current_dir(d)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 -m aiosmtpd (scripts/prepare/mail-server installs it)");
+            let mut child = Reaped(Some(child));
+            for _ in 0..100 {
+                if child.exited() {
+                    break;
+                }
+                if greets(port).await {
+                    return SmtpServer {
+                        port,
+                        ca: d.join("ca.pem"),
+                        dir,
+                        child: child.take(),
+                    };
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("aiosmtpd never listened on {port}");
+        panic!("aiosmtpd never greeted on a port of its own");
     }
 
     /// The URL the pool is given: STARTTLS required.
@@ -163,6 +168,41 @@ impl SmtpServer {
         }
         panic!("{n} mails never came: {:?}", self.mails());
     }
+}
+
+/// A child killed and reaped when dropped, unless taken.
+struct Reaped(Option<Child>);
+
+impl Reaped {
+    fn exited(&mut self) -> bool {
+        self.0
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_some())
+    }
+
+    fn take(&mut self) -> Child {
+        self.0.take().expect("not taken yet")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Whether an SMTP server greets on `port` ("220 ... ESMTP").
+async fn greets(port: u16) -> bool {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let mut greeting = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(2), s.read(&mut greeting)).await;
+    matches!(read, Ok(Ok(n)) if greeting[..n].starts_with(b"220 ") && greeting[..n].windows(5).any(|w| w == b"ESMTP"))
 }
 
 impl Drop for SmtpServer {

@@ -1,0 +1,1 @@
+../postgres/0009_alert_silences.sql
