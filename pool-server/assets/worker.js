@@ -3,6 +3,15 @@
 'use strict';
 
 const RANGES = ['1h', '24h', '7d', '30d', '1y'];
+const RANGE_SECONDS = { '1h': 3600, '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400, '1y': 365 * 86400 };
+
+// How long, in words, for "12 minutes of history".
+function duration(seconds) {
+  if (seconds < 120) return Math.round(seconds) + ' seconds';
+  if (seconds < 7200) return Math.round(seconds / 60) + ' minutes';
+  if (seconds < 172800) return Math.round(seconds / 3600) + ' hours';
+  return Math.round(seconds / 86400) + ' days';
+}
 const query = new URLSearchParams(location.search);
 const name = query.get('name') || '';
 const range = RANGES.includes(query.get('range')) ? query.get('range') : '24h';
@@ -31,15 +40,44 @@ async function refresh() {
   document.title = w.name + ' - worker';
   set('worker-status', w.sessions > 0 ? 'online' : 'offline, last share ' + ago(w.last_share));
   document.getElementById('worker-status').className = w.sessions > 0 ? 'ok' : 'bad';
-  for (const win of ['1m', '5m', '1h']) set('w-hashrate-' + win, hashrate(w.hashrate[win]), w.hashrate[win]);
+  for (const win of ['1m', '5m', '1h']) {
+    set('w-hashrate-' + win, hashrate(w.hashrate[win]), w.hashrate[win]);
+    // The 95 % interval the shares counted allow: few shares, a wide one.
+    const u = w.uncertainty && w.uncertainty.windows[win];
+    const el = document.getElementById('w-interval-' + win);
+    if (u) {
+      el.textContent = '95 %: ' + hashrate(u.low) + ' to ' + hashrate(u.high) + ' (' + u.shares + ' shares)';
+      el.dataset.low = String(u.low);
+      el.dataset.high = String(u.high);
+    } else {
+      el.textContent = '';
+    }
+  }
   const h = w.history;
   const sum = f => h.reduce((s, p) => s + f(p), 0);
   const accepted = sum(p => p.accepted), rejected = sum(p => p.rejected);
   const difficulty = sum(p => p.difficulty);
   const span = h.length ? (Date.parse(h[h.length - 1].time) - Date.parse(h[0].time)) / 1000 : 0;
-  // The mean of the points: each point is its bucket's hashrate.
-  const mean = h.length ? sum(p => p.hashrate) / h.length : 0;
+  // The work of the range over the time the worker has existed in it: an 11-minute-old
+  // worker's average is over its 11 minutes, not over a mostly empty day.
+  const now = Date.now();
+  const rangeStart = now - RANGE_SECONDS[range] * 1000;
+  // The first point with work in it (the chart's points may start at the range's start).
+  const firstData = h.find(p => p.difficulty > 0 || p.accepted > 0 || p.rejected > 0);
+  const firstPoint = firstData ? Date.parse(firstData.time) : now;
+  const known = w.uncertainty && w.uncertainty.seconds_known != null ? now - w.uncertainty.seconds_known * 1000 : firstPoint;
+  // The pool's memory knows to the second when the worker began; the history, to its point's
+  // bucket (5 minutes in 24 h): take the history's only when it is older than a bucket.
+  const step = h.length > 1 ? Date.parse(h[1].time) - Date.parse(h[0].time) : 60000;
+  const from = Math.max(rangeStart, firstPoint < known - step - 60000 ? firstPoint : known);
+  const covered = Math.max(1, (now - from) / 1000);
+  const mean = difficulty * 4294967296 / covered;
   set('w-hashrate-range', hashrate(mean), mean);
+  document.getElementById('w-hashrate-range').dataset.covered = String(covered);
+  const note = document.getElementById('w-history-note');
+  note.textContent = covered < RANGE_SECONDS[range] * 0.95
+    ? 'history: ' + duration(covered) + ' of the ' + range + ' range (the pool or this worker is younger)'
+    : '';
   set('w-accepted', String(accepted), accepted);
   set('w-rejected', String(rejected), rejected);
   set('w-difficulty', String(w.difficulty), w.difficulty);

@@ -61,7 +61,8 @@ impl Series {
         }
     }
 
-    fn hashrate(&self, now: i64, window: Duration) -> Hashrate {
+    /// The work counted in `window` (a sum of difficulties) and the seconds it covers.
+    fn counted(&self, now: i64, window: Duration) -> (f64, i64) {
         let w = window.as_secs() as i64;
         // The buckets inside the window start at its first bucket boundary.
         let lo = now - w;
@@ -72,10 +73,14 @@ impl Series {
             .rev()
             .take_while(|(s, _)| *s >= from)
             .fold(0.0, |acc, (_, d)| acc + d);
-        // Divide by the time the sum covers: from that boundary, or from when the series
-        // began (its first session or share) when that is later.
+        // The time the sum covers: from that boundary, or from when the series began (its
+        // first session or share) when that is later.
         let begun = self.first.map_or(from, |f| f.max(from));
-        let span = (now - begun).clamp(1, w);
+        (sum, (now - begun).clamp(1, w))
+    }
+
+    fn hashrate(&self, now: i64, window: Duration) -> Hashrate {
+        let (sum, span) = self.counted(now, window);
         Hashrate::from_shares(sum, Duration::from_secs(span as u64))
     }
 }
@@ -157,6 +162,15 @@ pub struct WorkerNumbers {
     pub difficulty: f64,
     pub sessions: u32,
     pub last_share: Option<DateTime<Utc>>,
+}
+
+/// What one window of a worker's hashrate was counted from.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Counted {
+    /// The difficulty of the shares counted, summed.
+    pub work: f64,
+    /// The seconds they cover (shorter than the window for a young worker).
+    pub seconds: u64,
 }
 
 /// One point of a hashrate chart.
@@ -288,6 +302,27 @@ impl Stats {
             sessions: w.sessions,
             last_share: w.last_share,
         }
+    }
+
+    /// What each window of `name`'s hashrate was counted from (by [`WINDOWS`]), and when its
+    /// series began (its first session or share in memory).
+    pub fn counted(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Option<([Counted; 3], Option<DateTime<Utc>>)> {
+        let w = self.workers.get(name)?;
+        let w = w.lock();
+        let now = now.timestamp();
+        let counted = WINDOWS.map(|(_, window)| {
+            let (work, span) = w.series.counted(now, window);
+            Counted {
+                work,
+                seconds: span as u64,
+            }
+        });
+        let first = w.series.first.and_then(|f| DateTime::from_timestamp(f, 0));
+        Some((counted, first))
     }
 
     /// Every worker's numbers in name order without allocating per worker (the worker

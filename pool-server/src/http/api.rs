@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -9,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::ApiState;
 use crate::stats::{HistoryPoint, WorkerSnapshot};
@@ -197,6 +198,8 @@ fn url_escape(s: &str) -> String {
 struct WorkerDetail {
     #[serde(flatten)]
     live: WorkerSnapshot,
+    /// Each window's 95 % interval and what it was counted from; how long the worker is known.
+    uncertainty: serde_json::Value,
     history: serde_json::Value,
 }
 
@@ -215,14 +218,59 @@ pub async fn worker(
         Some((live, memory)) => (Some(live), memory),
         None => (None, Vec::new()),
     };
+    let now = Utc::now();
+    let uncertainty = s
+        .stats
+        .counted(&name, now)
+        .map(|(counted, first)| uncertainty(&counted, first, live.as_ref(), now));
     match (live, history_of(&s, Some(&name), range, memory).await) {
         (None, None) => error(StatusCode::NOT_FOUND, format!("no worker named {name:?}")),
         (live, history) => Json(WorkerDetail {
             live: live.unwrap_or_else(|| idle_worker(name)),
+            uncertainty: uncertainty.unwrap_or(Value::Null),
             history: history.unwrap_or_else(|| json!([])),
         })
         .into_response(),
     }
+}
+
+/// How sure each window's hashrate is: a Poisson count of shares says it, so a worker with
+/// few shares in a window gets a wide interval, not a number that only looks exact. The
+/// shares are counted at the worker's current difficulty (exact while vardiff holds it).
+fn uncertainty(
+    counted: &[crate::stats::Counted; 3],
+    first: Option<chrono::DateTime<Utc>>,
+    live: Option<&crate::stats::WorkerSnapshot>,
+    now: chrono::DateTime<Utc>,
+) -> Value {
+    const CONFIDENCE: f64 = 0.95;
+    let difficulty = live.map_or(0.0, |l| l.difficulty);
+    let mut windows = serde_json::Map::new();
+    for ((name, _), c) in crate::stats::WINDOWS.iter().zip(counted) {
+        let shares = if difficulty > 0.0 {
+            (c.work / difficulty).round()
+        } else {
+            0.0
+        };
+        let (lo, hi) = crate::notify::poisson::mean_interval(shares as u64, CONFIDENCE);
+        let rate = |n: f64| {
+            protocol::Hashrate::from_shares(n * difficulty, Duration::from_secs(c.seconds.max(1))).0
+        };
+        windows.insert(
+            (*name).to_owned(),
+            json!({
+                "shares": shares,
+                "seconds": c.seconds,
+                "low": rate(lo),
+                "high": rate(hi),
+            }),
+        );
+    }
+    json!({
+        "confidence": CONFIDENCE,
+        "windows": windows,
+        "seconds_known": first.map(|f| (now - f).num_seconds().max(0)),
+    })
 }
 
 /// The live numbers of a worker with no session and no share since the pool started.
