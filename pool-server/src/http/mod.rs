@@ -106,6 +106,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/api/accounts/{name}/key", delete(subscriptions::reset_key))
         .route(
+            "/api/accounts/{name}/deliveries",
+            get(subscriptions::deliveries),
+        )
+        .route("/api/alerts/deliveries", get(subscriptions::all_deliveries))
+        .route(
             "/api/accounts/{name}/silences",
             get(silences::list_own).post(silences::add_own),
         )

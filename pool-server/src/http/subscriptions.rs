@@ -18,7 +18,7 @@ use super::admin::token_is_admin;
 use super::api::{db_error, error};
 use super::ApiState;
 use crate::notify::channel::Target;
-use crate::notify::{guard, subscriptions};
+use crate::notify::{guard, outbox, subscriptions};
 
 fn bearer(headers: &HeaderMap) -> &str {
     headers
@@ -163,5 +163,49 @@ pub async fn reset_key(
     match subscriptions::reset_key(&s.store, &account).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => db_error(e),
+    }
+}
+
+/// The account's delivery history: what was sent to its own destinations, newest first,
+/// with each message's state, attempts and last error (`?limit=`, at most 500).
+pub async fn deliveries(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
+) -> Response {
+    if let Some(r) = refuse(&s, &headers, &account).await {
+        return r;
+    }
+    let ids = match subscriptions::destinations_of(&s.store, &account).await {
+        Ok(ids) => ids,
+        Err(e) => return db_error(e),
+    };
+    match outbox::history(&s.store, Some(&ids), q.limit()).await {
+        Ok(v) => Json(json!({ "deliveries": v })).into_response(),
+        Err(e) => db_error(e),
+    }
+}
+
+/// Admin: every delivery, newest first (the operator's destinations and every account's).
+pub async fn all_deliveries(
+    State(s): State<Arc<ApiState>>,
+    _: super::admin::Admin,
+    axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
+) -> Response {
+    match outbox::history(&s.store, None, q.limit()).await {
+        Ok(v) => Json(json!({ "deliveries": v })).into_response(),
+        Err(e) => db_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    pub limit: Option<i64>,
+}
+
+impl HistoryQuery {
+    fn limit(&self) -> i64 {
+        self.limit.unwrap_or(100).clamp(1, 500)
     }
 }

@@ -210,3 +210,98 @@ pub async fn pending(backend: &Backend) -> anyhow::Result<i64> {
     .fetch_one(p)
     .await?))
 }
+
+/// One message as its history shows it: what was said, to which destination, and how its
+/// delivery stands.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Delivery {
+    pub message: Option<String>,
+    pub destination: String,
+    /// `pending` (not confirmed yet), `sent` (confirmed), `failed` (given up).
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub alert: Alert,
+}
+
+type DeliveryRow = (
+    Option<String>,
+    String,
+    String,
+    i64,
+    Option<String>,
+    i64,
+    Option<i64>,
+    String,
+);
+
+/// The last `limit` rows sent (or to be sent) to `destinations` (all when `None`), newest
+/// first.
+pub async fn history(
+    backend: &Backend,
+    destinations: Option<&[String]>,
+    limit: i64,
+) -> anyhow::Result<Vec<Delivery>> {
+    let rows: Vec<DeliveryRow> = match destinations {
+        None => with_pool!(backend, p => sqlx::query_as(&p.sql(
+            "SELECT message_id, destination, state, CAST(attempts AS BIGINT), last_error,
+                 created_ms, sent_ms, alert
+             FROM notify_outbox ORDER BY created_ms DESC, id DESC LIMIT $1",
+        ))
+        .bind(limit)
+        .fetch_all(p)
+        .await?),
+        Some([]) => Vec::new(),
+        Some(ids) => {
+            // A few destinations (an account has at most ten): one query each, merged.
+            let mut all = Vec::new();
+            for id in ids {
+                let rows: Vec<DeliveryRow> = with_pool!(backend, p => sqlx::query_as(&p.sql(
+                    "SELECT message_id, destination, state, CAST(attempts AS BIGINT), last_error,
+                         created_ms, sent_ms, alert
+                     FROM notify_outbox WHERE destination = $1
+                     ORDER BY created_ms DESC, id DESC LIMIT $2",
+                ))
+                .bind(id)
+                .bind(limit)
+                .fetch_all(p)
+                .await?);
+                all.extend(rows);
+            }
+            all.sort_by_key(|r| std::cmp::Reverse(r.5));
+            all.truncate(limit as usize);
+            all
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .filter_map(
+            |(message, destination, state, attempts, last_error, created, sent, alert)| {
+                Some(Delivery {
+                    message,
+                    destination,
+                    state,
+                    attempts,
+                    last_error,
+                    created_at: chrono::DateTime::from_timestamp_millis(created),
+                    sent_at: sent.and_then(chrono::DateTime::from_timestamp_millis),
+                    alert: serde_json::from_str(&alert).ok()?,
+                })
+            },
+        )
+        .collect())
+}
+
+/// Delete confirmed and given-up rows created before `before_ms` (the history keeps 30 days);
+/// how many.
+pub async fn prune(backend: &Backend, before_ms: i64) -> anyhow::Result<u64> {
+    Ok(with_pool!(backend, p => sqlx::query(&p.sql(
+        "DELETE FROM notify_outbox WHERE state <> 'pending' AND created_ms < $1",
+    ))
+    .bind(before_ms)
+    .execute(p)
+    .await?
+    .rows_affected()))
+}

@@ -20,6 +20,10 @@ use crate::store::{leader, Backend};
 const TICK: Duration = Duration::from_millis(500);
 /// How often the record is read for events (blocks, payouts, matured rewards).
 const EVENTS_EVERY: u32 = 4;
+/// How often old history is deleted (in ticks: ten minutes).
+const PRUNE_EVERY: u32 = 1200;
+/// How long the delivery history keeps a confirmed or given-up message.
+const HISTORY_DAYS: i64 = 30;
 /// Messages sent per read at most.
 const BATCH: i64 = 500;
 /// The longest wait between two attempts.
@@ -87,6 +91,12 @@ impl Sender {
                 let wait = self.group_wait.as_millis() as i64;
                 if let Err(e) = events::tell(&self.backend, &self.routing, Utc::now(), wait).await {
                     tracing::warn!(error = %e, "alert events: could not read the record; retrying");
+                }
+            }
+            if ticks.is_multiple_of(PRUNE_EVERY) {
+                let before = Utc::now().timestamp_millis() - HISTORY_DAYS * 86_400_000;
+                if let Err(e) = outbox::prune(&self.backend, before).await {
+                    tracing::warn!(error = %e, "alert history: could not delete old rows; retrying later");
                 }
             }
             if let Err(e) = self.once(&mut sent).await {

@@ -202,7 +202,14 @@ async fn alerts_reach_a_webhook_once_grouped_by_account_with_their_resolve() {
 async fn an_unconfirmed_alert_is_sent_again_as_the_same_message_until_confirmed_then_never() {
     let rx = Receiver::start(2).await;
     let mut args = ALERTS.to_vec();
-    args.extend(["--alert-webhook", &rx.url, "--alert-group-wait", "100ms"]);
+    args.extend([
+        "--alert-webhook",
+        &rx.url,
+        "--alert-group-wait",
+        "100ms",
+        "--api-token",
+        OPERATOR,
+    ]);
     let pool = start_pool(&args).await;
     let rig = miner(&pool, WORKER).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -215,6 +222,20 @@ async fn an_unconfirmed_alert_is_sent_again_as_the_same_message_until_confirmed_
     );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(rx.hits().len(), 3, "confirmed once, sent no more");
+    // The history says so: one message, sent at the third attempt, for the operator only.
+    let path = "/api/alerts/deliveries";
+    assert_eq!(
+        call(&pool, reqwest::Method::GET, path, "", None).await.0,
+        401
+    );
+    let (status, h) = call(&pool, reqwest::Method::GET, path, OPERATOR, None).await;
+    assert_eq!(status, 200, "{h}");
+    let d = &h["deliveries"];
+    assert_eq!(d.as_array().unwrap().len(), 1, "{h}");
+    assert_eq!(d[0]["state"], "sent");
+    assert_eq!(d[0]["attempts"], 3);
+    assert_eq!(d[0]["message"], Value::String(hits[0].0.clone()));
+    assert_eq!(d[0]["alert"]["rule"], "worker_offline");
     assert_eq!(
         pool.metric("pool_alerts_delivered_total{channel=\"webhook\",outcome=\"retry\"}")
             .await,
@@ -392,6 +413,22 @@ async fn a_miner_sets_its_key_from_stratum_and_hears_only_about_its_own_workers(
     );
     let hits = alice_rx.until(1).await;
     assert_eq!(hits[0].1["rule"], "test");
+    // Alice's history lists it, sent; bob's key does not open it.
+    let history = "/api/accounts/alice/deliveries";
+    assert_eq!(
+        call(&pool, Method::GET, history, BOB_KEY, None).await.0,
+        401
+    );
+    let mut h = Value::Null;
+    for _ in 0..50 {
+        h = call(&pool, Method::GET, history, ALICE_KEY, None).await.1;
+        if h["deliveries"][0]["state"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(h["deliveries"][0]["state"], "sent", "{h}");
+    assert_eq!(h["deliveries"][0]["alert"]["rule"], "test");
     // Alice's rig stops: alice hears it, bob hears nothing of it.
     drop(alice);
     let hits = alice_rx.until(2).await;
