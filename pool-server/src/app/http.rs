@@ -52,6 +52,7 @@ pub async fn serve(
         alerts: parts.alerts.clone(),
         alerts_allow_private: cfg.alerts.alert_allow_private_destinations,
         alerts_can_mail: cfg.alerts.alert_smtp_url.is_some(),
+        challenge_secret: rand::random(),
         source: parts.templates.source.kind(),
         api_token: cfg.http.api_token.clone(),
         network: cfg.rewards.network,

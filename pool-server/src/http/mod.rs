@@ -47,6 +47,8 @@ pub struct ApiState {
     pub alerts: crate::notify::SharedEngine,
     /// Whether miners' webhooks may point at private addresses.
     pub alerts_allow_private: bool,
+    /// The secret this process tags key challenges with (see `notify/proof.rs`).
+    pub challenge_secret: [u8; 32],
     /// Whether an SMTP relay is configured (miners may subscribe an email address).
     pub alerts_can_mail: bool,
     pub source: &'static str,
@@ -104,7 +106,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/api/accounts/{name}/subscriptions/{id}/test",
             post(subscriptions::test),
         )
-        .route("/api/accounts/{name}/key", delete(subscriptions::reset_key))
+        .route(
+            "/api/accounts/{name}/key",
+            delete(subscriptions::reset_key).put(subscriptions::key_by_signature),
+        )
+        .route(
+            "/api/accounts/{name}/key-challenge",
+            post(subscriptions::key_challenge),
+        )
         .route(
             "/api/accounts/{name}/deliveries",
             get(subscriptions::deliveries),

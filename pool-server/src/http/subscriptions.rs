@@ -17,8 +17,9 @@ use serde_json::json;
 use super::admin::token_is_admin;
 use super::api::{db_error, error};
 use super::ApiState;
+use crate::mining::account::key_digest;
 use crate::notify::channel::Target;
-use crate::notify::{guard, outbox, subscriptions};
+use crate::notify::{guard, outbox, proof, subscriptions};
 
 fn bearer(headers: &HeaderMap) -> &str {
     headers
@@ -207,5 +208,104 @@ pub struct HistoryQuery {
 impl HistoryQuery {
     fn limit(&self) -> i64 {
         self.limit.unwrap_or(100).clamp(1, 500)
+    }
+}
+
+/// `{"key": "NEW-KEY"}`: the key an address account wants.
+#[derive(Deserialize)]
+pub struct KeyOffer {
+    pub key: String,
+}
+
+/// `{"key": "NEW-KEY", "expires": UNIX, "signature": "BASE64"}`: the challenge signed.
+#[derive(Deserialize)]
+pub struct SignedKey {
+    pub key: String,
+    pub expires: i64,
+    pub signature: String,
+}
+
+/// `None` for a key an account may have, else the refusal.
+fn bad_key(key: &str) -> Option<Response> {
+    ((16..=256).contains(&key.len()) && !key.contains(','))
+        .then_some(())
+        .map_or_else(
+            || {
+                Some(error(
+                    StatusCode::BAD_REQUEST,
+                    "a key is 16 to 256 characters, without commas",
+                ))
+            },
+            |()| None,
+        )
+}
+
+/// The message an account named by a Bitcoin address signs to set its key (public: nothing
+/// is stored; the message itself carries what the answer is checked against).
+pub async fn key_challenge(
+    State(s): State<Arc<ApiState>>,
+    Path(account): Path<String>,
+    Json(offer): Json<KeyOffer>,
+) -> Response {
+    if let Some(r) = bad_key(&offer.key) {
+        return r;
+    }
+    match proof::verify(&account, "", "") {
+        Err(proof::ProofError::NotAnAddress) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "only an account named by a Bitcoin address can prove itself by a signature",
+            )
+        }
+        Err(e @ proof::ProofError::Unsupported) => {
+            return error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        _ => {}
+    }
+    let expires = Utc::now().timestamp() + proof::CHALLENGE_SECONDS;
+    let digest = key_digest(&account, &offer.key);
+    Json(json!({
+        "message": proof::challenge(&s.challenge_secret, &account, &digest, expires),
+        "expires": expires,
+    }))
+    .into_response()
+}
+
+/// Set the key of an account named by a Bitcoin address with the challenge signed by that
+/// address (`signmessage` for P2PKH, BIP-322 simple for P2WPKH and P2TR). A proof replaces
+/// whatever key was set before, from Stratum or not.
+pub async fn key_by_signature(
+    State(s): State<Arc<ApiState>>,
+    Path(account): Path<String>,
+    Json(body): Json<SignedKey>,
+) -> Response {
+    if let Some(r) = bad_key(&body.key) {
+        return r;
+    }
+    let now = Utc::now().timestamp();
+    if body.expires < now || body.expires > now + proof::CHALLENGE_SECONDS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the challenge has ended: ask for a new one",
+        );
+    }
+    let digest = key_digest(&account, &body.key);
+    let message = proof::challenge(&s.challenge_secret, &account, &digest, body.expires);
+    match proof::verify(&account, &message, &body.signature) {
+        Ok(()) => {}
+        Err(proof::ProofError::Wrong) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                proof::ProofError::Wrong.to_string(),
+            )
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+    match subscriptions::set_key(&s.store, &account, &digest, now * 1000).await {
+        Ok(()) => {
+            tracing::info!(account = %account, "account key set by a signature of its address");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => db_error(e),
     }
 }

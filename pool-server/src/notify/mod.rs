@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod poisson;
 pub mod pool_watch;
+pub mod proof;
 pub mod routes;
 pub mod sender;
 pub mod silences;

@@ -45,6 +45,26 @@ pub async fn claim_key(
     Ok(n == 1)
 }
 
+/// Set `account`'s key digest, replacing any (an address account's signed proof).
+pub async fn set_key(
+    backend: &Backend,
+    account: &str,
+    digest: &str,
+    now_ms: i64,
+) -> anyhow::Result<()> {
+    with_pool!(backend, p => sqlx::query(&p.sql(
+        "INSERT INTO account_keys (account, key_hash, set_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (account) DO UPDATE SET key_hash = excluded.key_hash, set_ms = excluded.set_ms",
+    ))
+    .bind(account)
+    .bind(digest)
+    .bind(now_ms)
+    .execute(p)
+    .await
+    .map(|_| ())?);
+    Ok(())
+}
+
 /// Whether `secret` is `account`'s key, compared in constant time.
 pub async fn key_matches(backend: &Backend, account: &str, secret: &str) -> anyhow::Result<bool> {
     let stored: Option<String> = with_pool!(backend, p => sqlx::query_scalar(&p.sql(

@@ -8,6 +8,7 @@ mod common;
 mod a_payout_the_node_answers_late_is_paid_once;
 mod a_share_is_credited_once_per_tip;
 mod a_worker_page_says_how_sure_its_numbers_are;
+mod an_address_account_proves_itself_by_signing;
 mod blocks_extend_the_chain;
 mod carried_balances_are_paid_once;
 mod coinbase_payouts_pay_each_account_in_the_block;
