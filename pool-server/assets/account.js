@@ -1,5 +1,6 @@
 // One account's page: its balances (immature, due, pending, paid, void, in coinbases) summed by the server
-// from the ledger, its credits block by block and its payouts with their transactions.
+// from the ledger, its credits block by block and its payouts with their transactions; and, with the
+// account's key, its alert destinations (add, remove, send a test) and what was sent to them.
 'use strict';
 
 const name = new URLSearchParams(location.search).get('name') || '';
@@ -53,7 +54,90 @@ async function refresh() {
   document.body.dataset.loaded = 'true';
 }
 
+// The account's key: typed into the page, or after #key= in the link (never sent but as a bearer token).
+let accountKey = new URLSearchParams(location.hash.slice(1)).get('key') || '';
+const base = () => '/api/accounts/' + encodeURIComponent(name);
+
+async function authed(method, path, body) {
+  const r = await fetch(path, {
+    method,
+    headers: { 'Authorization': 'Bearer ' + accountKey, 'Content-Type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || ('HTTP ' + r.status));
+  return r.status === 204 ? null : r.json();
+}
+
+function button(text, action) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = text;
+  b.addEventListener('click', () => action().then(alerts).catch(e => set('alerts-state', e.message)));
+  return b;
+}
+
+async function alerts() {
+  if (!accountKey) {
+    set('alerts-state', 'give the account key to see and manage its alerts');
+    return;
+  }
+  const [subs, sent] = await Promise.all([
+    authed('GET', base() + '/subscriptions'),
+    authed('GET', base() + '/deliveries?limit=50'),
+  ]);
+  set('alerts-state', subs.subscriptions.length + ' destinations');
+  const sbody = document.querySelector('#subscriptions tbody');
+  sbody.textContent = '';
+  subs.subscriptions.forEach(d => {
+    const tr = document.createElement('tr');
+    tr.dataset.subscription = d.id;
+    cell(tr, d.kind);
+    cell(tr, d.shown, 'hash');
+    const td = document.createElement('td');
+    const test = button('Send a test', () => authed('POST', base() + '/subscriptions/' + d.id + '/test'));
+    test.dataset.test = d.id;
+    td.appendChild(test);
+    td.appendChild(button('Remove', () => authed('DELETE', base() + '/subscriptions/' + d.id)));
+    tr.appendChild(td);
+    sbody.appendChild(tr);
+  });
+  const dbody = document.querySelector('#deliveries tbody');
+  dbody.textContent = '';
+  sent.deliveries.forEach(m => {
+    const tr = document.createElement('tr');
+    tr.dataset.state = m.state;
+    tr.dataset.rule = m.alert.rule;
+    cell(tr, ago(m.created_at));
+    cell(tr, m.alert.summary);
+    cell(tr, m.state, m.state === 'failed' ? 'bad' : (m.state === 'sent' ? 'ok' : ''));
+    cell(tr, String(m.attempts), 'num', m.attempts);
+    cell(tr, m.last_error || '');
+    dbody.appendChild(tr);
+  });
+}
+
+document.getElementById('key-form').addEventListener('submit', e => {
+  e.preventDefault();
+  accountKey = document.getElementById('account-key').value;
+  alerts().catch(err => set('alerts-state', err.message));
+});
+document.getElementById('add-form').addEventListener('submit', e => {
+  e.preventDefault();
+  const kind = document.getElementById('dest-kind').value;
+  const url = document.getElementById('dest-url').value;
+  authed('POST', base() + '/subscriptions', { kind, url })
+    .then(alerts)
+    .catch(err => set('alerts-state', err.message));
+});
+
 function loop() {
-  refresh().catch(e => set('updated', 'error: ' + e.message)).finally(() => setTimeout(loop, REFRESH_MS));
+  // The alerts do not wait on the balances: an account with no credit yet has alerts too.
+  Promise.all([
+    refresh().catch(e => set('updated', 'error: ' + e.message)),
+    alerts().catch(e => set('alerts-state', e.message)),
+  ]).finally(() => {
+    document.body.dataset.alerts = 'true';
+    setTimeout(loop, REFRESH_MS);
+  });
 }
 loop();

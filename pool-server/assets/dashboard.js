@@ -126,6 +126,12 @@ async function refresh() {
   store.textContent = pool.store.backend + (pool.store.up ? ' up' : ' DOWN') + (pool.store.spool_depth ? ', ' + pool.store.spool_depth + ' spooled' : '');
   store.className = 'value ' + (pool.store.up ? 'ok' : 'bad');
   chart(document.getElementById('pool-chart'), withLive('pool', pool.history, pool.hashrate['1m']), { axes: true });
+  // A young pool's day is mostly empty: say how much of it there is.
+  const first = pool.history.find(p => p.difficulty > 0 || p.accepted > 0);
+  const known = first ? (Date.now() - Date.parse(first.time)) / 1000 : 0;
+  set('pool-history-note', first && known < 0.95 * 86400
+    ? 'history: ' + (known < 7200 ? Math.max(1, Math.round(known / 60)) + ' minutes' : Math.round(known / 3600) + ' hours') + ' of the last 24 h'
+    : (first ? '' : 'no history yet'));
 
   await refreshWorkers();
   showPeers(peers);

@@ -1,7 +1,7 @@
 //! A worker's hashrate comes from a count of shares, and a count is only so sure: the API
 //! gives each window's 95 % Poisson interval and what it was counted from, the worker page
 //! shows it under each number, the average over the range is over the time the worker has
-//! existed in it, and a young worker's chart says how much history there is.
+//! existed in it, and a young worker's (and pool's) chart says how much history there is.
 
 use serde_json::Value;
 
@@ -63,6 +63,14 @@ async fn each_window_carries_its_interval_and_a_young_worker_says_how_young() {
     assert!(
         average > live / 2.0 && average < live * 2.0,
         "{average} vs {live}"
+    );
+    // The pool's page says the same of the pool's day.
+    let dom = chromium::dom(format!("{}/", pool.http())).await;
+    let note = regex::Regex::new(r#"id="pool-history-note"[^>]*>([^<]*)<"#).unwrap();
+    let text = &note.captures(&dom).expect("the pool's history note")[1];
+    assert!(
+        text.starts_with("history: ") && text.ends_with("of the last 24 h"),
+        "{text}"
     );
     pool.stop().await;
 }

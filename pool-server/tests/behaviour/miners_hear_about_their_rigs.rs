@@ -1144,3 +1144,64 @@ async fn a_destination_is_sent_no_more_than_its_rate_and_the_rest_wait_their_tur
     assert_eq!(pool.metric("pool_alerts_outbox_pending").await, 2.0);
     pool.stop().await;
 }
+
+#[tokio::test]
+async fn the_account_page_lists_its_destinations_with_a_test_button_and_what_was_sent() {
+    let rx = Receiver::start(0).await;
+    let mut args = ALERTS.to_vec();
+    args.extend([
+        "--alert-allow-private-destinations",
+        "--alert-group-wait",
+        "100ms",
+    ]);
+    let pool = start_pool(&args).await;
+    let _alice = keyed_miner(&pool, "alice.rig1", ALICE_KEY).await;
+    until_key(&pool, "alice", ALICE_KEY).await;
+    let subs = "/api/accounts/alice/subscriptions";
+    let (status, sub) = call(
+        &pool,
+        reqwest::Method::POST,
+        subs,
+        ALICE_KEY,
+        Some(serde_json::json!({ "kind": "slack", "url": rx.url })),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    let id = sub["id"].as_str().unwrap();
+    let test = format!("{subs}/{id}/test");
+    assert_eq!(
+        call(&pool, reqwest::Method::POST, &test, ALICE_KEY, None)
+            .await
+            .0,
+        202
+    );
+    rx.until(1).await;
+    let history = "/api/accounts/alice/deliveries";
+    for _ in 0..50 {
+        let (_, h) = call(&pool, reqwest::Method::GET, history, ALICE_KEY, None).await;
+        if h["deliveries"][0]["state"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // With the key after #key= (no server sees it): the destination, its test button, and
+    // the test sent.
+    let page = format!("{}/account?name=alice#key={ALICE_KEY}", pool.http());
+    let dom = crate::common::chromium::dom(page).await;
+    assert!(
+        dom.contains(&format!(r#"data-subscription="{id}""#)),
+        "{dom}"
+    );
+    assert!(dom.contains(&format!(r#"data-test="{id}""#)), "{dom}");
+    assert!(dom.contains("slack:http://127.0.0.1"), "{dom}");
+    assert!(!dom.contains("/hook"), "the URL is never shown whole");
+    assert!(
+        dom.contains(r#"data-state="sent" data-rule="test""#),
+        "{dom}"
+    );
+    // Without the key: nothing of it.
+    let dom = crate::common::chromium::dom(format!("{}/account?name=alice", pool.http())).await;
+    assert!(!dom.contains("data-subscription="), "{dom}");
+    assert!(dom.contains("give the account key"), "{dom}");
+    pool.stop().await;
+}
