@@ -95,6 +95,9 @@ struct WorkerStats {
     last_share: Option<DateTime<Utc>>,
     difficulty: f64,
     sessions: u32,
+    /// Sessions opened since the pool started (a worker that came and went between two
+    /// looks of the alert rules still counts as seen).
+    opened: u64,
 }
 
 /// Workers each behind a lock of their own: a session touches only its worker's (and the
@@ -161,6 +164,8 @@ pub struct WorkerNumbers {
     pub rejected: u64,
     pub difficulty: f64,
     pub sessions: u32,
+    /// Sessions opened since the pool started.
+    pub opened: u64,
     pub last_share: Option<DateTime<Utc>>,
 }
 
@@ -258,6 +263,7 @@ impl Stats {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         w.sessions += 1;
+        w.opened += 1;
         w.series.first.get_or_insert(at.timestamp());
     }
 
@@ -343,6 +349,7 @@ impl Stats {
                     rejected: w.rejected.values().sum(),
                     difficulty: w.difficulty,
                     sessions: w.sessions,
+                    opened: w.opened,
                     last_share: w.last_share,
                 }
             };

@@ -342,6 +342,7 @@ mod tests {
             rejected: 0,
             difficulty: 1.0,
             sessions: 1,
+            opened: 1,
             last_share: None,
         }
     }

@@ -139,6 +139,9 @@ pub struct Engine {
     firing: BTreeMap<(String, Rule), Alert>,
     history: VecDeque<Alert>,
     pool: PoolWatch,
+    /// Workers forgotten after a week away, with their sessions opened by then (no more
+    /// than the statistics hold).
+    forgotten: HashMap<String, u64>,
 }
 
 fn hashrate(h: f64) -> String {
@@ -153,6 +156,7 @@ impl Engine {
             firing: BTreeMap::new(),
             history: VecDeque::new(),
             pool: PoolWatch::new(cfg.pool_hold),
+            forgotten: HashMap::new(),
         }
     }
 
@@ -207,18 +211,26 @@ impl Engine {
     /// One look over every worker `dt` after the last; the alerts that changed.
     pub fn look(&mut self, stats: &Stats, now: DateTime<Utc>, dt: Duration) -> Vec<Alert> {
         let mut current: HashMap<String, (Seen, f64, u32)> = HashMap::new();
+        let mut opened: Vec<(String, u64)> = Vec::new();
         stats.for_each_worker_numbers(now, |name, n| {
             let seen = Seen {
                 accepted: n.accepted,
                 rejected: n.rejected,
                 work: n.accepted_difficulty,
             };
+            if n.opened > 0 {
+                opened.push((name.clone(), n.opened));
+            }
             current.insert(name, (seen, n.difficulty, n.sessions));
         });
-        // A worker is watched from its first session in this run: one that was already gone
-        // before the pool started was reported by the run that saw it go.
-        for (name, (_, _, sessions)) in &current {
-            if *sessions > 0 && !self.workers.contains_key(name) {
+        // A worker is watched from its first session in this run, even one that came and
+        // went between two looks: one that was already gone before the pool started was
+        // reported by the run that saw it go.
+        for (name, count) in &opened {
+            // One forgotten after a week away comes back only with a new session.
+            let new_session = self.forgotten.get(name).is_none_or(|at| count > at);
+            if new_session && !self.workers.contains_key(name) {
+                self.forgotten.remove(name);
                 let tracked = Tracked {
                     watch: Watch::new(self.cfg),
                     seen: current[name].0,
@@ -253,8 +265,11 @@ impl Engine {
                 forget.push(name.clone());
             }
         }
+        let opened: HashMap<String, u64> = opened.into_iter().collect();
         for name in forget {
             self.workers.remove(&name);
+            let count = opened.get(&name).copied().unwrap_or(0);
+            self.forgotten.insert(name, count);
         }
         self.record(&out);
         out
@@ -324,5 +339,56 @@ fn alert_for(worker: &str, change: Change, at: DateTime<Utc>) -> Alert {
         account,
         at,
         summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offline_alerts(e: &mut Engine, stats: &Stats, looks: usize) -> Vec<Alert> {
+        let now = Utc::now();
+        (0..looks)
+            .flat_map(|_| e.look(stats, now, Duration::from_secs(1)))
+            .filter(|a| a.rule == Rule::WorkerOffline && a.state == AlertState::Firing)
+            .collect()
+    }
+
+    #[test]
+    fn a_worker_that_came_and_went_between_two_looks_is_still_reported() {
+        let stats = Stats::new();
+        let mut e = Engine::new(WatchConfig {
+            disconnect_grace: Duration::from_secs(3),
+            ..WatchConfig::default()
+        });
+        stats.session_opened("alice.rig1", Utc::now());
+        stats.session_closed("alice.rig1");
+        let fired = offline_alerts(&mut e, &stats, 5);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!(fired[0].worker, "alice.rig1");
+    }
+
+    #[test]
+    fn a_worker_forgotten_after_a_week_away_is_not_reported_again_until_it_returns() {
+        let stats = Stats::new();
+        let mut e = Engine::new(WatchConfig {
+            disconnect_grace: Duration::from_secs(3),
+            ..WatchConfig::default()
+        });
+        stats.session_opened("alice.rig1", Utc::now());
+        stats.session_closed("alice.rig1");
+        assert_eq!(offline_alerts(&mut e, &stats, 5).len(), 1);
+        // A week away: forgotten, and not told again.
+        let week = FORGET_AFTER.as_secs() as usize;
+        let now = Utc::now();
+        for _ in 0..(week / 3600 + 1) {
+            e.look(&stats, now, Duration::from_secs(3600));
+        }
+        assert!(e.workers.is_empty(), "forgotten");
+        assert!(offline_alerts(&mut e, &stats, 10).is_empty());
+        // Back and gone again: watched, and told.
+        stats.session_opened("alice.rig1", Utc::now());
+        stats.session_closed("alice.rig1");
+        assert_eq!(offline_alerts(&mut e, &stats, 5).len(), 1);
     }
 }

@@ -305,7 +305,15 @@ async fn wallet_payouts_match_the_node_to_the_satoshi_and_survive_a_kill() {
             .count();
         assert_eq!(n, 1, "{rule} {id}: {told:?}");
     }
-    let bobs = notices(&bob_rx);
+    // Bob's own are sent beside the operator's: wait for his payment's too.
+    let mut bobs = notices(&bob_rx);
+    for _ in 0..100 {
+        if bobs.iter().any(|(r, _)| r == "payout_sent") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        bobs = notices(&bob_rx);
+    }
     assert!(
         bobs.iter()
             .any(|(r, s)| r == "payout_failed" && s.contains("to bob failed")),
