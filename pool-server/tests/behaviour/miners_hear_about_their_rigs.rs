@@ -1205,3 +1205,78 @@ async fn the_account_page_lists_its_destinations_with_a_test_button_and_what_was
     assert!(dom.contains("give the account key"), "{dom}");
     pool.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hashrate_that_falls_to_a_third_reaches_the_webhook_once_and_its_return_resolves_it() {
+    let rx = Receiver::start(0).await;
+    let mut args = ALERTS.to_vec();
+    args.extend([
+        "--alert-webhook",
+        &rx.url,
+        "--alert-group-wait",
+        "100ms",
+        // A fixed difficulty: the share rate is the hashrate.
+        "--start-difficulty",
+        "1e-12",
+        "--vardiff-min",
+        "1e-12",
+        "--vardiff-max",
+        "1e-12",
+    ]);
+    let pool = start_pool(&args).await;
+    let mut c = miner(&pool, WORKER).await;
+    let mut counter = 0u64;
+    // Shares at `per_second` until `done` holds or `limit` passes; whether it held.
+    async fn mine_at(
+        c: &mut Client,
+        counter: &mut u64,
+        per_second: f64,
+        limit: Duration,
+        done: impl Fn() -> bool,
+    ) -> bool {
+        let t = tokio::time::Instant::now();
+        let gap = Duration::from_secs_f64(1.0 / per_second);
+        let mut next = t;
+        while t.elapsed() < limit {
+            if done() {
+                return true;
+            }
+            let (r, _) = c.share(*counter).await;
+            assert!(r.is_ok(), "{r:?}");
+            *counter += 1;
+            next += gap;
+            tokio::time::sleep_until(next).await;
+        }
+        done()
+    }
+    // A steady 20 shares a second for a minute: its baseline (a young worker's is its
+    // average since it connected, so it must be longer than the drop takes to show).
+    mine_at(&mut c, &mut counter, 20.0, Duration::from_secs(60), || {
+        false
+    })
+    .await;
+    // A third of it: told once.
+    let told = mine_at(
+        &mut c,
+        &mut counter,
+        20.0 / 3.0,
+        Duration::from_secs(90),
+        || !rx.hits().is_empty(),
+    )
+    .await;
+    assert!(told, "the drop was never told");
+    let hits = rx.hits();
+    assert_eq!(hits[0].1["rule"], "hashrate_dropped", "{hits:?}");
+    assert_eq!(hits[0].1["status"], "firing");
+    // Back to its usual rate: resolved, once.
+    let resolved = mine_at(&mut c, &mut counter, 20.0, Duration::from_secs(120), || {
+        rx.hits().len() >= 2
+    })
+    .await;
+    assert!(resolved, "the return was never told: {:?}", rx.hits());
+    let hits = rx.hits();
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert_eq!(hits[1].1["rule"], "hashrate_dropped");
+    assert_eq!(hits[1].1["status"], "resolved");
+    pool.stop().await;
+}
