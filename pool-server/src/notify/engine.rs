@@ -354,15 +354,21 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_worker_that_came_and_went_between_two_looks_is_still_reported() {
-        let stats = Stats::new();
-        let mut e = Engine::new(WatchConfig {
+    /// Rules with a 3 s grace, and statistics where alice.rig1 came and went before a look.
+    fn came_and_went() -> (Engine, Stats) {
+        let e = Engine::new(WatchConfig {
             disconnect_grace: Duration::from_secs(3),
             ..WatchConfig::default()
         });
+        let stats = Stats::new();
         stats.session_opened("alice.rig1", Utc::now());
         stats.session_closed("alice.rig1");
+        (e, stats)
+    }
+
+    #[test]
+    fn a_worker_that_came_and_went_between_two_looks_is_still_reported() {
+        let (mut e, stats) = came_and_went();
         let fired = offline_alerts(&mut e, &stats, 5);
         assert_eq!(fired.len(), 1, "{fired:?}");
         assert_eq!(fired[0].worker, "alice.rig1");
@@ -370,13 +376,7 @@ mod tests {
 
     #[test]
     fn a_worker_forgotten_after_a_week_away_is_not_reported_again_until_it_returns() {
-        let stats = Stats::new();
-        let mut e = Engine::new(WatchConfig {
-            disconnect_grace: Duration::from_secs(3),
-            ..WatchConfig::default()
-        });
-        stats.session_opened("alice.rig1", Utc::now());
-        stats.session_closed("alice.rig1");
+        let (mut e, stats) = came_and_went();
         assert_eq!(offline_alerts(&mut e, &stats, 5).len(), 1);
         // A week away: forgotten, and not told again.
         let week = FORGET_AFTER.as_secs() as usize;

@@ -13,6 +13,13 @@ use crate::common::*;
 
 const ALERTS: [&str; 4] = ["--alert-look", "100ms", "--alert-offline-grace", "1s"];
 
+/// The rules' test flags with every alert sent to `url`, grouped for 100 ms.
+fn hooked(url: &str) -> Vec<&str> {
+    let mut args = ALERTS.to_vec();
+    args.extend(["--alert-webhook", url, "--alert-group-wait", "100ms"]);
+    args
+}
+
 /// Polls `/api/alerts?QUERY` until `done` holds (10 s at most); the answer.
 async fn alerts_until(pool: &TestPool, query: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..200 {
@@ -201,15 +208,8 @@ async fn alerts_reach_a_webhook_once_grouped_by_account_with_their_resolve() {
 #[tokio::test]
 async fn an_unconfirmed_alert_is_sent_again_as_the_same_message_until_confirmed_then_never() {
     let rx = Receiver::start(2).await;
-    let mut args = ALERTS.to_vec();
-    args.extend([
-        "--alert-webhook",
-        &rx.url,
-        "--alert-group-wait",
-        "100ms",
-        "--api-token",
-        OPERATOR,
-    ]);
+    let mut args = hooked(&rx.url);
+    args.extend(["--api-token", OPERATOR]);
     let pool = start_pool(&args).await;
     let rig = miner(&pool, WORKER).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -249,8 +249,7 @@ async fn a_kill_mid_delivery_resends_the_same_message_once_and_nothing_once_conf
     // The first answer is held: the pool is killed while its request waits.
     let rx = Receiver::start_with(0, Duration::from_secs(3), 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut args = ALERTS.to_vec();
-    args.extend(["--alert-webhook", &rx.url, "--alert-group-wait", "100ms"]);
+    let args = hooked(&rx.url);
     let pool = PoolProcess::spawn(dir.path(), &args);
     let mut c = Client::connect(pool.stratum).await;
     c.subscribe().await;
@@ -280,15 +279,8 @@ async fn two_pools_on_one_postgres_send_each_alert_once() {
     // Slow answers: a second sender would find each message still unconfirmed, and send it too.
     let rx = Receiver::start_with(0, Duration::from_millis(1500), 2).await;
     let db = PgTestDb::create().await;
-    let mut args = ALERTS.to_vec();
-    args.extend([
-        "--alert-webhook",
-        &rx.url,
-        "--alert-group-wait",
-        "100ms",
-        "--database-url",
-        &db.url,
-    ]);
+    let mut args = hooked(&rx.url);
+    args.extend(["--database-url", &db.url]);
     let a = start_pool(&args).await;
     let b = start_pool(&args).await;
     let on_a = miner(&a, "alice.rig1").await;
@@ -315,7 +307,12 @@ const OPERATOR: &str = "operator-token-000005";
 
 /// A miner that logs in as `worker` with `key=KEY` in its password.
 async fn keyed_miner(pool: &TestPool, worker: &str, key: &str) -> Client {
-    let mut c = Client::connect(pool.stratum()).await;
+    keyed_client(pool.stratum(), worker, key).await
+}
+
+/// [`keyed_miner`] on the Stratum address `stratum`.
+async fn keyed_client(stratum: std::net::SocketAddr, worker: &str, key: &str) -> Client {
+    let mut c = Client::connect(stratum).await;
     c.subscribe().await;
     let r = c
         .request(protocol::ClientRequest::Authorize {
@@ -750,25 +747,8 @@ async fn a_block_found_and_its_reward_maturing_are_told_once_to_the_operator_and
             r.status().as_u16()
         }
     };
-    let mut alice = Client::connect(pool.stratum).await;
-    alice.subscribe().await;
-    let r = alice
-        .request(protocol::ClientRequest::Authorize {
-            worker: protocol::WorkerName::new("alice.rig1"),
-            password: Some(format!("x,key={ALICE_KEY}")),
-        })
-        .await;
-    assert_eq!(r.unwrap(), Value::Bool(true));
-    alice.wait_job().await;
-    let mut bob = Client::connect(pool.stratum).await;
-    bob.subscribe().await;
-    let r = bob
-        .request(protocol::ClientRequest::Authorize {
-            worker: protocol::WorkerName::new("bob.rig1"),
-            password: Some(format!("x,key={BOB_KEY}")),
-        })
-        .await;
-    assert_eq!(r.unwrap(), Value::Bool(true));
+    let mut alice = keyed_client(pool.stratum, "alice.rig1", ALICE_KEY).await;
+    let bob = keyed_client(pool.stratum, "bob.rig1", BOB_KEY).await;
     for _ in 0..100 {
         if subscribe("alice", ALICE_KEY, alice_rx.url.clone()).await == 201 {
             break;
@@ -951,15 +931,8 @@ async fn the_operator_hears_the_share_database_go_away_and_come_back() {
 #[tokio::test]
 async fn silences_keep_matching_alerts_back_until_they_end_and_a_miner_silences_only_its_own() {
     let rx = Receiver::start(0).await;
-    let mut args = ALERTS.to_vec();
-    args.extend([
-        "--alert-webhook",
-        &rx.url,
-        "--alert-group-wait",
-        "100ms",
-        "--api-token",
-        OPERATOR,
-    ]);
+    let mut args = hooked(&rx.url);
+    args.extend(["--api-token", OPERATOR]);
     let pool = start_pool(&args).await;
     use reqwest::Method;
     // The operator's silence needs the token.
@@ -1121,15 +1094,8 @@ async fn routes_send_what_their_matchers_select_and_a_firing_alert_is_told_again
 #[tokio::test]
 async fn a_destination_is_sent_no_more_than_its_rate_and_the_rest_wait_their_turn() {
     let rx = Receiver::start(0).await;
-    let mut args = ALERTS.to_vec();
-    args.extend([
-        "--alert-webhook",
-        &rx.url,
-        "--alert-group-wait",
-        "100ms",
-        "--alert-rate-limit",
-        "1",
-    ]);
+    let mut args = hooked(&rx.url);
+    args.extend(["--alert-rate-limit", "1"]);
     let pool = start_pool(&args).await;
     let rigs = [
         miner(&pool, "alice.rig1").await,
@@ -1209,12 +1175,8 @@ async fn the_account_page_lists_its_destinations_with_a_test_button_and_what_was
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hashrate_that_falls_to_a_third_reaches_the_webhook_once_and_its_return_resolves_it() {
     let rx = Receiver::start(0).await;
-    let mut args = ALERTS.to_vec();
+    let mut args = hooked(&rx.url);
     args.extend([
-        "--alert-webhook",
-        &rx.url,
-        "--alert-group-wait",
-        "100ms",
         // A fixed difficulty: the share rate is the hashrate.
         "--start-difficulty",
         "1e-12",
