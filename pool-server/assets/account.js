@@ -12,6 +12,17 @@ function coins(sats) {
   return (neg ? '-' : '') + s.slice(0, -8) + '.' + s.slice(-8);
 }
 
+// The account's hashrate summed over its workers, each window with the 95 % interval the shares
+// counted allow (few shares: a wide one).
+function showLive(live) {
+  set('a-online', live ? String(live.online) : '0', live ? live.online : 0);
+  for (const win of ['1m', '5m', '1h']) {
+    const rate = live ? live.hashrate[win] : 0;
+    set('a-hashrate-' + win, hashrate(rate), rate);
+    showInterval('a-interval-' + win, live && live.uncertainty.windows[win]);
+  }
+}
+
 async function refresh() {
   const a = await json('/api/accounts/' + encodeURIComponent(name));
   const b = a.balance;
@@ -23,6 +34,7 @@ async function refresh() {
     ['a-void', 'void_sats'], ['a-coinbase', 'in_coinbase_sats']]) {
     set(id, coins(b[key]), b[key]);
   }
+  showLive(a.live);
   const cbody = document.querySelector('#credits tbody');
   cbody.textContent = '';
   a.credits.forEach(c => {

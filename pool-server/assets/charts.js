@@ -27,6 +27,19 @@ function set(id, text, value) {
   if (value !== undefined) el.dataset.value = String(value);
 }
 
+// A window's 95 % interval (from the API's `uncertainty.windows`) under its number: the shares
+// counted say how sure it is (few shares, a wide one); nothing when there is none.
+function showInterval(id, u) {
+  const el = document.getElementById(id);
+  if (u) {
+    el.textContent = '95 %: ' + hashrate(u.low) + ' to ' + hashrate(u.high) + ' (' + u.shares + ' shares)';
+    el.dataset.low = String(u.low);
+    el.dataset.high = String(u.high);
+  } else {
+    el.textContent = '';
+  }
+}
+
 function cell(tr, text, cls, value) {
   const td = document.createElement('td');
   td.textContent = text;

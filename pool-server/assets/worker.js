@@ -42,16 +42,7 @@ async function refresh() {
   document.getElementById('worker-status').className = w.sessions > 0 ? 'ok' : 'bad';
   for (const win of ['1m', '5m', '1h']) {
     set('w-hashrate-' + win, hashrate(w.hashrate[win]), w.hashrate[win]);
-    // The 95 % interval the shares counted allow: few shares, a wide one.
-    const u = w.uncertainty && w.uncertainty.windows[win];
-    const el = document.getElementById('w-interval-' + win);
-    if (u) {
-      el.textContent = '95 %: ' + hashrate(u.low) + ' to ' + hashrate(u.high) + ' (' + u.shares + ' shares)';
-      el.dataset.low = String(u.low);
-      el.dataset.high = String(u.high);
-    } else {
-      el.textContent = '';
-    }
+    showInterval('w-interval-' + win, w.uncertainty && w.uncertainty.windows[win]);
   }
   const h = w.history;
   const sum = f => h.reduce((s, p) => s + f(p), 0);

@@ -1,8 +1,14 @@
-//! Hashrate from accepted shares: sliding windows (1 m, 5 m, 1 h) per worker and for the pool,
-//! and a per-minute history for charts.
+//! Hashrate from accepted shares: sliding windows (1 m, 5 m, 1 h) per worker, per account and
+//! for the pool, and a per-minute history for charts.
 //!
 //! Hashrate is `sum(credited difficulty) * 2^32 / window`. Shares land in 5-second buckets, so
-//! a window costs a sum over at most 720 numbers and memory per worker is fixed.
+//! a window costs a sum over at most 720 numbers and memory per worker is fixed. Each bucket
+//! also counts its shares: how sure a rate is depends on how many shares it was counted from,
+//! not on their difficulty.
+//!
+//! Accounts (a worker name's part before the first dot) keep a series of their own, updated
+//! with the worker's, so an account's numbers cost one lookup and never a walk over its
+//! workers.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -23,22 +29,39 @@ pub const WINDOWS: [(&str, Duration); 3] = [
     ("1h", Duration::from_secs(3600)),
 ];
 
+/// Five seconds of shares: 16 bytes, as many as a bare (start, sum) took.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    /// Its start, seconds since the epoch (good until 2106).
+    start: u32,
+    shares: u32,
+    difficulty: f64,
+}
+
 #[derive(Default)]
 struct Series {
-    /// (bucket start, difficulty sum), ascending, covering the last hour.
-    buckets: VecDeque<(i64, f64)>,
+    /// Ascending, covering the last hour.
+    buckets: VecDeque<Bucket>,
     /// (minute start, difficulty sum), ascending, covering the last day.
     history: VecDeque<(i64, f64)>,
     first: Option<i64>,
 }
 
 impl Series {
-    fn add(&mut self, now: i64, difficulty: f64) {
+    /// `shares` shares of `difficulty` in total, at `now`.
+    fn add(&mut self, now: i64, shares: u32, difficulty: f64) {
         self.first.get_or_insert(now);
-        let b = now - now.rem_euclid(BUCKET_SECS);
+        let b = (now - now.rem_euclid(BUCKET_SECS)).clamp(0, u32::MAX as i64) as u32;
         match self.buckets.back_mut() {
-            Some((start, sum)) if *start == b => *sum += difficulty,
-            _ => self.buckets.push_back((b, difficulty)),
+            Some(last) if last.start == b => {
+                last.shares = last.shares.saturating_add(shares);
+                last.difficulty += difficulty;
+            }
+            _ => self.buckets.push_back(Bucket {
+                start: b,
+                shares,
+                difficulty,
+            }),
         }
         let m = now - now.rem_euclid(60);
         match self.history.back_mut() {
@@ -52,7 +75,7 @@ impl Series {
         while self
             .buckets
             .front()
-            .is_some_and(|(s, _)| *s <= now - WINDOW_SECS)
+            .is_some_and(|b| i64::from(b.start) <= now - WINDOW_SECS)
         {
             self.buckets.pop_front();
         }
@@ -61,27 +84,42 @@ impl Series {
         }
     }
 
-    /// The work counted in `window` (a sum of difficulties) and the seconds it covers.
-    fn counted(&self, now: i64, window: Duration) -> (f64, i64) {
+    /// What `window` counted: the work (a sum of difficulties), the shares, and the seconds
+    /// they cover.
+    fn counted(&self, now: i64, window: Duration) -> Counted {
         let w = window.as_secs() as i64;
         // The buckets inside the window start at its first bucket boundary.
         let lo = now - w;
         let from = lo - lo.rem_euclid(BUCKET_SECS) + BUCKET_SECS;
-        let sum: f64 = self
+        let (work, shares) = self
             .buckets
             .iter()
             .rev()
-            .take_while(|(s, _)| *s >= from)
-            .fold(0.0, |acc, (_, d)| acc + d);
+            .take_while(|b| i64::from(b.start) >= from)
+            .fold((0.0, 0u64), |(work, shares), b| {
+                (work + b.difficulty, shares + u64::from(b.shares))
+            });
         // The time the sum covers: from that boundary, or from when the series began (its
         // first session or share) when that is later.
         let begun = self.first.map_or(from, |f| f.max(from));
-        (sum, (now - begun).clamp(1, w))
+        Counted {
+            work,
+            shares,
+            seconds: (now - begun).clamp(1, w) as u64,
+        }
     }
 
     fn hashrate(&self, now: i64, window: Duration) -> Hashrate {
-        let (sum, span) = self.counted(now, window);
-        Hashrate::from_shares(sum, Duration::from_secs(span as u64))
+        let c = self.counted(now, window);
+        Hashrate::from_shares(c.work, Duration::from_secs(c.seconds))
+    }
+
+    fn all_counted(&self, now: i64) -> [Counted; 3] {
+        WINDOWS.map(|(_, window)| self.counted(now, window))
+    }
+
+    fn first(&self) -> Option<DateTime<Utc>> {
+        self.first.and_then(|f| DateTime::from_timestamp(f, 0))
     }
 }
 
@@ -133,6 +171,39 @@ impl Workers {
     }
 }
 
+/// An account's series, and its workers online.
+#[derive(Default)]
+struct AccountStats {
+    series: Series,
+    accepted: u64,
+    online: u32,
+    last_share: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct Accounts {
+    map: RwLock<HashMap<String, Arc<Mutex<AccountStats>>>>,
+}
+
+/// The account a worker belongs to: its name before the first dot.
+pub fn account_of(worker: &str) -> &str {
+    worker.split('.').next().unwrap_or(worker)
+}
+
+impl Accounts {
+    fn get(&self, name: &str) -> Option<Arc<Mutex<AccountStats>>> {
+        self.map.read().get(name).cloned()
+    }
+
+    fn of(&self, worker: &str) -> Arc<Mutex<AccountStats>> {
+        let name = account_of(worker);
+        if let Some(a) = self.get(name) {
+            return a;
+        }
+        self.map.write().entry(name.to_owned()).or_default().clone()
+    }
+}
+
 #[derive(Default)]
 struct PoolStats {
     series: Series,
@@ -169,13 +240,31 @@ pub struct WorkerNumbers {
     pub last_share: Option<DateTime<Utc>>,
 }
 
-/// What one window of a worker's hashrate was counted from.
+/// What one window of a hashrate was counted from.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Counted {
     /// The difficulty of the shares counted, summed.
     pub work: f64,
+    /// The shares counted.
+    pub shares: u64,
     /// The seconds they cover (shorter than the window for a young worker).
     pub seconds: u64,
+}
+
+/// An account's live numbers: sums over its workers, from its own series.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountSnapshot {
+    pub hashrate: BTreeMap<&'static str, f64>,
+    /// Its workers with a session now.
+    pub online: u32,
+    /// Shares accepted since the pool started.
+    pub accepted: u64,
+    /// What each window was counted from, by [`WINDOWS`].
+    #[serde(skip)]
+    pub counted: [Counted; 3],
+    /// When its series began (the first session or share of any of its workers in memory).
+    #[serde(skip)]
+    pub first: Option<DateTime<Utc>>,
 }
 
 /// One point of a hashrate chart.
@@ -196,6 +285,7 @@ pub struct PoolSnapshot {
 #[derive(Default)]
 pub struct Stats {
     workers: Workers,
+    accounts: Accounts,
     pool: Mutex<PoolStats>,
     /// Workers with at least one session, kept as sessions come and go so the pool's numbers
     /// never walk every worker.
@@ -228,13 +318,20 @@ impl Stats {
         {
             let w = self.workers.entry(worker);
             let mut w = w.lock();
-            w.series.add(now, difficulty);
+            w.series.add(now, 1, difficulty);
             w.accepted += 1;
             w.accepted_difficulty += difficulty;
             w.last_share = Some(at);
         }
+        {
+            let a = self.accounts.of(worker);
+            let mut a = a.lock();
+            a.series.add(now, 1, difficulty);
+            a.accepted += 1;
+            a.last_share = Some(at);
+        }
         let mut p = self.pool.lock();
-        p.series.add(now, difficulty);
+        p.series.add(now, 1, difficulty);
         p.accepted += 1;
     }
 
@@ -261,6 +358,10 @@ impl Stats {
         if w.sessions == 0 {
             self.online
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let a = self.accounts.of(worker);
+            let mut a = a.lock();
+            a.online += 1;
+            a.series.first.get_or_insert(at.timestamp());
         }
         w.sessions += 1;
         w.opened += 1;
@@ -273,13 +374,19 @@ impl Stats {
             if w.sessions == 1 {
                 self.online
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(a) = self.accounts.get(account_of(worker)) {
+                    let mut a = a.lock();
+                    a.online = a.online.saturating_sub(1);
+                }
             }
             w.sessions = w.sessions.saturating_sub(1);
         }
     }
 
     /// Seed the windows and the history with minutes of accepted work a previous run stored
-    /// (the rollups), so a restart leaves no hole. Call before sessions start.
+    /// (the rollups), so a restart leaves no hole. Call before sessions start. A minute's
+    /// shares are not stored, so a warmed window counts none (its interval is wide until
+    /// shares arrive).
     pub fn warm(&self, minutes: &[WarmMinute]) {
         let mut sorted: Vec<&WarmMinute> = minutes.iter().collect();
         sorted.sort_by_key(|m| m.minute);
@@ -289,10 +396,14 @@ impl Stats {
                 Some(name) => {
                     let w = self.workers.entry(name);
                     let mut w = w.lock();
-                    w.series.add(at, m.difficulty);
+                    w.series.add(at, 0, m.difficulty);
                     w.last_share = Some(w.last_share.map_or(m.minute, |l| l.max(m.minute)));
+                    let a = self.accounts.of(name);
+                    let mut a = a.lock();
+                    a.series.add(at, 0, m.difficulty);
+                    a.last_share = Some(a.last_share.map_or(m.minute, |l| l.max(m.minute)));
                 }
-                None => self.pool.lock().series.add(at, m.difficulty),
+                None => self.pool.lock().series.add(at, 0, m.difficulty),
             }
         }
     }
@@ -319,16 +430,21 @@ impl Stats {
     ) -> Option<([Counted; 3], Option<DateTime<Utc>>)> {
         let w = self.workers.get(name)?;
         let w = w.lock();
+        Some((w.series.all_counted(now.timestamp()), w.series.first()))
+    }
+
+    /// An account's live numbers, summed over its workers as they were recorded.
+    pub fn account(&self, name: &str, now: DateTime<Utc>) -> Option<AccountSnapshot> {
+        let a = self.accounts.get(name)?;
+        let a = a.lock();
         let now = now.timestamp();
-        let counted = WINDOWS.map(|(_, window)| {
-            let (work, span) = w.series.counted(now, window);
-            Counted {
-                work,
-                seconds: span as u64,
-            }
-        });
-        let first = w.series.first.and_then(|f| DateTime::from_timestamp(f, 0));
-        Some((counted, first))
+        Some(AccountSnapshot {
+            hashrate: windows(&a.series, now),
+            online: a.online,
+            accepted: a.accepted,
+            counted: a.series.all_counted(now),
+            first: a.series.first(),
+        })
     }
 
     /// Every worker's numbers in name order without allocating per worker (the worker
@@ -419,6 +535,9 @@ impl Stats {
         for n in &gone {
             map.remove(n);
         }
+        drop(map);
+        let idle = |a: &AccountStats| a.online == 0 && a.last_share.is_none_or(|t| t < cutoff);
+        self.accounts.map.write().retain(|_, a| !idle(&a.lock()));
         gone
     }
 }
@@ -480,6 +599,41 @@ mod tests {
             let rate = w.hashrate[window] / 4_294_967_296.0;
             assert!((rate - 0.5).abs() < 0.01, "{window}: {rate}");
         }
+    }
+
+    #[test]
+    fn an_account_counts_its_workers_shares_and_sessions() {
+        let s = Stats::new();
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        s.session_opened("bob.a", t0);
+        s.session_opened("bob.a", t0);
+        s.session_opened("bob.b", t0);
+        s.session_opened("bobby", t0);
+        for i in 0..10 {
+            let at = t0 + chrono::Duration::seconds(i);
+            s.accepted("bob.a", 1.0, at);
+            s.accepted("bob.b", 4.0, at);
+        }
+        let now = t0 + chrono::Duration::seconds(10);
+        let a = s.account("bob", now).unwrap();
+        assert_eq!(a.online, 2);
+        assert_eq!(a.accepted, 20);
+        assert_eq!(a.counted[0].shares, 20);
+        assert_eq!(a.counted[0].work, 50.0);
+        assert_eq!(a.counted[0].seconds, 10);
+        s.session_closed("bob.a");
+        assert_eq!(
+            s.account("bob", now).unwrap().online,
+            2,
+            "bob.a has another"
+        );
+        s.session_closed("bob.a");
+        s.session_closed("bob.b");
+        assert_eq!(s.account("bob", now).unwrap().online, 0);
+        // Gone with its workers, an hour after its last share.
+        s.prune(now + chrono::Duration::seconds(4000));
+        assert!(s.account("bob", now).is_none());
+        assert_eq!(s.account("bobby", now).unwrap().online, 1);
     }
 
     #[test]

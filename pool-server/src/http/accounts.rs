@@ -69,7 +69,11 @@ pub async fn one(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Re
         anyhow::Ok((balance, credits, payouts))
     };
     match read.await {
-        Ok((None, credits, payouts)) if credits.is_empty() && payouts.is_empty() => {
+        Ok((None, credits, payouts))
+            if credits.is_empty()
+                && payouts.is_empty()
+                && s.stats.account(&name, Utc::now()).is_none() =>
+        {
             error(StatusCode::NOT_FOUND, format!("no account {name:?}"))
         }
         Ok((balance, credits, payouts)) => {
@@ -82,11 +86,27 @@ pub async fn one(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Re
                 "balance": balance,
                 "credits": credits,
                 "payouts": payouts,
+                "live": live(&s, &name),
             }))
             .into_response()
         }
         Err(e) => db_error(e),
     }
+}
+
+/// The account's hashrate now, summed over its workers as shares arrived, with each
+/// window's interval (as a worker's): `null` for an account with nothing in memory.
+fn live(s: &ApiState, name: &str) -> serde_json::Value {
+    let now = Utc::now();
+    let Some(a) = s.stats.account(name, now) else {
+        return serde_json::Value::Null;
+    };
+    json!({
+        "hashrate": a.hashrate,
+        "online": a.online,
+        "accepted": a.accepted,
+        "uncertainty": super::api::uncertainty(&a.counted, a.first, 0.0, now),
+    })
 }
 
 pub async fn block_rewards(State(s): State<Arc<ApiState>>, Path(hash): Path<String>) -> Response {

@@ -219,10 +219,10 @@ pub async fn worker(
         None => (None, Vec::new()),
     };
     let now = Utc::now();
-    let uncertainty = s
-        .stats
-        .counted(&name, now)
-        .map(|(counted, first)| uncertainty(&counted, first, live.as_ref(), now));
+    let uncertainty = s.stats.counted(&name, now).map(|(counted, first)| {
+        let difficulty = live.as_ref().map_or(0.0, |l| l.difficulty);
+        uncertainty(&counted, first, difficulty, now)
+    });
     match (live, history_of(&s, Some(&name), range, memory).await) {
         (None, None) => error(StatusCode::NOT_FOUND, format!("no worker named {name:?}")),
         (live, history) => Json(WorkerDetail {
@@ -236,25 +236,30 @@ pub async fn worker(
 
 /// How sure each window's hashrate is: a Poisson count of shares says it, so a worker with
 /// few shares in a window gets a wide interval, not a number that only looks exact. The
-/// shares are counted at the worker's current difficulty (exact while vardiff holds it).
-fn uncertainty(
+/// interval is on the count of shares, scaled by their mean difficulty; a window warmed from
+/// the rollups at start has work but no counted shares, and is counted at `difficulty` (the
+/// worker's current one) instead, or left out when there is none.
+pub(super) fn uncertainty(
     counted: &[crate::stats::Counted; 3],
     first: Option<chrono::DateTime<Utc>>,
-    live: Option<&crate::stats::WorkerSnapshot>,
+    difficulty: f64,
     now: chrono::DateTime<Utc>,
 ) -> Value {
     const CONFIDENCE: f64 = 0.95;
-    let difficulty = live.map_or(0.0, |l| l.difficulty);
     let mut windows = serde_json::Map::new();
     for ((name, _), c) in crate::stats::WINDOWS.iter().zip(counted) {
-        let shares = if difficulty > 0.0 {
-            (c.work / difficulty).round()
+        let (shares, mean) = if c.shares > 0 {
+            (c.shares, c.work / c.shares as f64)
+        } else if c.work > 0.0 && difficulty > 0.0 {
+            ((c.work / difficulty).round() as u64, difficulty)
+        } else if c.work > 0.0 {
+            continue;
         } else {
-            0.0
+            (0, difficulty)
         };
-        let (lo, hi) = crate::notify::poisson::mean_interval(shares as u64, CONFIDENCE);
+        let (lo, hi) = crate::notify::poisson::mean_interval(shares, CONFIDENCE);
         let rate = |n: f64| {
-            protocol::Hashrate::from_shares(n * difficulty, Duration::from_secs(c.seconds.max(1))).0
+            protocol::Hashrate::from_shares(n * mean, Duration::from_secs(c.seconds.max(1))).0
         };
         windows.insert(
             (*name).to_owned(),

@@ -74,3 +74,60 @@ async fn each_window_carries_its_interval_and_a_young_worker_says_how_young() {
     );
     pool.stop().await;
 }
+
+/// An account's numbers are its workers' summed as their shares arrived (not a walk over
+/// them), each window with the interval its shares allow; the account page shows both.
+#[tokio::test]
+async fn an_account_sums_its_workers_and_says_how_sure_the_sum_is() {
+    let pool = start_pool(&["--vardiff-max", "0.00001"]).await;
+    let mut rigs = Vec::new();
+    for name in ["carol.rig1", "carol.rig2"] {
+        let mut c = Client::connect(pool.stratum()).await;
+        c.subscribe().await;
+        assert_eq!(c.authorize(name).await.unwrap(), Value::Bool(true));
+        c.wait_job().await;
+        rigs.push(c);
+    }
+    for i in 0..20 {
+        let r = rigs[0].share_as("carol.rig1", i).await.0;
+        assert_eq!(r.unwrap(), Value::Bool(true));
+    }
+    for i in 0..10 {
+        let r = rigs[1].share_as("carol.rig2", i).await.0;
+        assert_eq!(r.unwrap(), Value::Bool(true));
+    }
+    let a = pool.get("/api/accounts/carol").await;
+    let live = &a["live"];
+    assert_eq!(live["online"], 2, "{a}");
+    assert_eq!(live["accepted"], 30, "{a}");
+    let one = &live["uncertainty"]["windows"]["1m"];
+    assert_eq!(one["shares"], 30, "{a}");
+    let rate = live["hashrate"]["1m"].as_f64().unwrap();
+    let sum: f64 = {
+        let mut s = 0.0;
+        for name in ["carol.rig1", "carol.rig2"] {
+            s += pool.get(&format!("/api/workers/{name}")).await["hashrate"]["1m"]
+                .as_f64()
+                .unwrap();
+        }
+        s
+    };
+    // The workers began a moment apart, so their spans differ by that moment.
+    assert!((rate / sum - 1.0).abs() < 0.15, "{rate} vs {sum}");
+    // 30 shares: the exact interval is [20.24, 42.83] shares.
+    let (low, high) = (one["low"].as_f64().unwrap(), one["high"].as_f64().unwrap());
+    assert!((low / rate - 20.24 / 30.0).abs() < 0.01, "{low} {rate}");
+    assert!((high / rate - 42.83 / 30.0).abs() < 0.01, "{high} {rate}");
+    // Another account's workers are not in it.
+    assert!(pool.get("/api/accounts/nobody").await["error"].is_string());
+
+    let dom = chromium::dom(format!("{}/account?name=carol", pool.http())).await;
+    let interval = regex::Regex::new(r#"id="a-interval-1m"[^>]*>([^<]*)<"#).unwrap();
+    let text = &interval.captures(&dom).expect("the 1 m interval")[1];
+    assert!(
+        text.starts_with("95 %: ") && text.ends_with("(30 shares)"),
+        "{text}"
+    );
+    assert_eq!(chromium::data_value(&dom, "a-online"), 2.0);
+    pool.stop().await;
+}

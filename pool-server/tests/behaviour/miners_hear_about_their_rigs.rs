@@ -670,11 +670,8 @@ async fn find_blocks(c: &mut Client, worker: &str, blocks: usize) -> Vec<String>
         assert!(t.elapsed() < Duration::from_secs(120), "blocks in time");
         counter += 1;
         let job = c.job.clone().unwrap();
-        let target = c.difficulty_of(&job).to_target();
-        let en2 = protocol::Extranonce2::from_counter(counter, c.extranonce2_size);
-        let mut share = mine(&job, c.extranonce1.as_ref().unwrap(), &en2, target, 0);
-        share.submit.worker = protocol::WorkerName::new(worker);
-        if c.submit(share.submit).await != Ok(Value::Bool(true)) {
+        let (accepted, share) = c.share_as(worker, counter).await;
+        if accepted != Ok(Value::Bool(true)) {
             continue;
         }
         if job.nbits.to_target().unwrap().is_met_by(&share.hash) {

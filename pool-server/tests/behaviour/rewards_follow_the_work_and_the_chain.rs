@@ -57,11 +57,8 @@ async fn miner(pool: &TestPool, worker: &str) -> Client {
 /// One share from `c` as `worker` on its current job; the block hash when it was a block.
 async fn share(c: &mut Client, worker: &str, counter: u64) -> Option<String> {
     let job: Notify = c.job.clone().unwrap();
-    let target = c.difficulty_of(&job).to_target();
-    let en2 = Extranonce2::from_counter(counter, c.extranonce2_size);
-    let mut found = mine(&job, c.extranonce1.as_ref().unwrap(), &en2, target, 0);
-    found.submit.worker = protocol::WorkerName::new(worker);
-    let accepted = c.submit(found.submit).await == Ok(Value::Bool(true));
+    let (accepted, found) = c.share_as(worker, counter).await;
+    let accepted = accepted == Ok(Value::Bool(true));
     let block = job.nbits.to_target().unwrap().is_met_by(&found.hash);
     (accepted && block).then(|| found.hash.to_string())
 }

@@ -4,12 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use protocol::{Extranonce2, WorkerName};
 use serde_json::{json, Value};
 
 use super::process::PoolProcess;
 use super::regtest::{rpc_args, until, Node};
-use super::{mine, Client};
+use super::Client;
 
 pub async fn get(http: &str, path: &str) -> Value {
     reqwest::get(format!("{http}{path}"))
@@ -82,11 +81,8 @@ pub async fn mine_blocks(miners: &mut [(Client, &str)], each: usize) -> Vec<Stri
             counter += 1;
             let (c, worker) = &mut miners[i];
             let job = c.job.clone().unwrap();
-            let target = c.difficulty_of(&job).to_target();
-            let en2 = Extranonce2::from_counter(counter, c.extranonce2_size);
-            let mut share = mine(&job, c.extranonce1.as_ref().unwrap(), &en2, target, 0);
-            share.submit.worker = WorkerName::new(*worker);
-            if c.submit(share.submit).await != Ok(Value::Bool(true)) {
+            let (accepted, share) = c.share_as(worker, counter).await;
+            if accepted != Ok(Value::Bool(true)) {
                 continue;
             }
             if job.nbits.to_target().unwrap().is_met_by(&share.hash) {

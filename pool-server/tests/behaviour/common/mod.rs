@@ -464,10 +464,20 @@ pub fn miss(job: &Notify, en1: &Extranonce1, en2: &Extranonce2, target: Target) 
 impl Client {
     /// Mine and submit one valid share on the current job with extranonce2 = `counter`.
     pub async fn share(&mut self, counter: u64) -> (Result<Value, StratumError>, Found) {
+        self.share_as(WORKER, counter).await
+    }
+
+    /// [`Client::share`] for a session authorized as `worker`.
+    pub async fn share_as(
+        &mut self,
+        worker: &str,
+        counter: u64,
+    ) -> (Result<Value, StratumError>, Found) {
         let job = self.job.clone().expect("a job");
         let target = self.difficulty_of(&job).to_target();
         let en2 = Extranonce2::from_counter(counter, self.extranonce2_size);
-        let found = mine(&job, self.extranonce1.as_ref().unwrap(), &en2, target, 0);
+        let mut found = mine(&job, self.extranonce1.as_ref().unwrap(), &en2, target, 0);
+        found.submit.worker = WorkerName::new(worker);
         let r = self.submit(found.submit.clone()).await;
         (r, found)
     }
