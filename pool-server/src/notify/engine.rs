@@ -2,6 +2,12 @@
 //! recorded), feed each worker's [`Watch`] what it did since the last look, and turn what
 //! changed into [`Alert`]s, each firing with its resolve. The engine only reads the
 //! statistics; nothing on the share path waits for it.
+//!
+//! Accounts of two workers or more are watched too, as one worker made of all of them: the
+//! same drop test on their summed shares. Forty rigs that each lose a tenth are no single
+//! rig's drop, but the account has lost a tenth of its forty rigs' worth of shares, and its
+//! evidence piles up forty times faster than any one of theirs. Only the drop is told of
+//! an account: a rig offline or rejecting is told by the rig's own rules.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -12,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::events::POOL;
 use super::pool_watch::{PoolSample, PoolWatch};
 use super::watch::{Change, Observation, OfflineCause, Watch, WatchConfig};
-use crate::stats::Stats;
+use crate::stats::{account_of, Stats};
 
 /// Alerts kept for the API once resolved.
 const HISTORY: usize = 1000;
@@ -25,6 +31,8 @@ const FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 pub enum Rule {
     WorkerOffline,
     HashrateDropped,
+    /// An account's hashrate, summed over its workers, dropped.
+    AccountHashrateDropped,
     RejectsHigh,
     /// A test a miner asked for, to see a destination works.
     Test,
@@ -43,9 +51,10 @@ pub enum Rule {
 
 impl Rule {
     /// The rules that fire and resolve (counted in `pool_alerts_firing`).
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::WorkerOffline,
         Rule::HashrateDropped,
+        Rule::AccountHashrateDropped,
         Rule::RejectsHigh,
         Rule::StoreDown,
         Rule::TemplateStale,
@@ -58,6 +67,7 @@ impl Rule {
         match self {
             Rule::WorkerOffline => "worker_offline",
             Rule::HashrateDropped => "hashrate_dropped",
+            Rule::AccountHashrateDropped => "account_hashrate_dropped",
             Rule::RejectsHigh => "rejects_high",
             Rule::Test => "test",
             Rule::BlockFound => "block_found",
@@ -132,6 +142,44 @@ struct Tracked {
     idle: Duration,
 }
 
+/// What one look saw of one account: its tracked workers' observations summed.
+#[derive(Default)]
+struct AccountLook {
+    workers: usize,
+    o: Observation,
+    /// Hashrate (1 h), and hashrate over difficulty, summed over its workers: their ratio is
+    /// the difficulty of the account's average share.
+    hashrate: f64,
+    shares_rate: f64,
+}
+
+impl AccountLook {
+    fn add(&mut self, o: &Observation, hashrate: f64) {
+        self.workers += 1;
+        self.o.accepted += o.accepted;
+        self.o.accepted_difficulty += o.accepted_difficulty;
+        self.o.rejected += o.rejected;
+        self.o.sessions += o.sessions;
+        if o.difficulty > 0.0 && hashrate > 0.0 {
+            self.hashrate += hashrate;
+            self.shares_rate += hashrate / o.difficulty;
+        }
+    }
+
+    /// The account as one worker: its shares come at the rate of all of its workers' shares
+    /// together, each of the average difficulty.
+    fn observation(&self) -> Observation {
+        Observation {
+            difficulty: if self.shares_rate > 0.0 {
+                self.hashrate / self.shares_rate
+            } else {
+                0.0
+            },
+            ..self.o
+        }
+    }
+}
+
 /// The rules over every worker, and what is firing.
 pub struct Engine {
     cfg: WatchConfig,
@@ -139,6 +187,8 @@ pub struct Engine {
     firing: BTreeMap<(String, Rule), Alert>,
     history: VecDeque<Alert>,
     pool: PoolWatch,
+    /// Accounts of two tracked workers or more, watched as one.
+    accounts: HashMap<String, Watch>,
     /// Workers forgotten after a week away, with their sessions opened by then (no more
     /// than the statistics hold).
     forgotten: HashMap<String, u64>,
@@ -156,6 +206,7 @@ impl Engine {
             firing: BTreeMap::new(),
             history: VecDeque::new(),
             pool: PoolWatch::new(cfg.pool_hold),
+            accounts: HashMap::new(),
             forgotten: HashMap::new(),
         }
     }
@@ -210,7 +261,7 @@ impl Engine {
 
     /// One look over every worker `dt` after the last; the alerts that changed.
     pub fn look(&mut self, stats: &Stats, now: DateTime<Utc>, dt: Duration) -> Vec<Alert> {
-        let mut current: HashMap<String, (Seen, f64, u32)> = HashMap::new();
+        let mut current: HashMap<String, (Seen, f64, u32, f64)> = HashMap::new();
         let mut opened: Vec<(String, u64)> = Vec::new();
         stats.for_each_worker_numbers(now, |name, n| {
             let seen = Seen {
@@ -221,7 +272,7 @@ impl Engine {
             if n.opened > 0 {
                 opened.push((name.clone(), n.opened));
             }
-            current.insert(name, (seen, n.difficulty, n.sessions));
+            current.insert(name, (seen, n.difficulty, n.sessions, n.hashrate[2]));
         });
         // A worker is watched from its first session in this run, even one that came and
         // went between two looks: one that was already gone before the pool started was
@@ -241,10 +292,11 @@ impl Engine {
         }
         let mut out = Vec::new();
         let mut forget = Vec::new();
+        let mut accounts: HashMap<&str, AccountLook> = HashMap::new();
         for (name, t) in self.workers.iter_mut() {
             // A worker the statistics forgot has no session and sends nothing.
-            let (seen, difficulty, sessions) =
-                current.get(name).copied().unwrap_or((t.seen, 0.0, 0));
+            let (seen, difficulty, sessions, rate) =
+                current.get(name).copied().unwrap_or((t.seen, 0.0, 0, 0.0));
             let o = Observation {
                 accepted: seen.accepted.saturating_sub(t.seen.accepted),
                 accepted_difficulty: (seen.work - t.seen.work).max(0.0),
@@ -261,8 +313,25 @@ impl Engine {
             for change in t.watch.observe(dt, &o) {
                 out.push(alert_for(name, change, now));
             }
+            accounts.entry(account_of(name)).or_default().add(&o, rate);
             if t.idle >= FORGET_AFTER {
                 forget.push(name.clone());
+            }
+        }
+        // An account is watched from its second worker on, and while it has any.
+        self.accounts
+            .retain(|name, _| accounts.contains_key(name.as_str()));
+        for (name, look) in &accounts {
+            let watch = match self.accounts.get_mut(*name) {
+                Some(w) => w,
+                None if look.workers >= 2 => self
+                    .accounts
+                    .entry((*name).to_owned())
+                    .or_insert_with(|| Watch::new(self.cfg)),
+                None => continue,
+            };
+            for change in watch.observe(dt, &look.observation()) {
+                out.extend(account_alert(name, look.workers, change, now));
             }
         }
         let opened: HashMap<String, u64> = opened.into_iter().collect();
@@ -274,6 +343,49 @@ impl Engine {
         self.record(&out);
         out
     }
+}
+
+/// The account's alert for `change`: only its hashrate's drop and return.
+fn account_alert(
+    account: &str,
+    workers: usize,
+    change: Change,
+    at: DateTime<Utc>,
+) -> Option<Alert> {
+    let (state, summary) = match change {
+        Change::HashrateDropped { baseline, recent } => (
+            AlertState::Firing,
+            format!(
+                "{account}'s hashrate dropped: {} over its {workers} workers in the last 10 minutes, its usual {}",
+                hashrate(recent),
+                hashrate(baseline)
+            ),
+        ),
+        Change::HashrateRestored { baseline, recent, rebaselined } => (
+            AlertState::Resolved,
+            if rebaselined {
+                format!(
+                    "{account} has run at {} for a day: that is its usual rate now",
+                    hashrate(recent)
+                )
+            } else {
+                format!(
+                    "{account}'s hashrate is back: {} over its {workers} workers (usual {})",
+                    hashrate(recent),
+                    hashrate(baseline)
+                )
+            },
+        ),
+        _ => return None,
+    };
+    Some(Alert {
+        rule: Rule::AccountHashrateDropped,
+        state,
+        worker: account.to_owned(),
+        account: account.to_owned(),
+        at,
+        summary,
+    })
 }
 
 fn alert_for(worker: &str, change: Change, at: DateTime<Utc>) -> Alert {
@@ -331,7 +443,7 @@ fn alert_for(worker: &str, change: Change, at: DateTime<Utc>) -> Alert {
             format!("{worker}'s rejects are back to {:.1} %", ratio * 100.0),
         ),
     };
-    let account = worker.split_once('.').map_or(worker, |(a, _)| a).to_owned();
+    let account = account_of(worker).to_owned();
     Alert {
         rule,
         state,
@@ -364,6 +476,89 @@ mod tests {
         stats.session_opened("alice.rig1", Utc::now());
         stats.session_closed("alice.rig1");
         (e, stats)
+    }
+
+    /// `per_look` shares of difficulty 1 for each of `workers`, for `looks` looks 10 s apart
+    /// from `t`; the alerts of those looks and the time after them.
+    fn mine(
+        e: &mut Engine,
+        stats: &Stats,
+        workers: &[&str],
+        per_look: u32,
+        looks: usize,
+        mut t: DateTime<Utc>,
+    ) -> (Vec<(usize, Alert)>, DateTime<Utc>) {
+        let mut alerts = Vec::new();
+        for i in 0..looks {
+            for w in workers {
+                for k in 0..per_look {
+                    stats.accepted(w, 1.0, t + chrono::Duration::milliseconds(k as i64 * 100));
+                }
+            }
+            t += chrono::Duration::seconds(10);
+            alerts.extend(
+                e.look(stats, t, Duration::from_secs(10))
+                    .into_iter()
+                    .map(|a| (i, a)),
+            );
+        }
+        (alerts, t)
+    }
+
+    #[test]
+    fn an_account_whose_rigs_each_lose_a_little_is_told_before_any_rig_is() {
+        let mut e = Engine::new(WatchConfig::default());
+        let stats = Stats::new();
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let rigs = ["dave.r1", "dave.r2", "dave.r3", "dave.r4", "erin.r1"];
+        for w in rigs {
+            stats.session_opened(w, t0);
+            stats.set_difficulty(w, 1.0);
+        }
+        // Two hours at one share a second each: the baselines.
+        let (alerts, t) = mine(&mut e, &stats, &rigs, 10, 720, t0);
+        assert!(alerts.is_empty(), "{alerts:?}");
+        assert!(e.accounts.contains_key("dave"), "four rigs: watched as one");
+        assert!(
+            !e.accounts.contains_key("erin"),
+            "one rig: its own rules suffice"
+        );
+        // Each rig loses 40 %: a drop each rig's own test would find only after much longer.
+        let (alerts, t) = mine(&mut e, &stats, &rigs, 6, 180, t);
+        let first = alerts.first().expect("a drop is told");
+        assert_eq!(first.1.rule, Rule::AccountHashrateDropped, "{alerts:?}");
+        assert_eq!(first.1.state, AlertState::Firing);
+        assert_eq!(first.1.worker, "dave");
+        assert_eq!(first.1.account, "dave");
+        assert!(first.1.summary.contains("4 workers"), "{}", first.1.summary);
+        let worker_drops = alerts
+            .iter()
+            .filter(|(_, a)| a.rule == Rule::HashrateDropped)
+            .map(|(i, _)| *i)
+            .min()
+            .unwrap_or(usize::MAX);
+        assert!(
+            first.0 * 2 < worker_drops,
+            "the account in half the time of its rigs: {} vs {worker_drops}",
+            first.0
+        );
+        let accounts: Vec<_> = alerts
+            .iter()
+            .filter(|(_, a)| a.rule == Rule::AccountHashrateDropped)
+            .collect();
+        assert_eq!(accounts.len(), 1, "told once: {accounts:?}");
+        // Back at full rate: resolved.
+        let (alerts, _) = mine(&mut e, &stats, &rigs, 10, 180, t);
+        let resolved: Vec<_> = alerts
+            .iter()
+            .filter(|(_, a)| a.rule == Rule::AccountHashrateDropped)
+            .collect();
+        assert_eq!(resolved.len(), 1, "{resolved:?}");
+        assert_eq!(resolved[0].1.state, AlertState::Resolved);
+        assert!(e
+            .firing()
+            .iter()
+            .all(|a| a.rule != Rule::AccountHashrateDropped));
     }
 
     #[test]

@@ -23,7 +23,10 @@ impl Severity {
             | Rule::PeersGone
             | Rule::PayoutsFailing
             | Rule::SharesLost => Severity::Critical,
-            Rule::HashrateDropped | Rule::RejectsHigh | Rule::PayoutFailed => Severity::Warning,
+            Rule::HashrateDropped
+            | Rule::AccountHashrateDropped
+            | Rule::RejectsHigh
+            | Rule::PayoutFailed => Severity::Warning,
             Rule::Test | Rule::BlockFound | Rule::PayoutSent | Rule::BalanceMatured => {
                 Severity::Info
             }
