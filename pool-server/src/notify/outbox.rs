@@ -163,6 +163,27 @@ pub async fn due(backend: &Backend, now_ms: i64, limit: i64) -> anyhow::Result<V
     Ok(messages)
 }
 
+/// `destination` is at its rate: what of it is due now waits until `until_ms`, in its order,
+/// so the reads of what is due fill with the other destinations' messages meanwhile.
+pub async fn postpone(
+    backend: &Backend,
+    destination: &str,
+    now_ms: i64,
+    until_ms: i64,
+) -> anyhow::Result<()> {
+    with_pool!(backend, p => sqlx::query(&p.sql(
+        "UPDATE notify_outbox SET due_ms = $1
+         WHERE destination = $2 AND state = 'pending' AND due_ms <= $3",
+    ))
+    .bind(until_ms)
+    .bind(destination)
+    .bind(now_ms)
+    .execute(p)
+    .await
+    .map(|_| ())?);
+    Ok(())
+}
+
 /// The message was confirmed: it is never sent again.
 pub async fn sent(backend: &Backend, message: &str, now_ms: i64) -> anyhow::Result<()> {
     with_pool!(backend, p => sqlx::query(&p.sql(

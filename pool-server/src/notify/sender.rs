@@ -130,7 +130,8 @@ impl Sender {
     }
 
     /// Send every message due now (each destination at most `per_minute` a minute: the
-    /// rest stay due, in order, for the next read).
+    /// rest of it waits, in order, until its minute has room, and leaves the reads to the
+    /// other destinations meanwhile, however long its backlog).
     pub async fn once(&self, sent: &mut HashMap<String, VecDeque<Instant>>) -> anyhow::Result<()> {
         let now = Utc::now().timestamp_millis();
         let minute_ago = Instant::now() - Duration::from_secs(60);
@@ -140,9 +141,18 @@ impl Sender {
             }
             !times.is_empty()
         });
+        let mut postponed = std::collections::HashSet::new();
         for m in outbox::due(&self.backend, now, BATCH).await? {
             let times = sent.entry(m.destination.clone()).or_default();
             if times.len() >= self.per_minute {
+                if postponed.insert(m.destination.clone()) {
+                    // Its turn comes when its oldest send of the minute leaves it.
+                    let free_in = times.front().map_or(Duration::ZERO, |t| {
+                        (*t + Duration::from_secs(60)).saturating_duration_since(Instant::now())
+                    });
+                    let until = now + free_in.as_millis() as i64;
+                    outbox::postpone(&self.backend, &m.destination, now, until).await?;
+                }
                 continue;
             }
             times.push_back(Instant::now());
@@ -193,5 +203,88 @@ impl Sender {
             .outbox_pending
             .set(outbox::pending(&self.backend).await?);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::notify::outbox::Outgoing;
+    use crate::notify::routes::Route;
+    use crate::notify::Alert;
+
+    /// An HTTP receiver that answers 200 to everything and keeps the paths it was sent.
+    async fn receiver() -> (String, Arc<parking_lot::Mutex<Vec<String>>>) {
+        let hits = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let seen = hits.clone();
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            seen.lock().push(uri.path().to_owned());
+            async { "{}" }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), hits)
+    }
+
+    #[tokio::test]
+    async fn a_destination_at_its_rate_does_not_hold_back_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Backend::connect(&format!("sqlite://{}/p.sqlite", dir.path().display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let (url, hits) = receiver().await;
+        let bulk = Route::parse(&format!("account=bulk* -> {url}/bulk")).unwrap();
+        let solo = Route::parse(&format!("account=solo -> {url}/solo")).unwrap();
+        // More than a read's worth of messages for one destination, then one for another.
+        let now = Utc::now();
+        let alerts: Vec<Alert> = (0..BATCH + 100)
+            .map(|i| Alert::test(&format!("bulk{i}"), now))
+            .collect();
+        let rows: Vec<Outgoing> = alerts
+            .iter()
+            .map(|alert| Outgoing {
+                destination: &bulk.destination.id,
+                alert,
+            })
+            .collect();
+        let at = now.timestamp_millis();
+        outbox::queue(&store, &rows, at, 0).await.unwrap();
+        let alert = Alert::test("solo", now);
+        let row = Outgoing {
+            destination: &solo.destination.id,
+            alert: &alert,
+        };
+        outbox::queue(&store, &[row], at + 1, 0).await.unwrap();
+        let sender = Sender {
+            backend: store.clone(),
+            routing: Routing {
+                everything: Vec::new(),
+                routes: vec![bulk, solo],
+            },
+            per_minute: 5,
+            http: reqwest::Client::new(),
+            public_http: reqwest::Client::new(),
+            allow_private: true,
+            mailer: None,
+            link_base: None,
+            group_wait: Duration::ZERO,
+            metrics: NotifyMetrics::register(&prometheus::Registry::new()).unwrap(),
+        };
+        let mut sent = HashMap::new();
+        sender.once(&mut sent).await.unwrap();
+        sender.once(&mut sent).await.unwrap();
+        let hits = hits.lock().clone();
+        assert_eq!(hits.iter().filter(|p| *p == "/bulk").count(), 5, "{hits:?}");
+        assert_eq!(hits.iter().filter(|p| *p == "/solo").count(), 1, "{hits:?}");
+        // The rest of the backlog is kept, in order, for the next minute.
+        assert_eq!(outbox::pending(&store).await.unwrap(), BATCH + 100 - 5);
+        let soon = Utc::now().timestamp_millis() + 50_000;
+        assert!(outbox::due(&store, soon, BATCH).await.unwrap().is_empty());
+        let next = outbox::due(&store, soon + 20_000, 1).await.unwrap();
+        assert_eq!(next[0].alerts[0].account, "bulk5");
     }
 }
