@@ -1,5 +1,6 @@
 //! HTTP: the public read API, the token-guarded admin API, `/metrics` and the dashboard.
 
+mod account_key;
 pub mod accounts;
 pub mod admin;
 pub mod alerts;

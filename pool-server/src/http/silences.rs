@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::account_key::Keyed;
 use super::api::{db_error, error};
-use super::subscriptions::refuse;
 use super::ApiState;
 use crate::notify::matcher::Matchers;
 use crate::notify::silences;
@@ -95,36 +95,22 @@ pub async fn remove(
     ended(&s, &id, None).await
 }
 
-pub async fn list_own(
-    State(s): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(account): Path<String>,
-) -> Response {
-    if let Some(r) = refuse(&s, &headers, &account).await {
-        return r;
-    }
+pub async fn list_own(State(s): State<Arc<ApiState>>, Keyed(account): Keyed) -> Response {
     listed(&s, Some(&account)).await
 }
 
 pub async fn add_own(
     State(s): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(account): Path<String>,
+    Keyed(account): Keyed,
     Json(body): Json<NewSilence>,
 ) -> Response {
-    if let Some(r) = refuse(&s, &headers, &account).await {
-        return r;
-    }
     create(&s, body, Some(&account)).await
 }
 
 pub async fn remove_own(
     State(s): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path((account, id)): Path<(String, String)>,
+    Keyed(account): Keyed,
+    Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = refuse(&s, &headers, &account).await {
-        return r;
-    }
     ended(&s, &id, Some(&account)).await
 }

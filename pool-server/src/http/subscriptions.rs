@@ -7,56 +7,21 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::admin::token_is_admin;
+use super::account_key::Keyed;
 use super::api::{db_error, error};
 use super::ApiState;
 use crate::mining::account::key_digest;
 use crate::notify::channel::Target;
 use crate::notify::{guard, outbox, proof, subscriptions};
 
-fn bearer(headers: &HeaderMap) -> &str {
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-}
-
-/// `None` when the request may manage `account`, else the refusal.
-pub(super) async fn refuse(s: &ApiState, headers: &HeaderMap, account: &str) -> Option<Response> {
-    if account.is_empty() || account.len() > 128 {
-        return Some(error(StatusCode::BAD_REQUEST, "not an account name"));
-    }
-    let given = bearer(headers);
-    if token_is_admin(s, given) {
-        return None;
-    }
-    match subscriptions::key_matches(&s.store, account, given).await {
-        Ok(true) => None,
-        Ok(false) => Some(error(
-            StatusCode::UNAUTHORIZED,
-            "give the account's key as a bearer token (its miner sets it once with the \
-             Stratum password key=SECRET, 16 characters or more)",
-        )),
-        Err(e) => Some(db_error(e)),
-    }
-}
-
-pub async fn list(
-    State(s): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(account): Path<String>,
-) -> Response {
-    if let Some(r) = refuse(&s, &headers, &account).await {
-        return r;
-    }
+pub async fn list(State(s): State<Arc<ApiState>>, Keyed(account): Keyed) -> Response {
     match subscriptions::list(&s.store, &account).await {
         Ok(v) => Json(json!({ "subscriptions": v })).into_response(),
         Err(e) => db_error(e),
@@ -74,13 +39,9 @@ pub struct AddSubscription {
 
 pub async fn add(
     State(s): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(account): Path<String>,
+    Keyed(account): Keyed,
     Json(body): Json<AddSubscription>,
 ) -> Response {
-    if let Some(r) = refuse(&s, &headers, &account).await {
-        return r;
-    }
     let spec = match body.kind.as_deref() {
         None | Some("webhook") | Some("json") => body.url.trim().to_owned(),
         Some("email") => format!("mailto:{}", body.url.trim().trim_start_matches("mailto:")),
@@ -116,12 +77,9 @@ pub async fn add(
 
 pub async fn remove(
     State(s): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path((account, id)): Path<(String, String)>,
+    Keyed(account): Keyed,
+    Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = refuse(&s, &headers, &account).await {
-        return r;
-    }
     match subscriptions::remove(&s.store, &account, &id).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, "no such subscription"),
@@ -132,12 +90,9 @@ pub async fn remove(
 /// Send a test alert to one subscription now (through the outbox, as any alert).
 pub async fn test(
     State(s): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path((account, id)): Path<(String, String)>,
+    Keyed(account): Keyed,
+    Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = refuse(&s, &headers, &account).await {
-        return r;
-    }
     match subscriptions::list(&s.store, &account).await {
         Ok(subs) if subs.iter().any(|x| x.id == id) => {}
         Ok(_) => return error(StatusCode::NOT_FOUND, "no such subscription"),
@@ -171,13 +126,9 @@ pub async fn reset_key(
 /// with each message's state, attempts and last error (`?limit=`, at most 500).
 pub async fn deliveries(
     State(s): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(account): Path<String>,
+    Keyed(account): Keyed,
     axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
 ) -> Response {
-    if let Some(r) = refuse(&s, &headers, &account).await {
-        return r;
-    }
     let ids = match subscriptions::destinations_of(&s.store, &account).await {
         Ok(ids) => ids,
         Err(e) => return db_error(e),
