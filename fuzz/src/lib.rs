@@ -285,10 +285,16 @@ fn fuzz_chain() -> &'static Arc<pool_server::chain::embedded::EmbeddedChain> {
         let params = ChainParams {
             network: "fuzz".into(),
             genesis_bits: bits,
+            pow_limit_bits: None,
             retarget: RetargetParams {
                 interval: 2016,
                 block_time_secs: 30,
                 pow_limit: bits.to_target().expect("valid"),
+            },
+            // Shallow, so a fuzzed branch reaches the depth rule as well as the work rule.
+            branches: pool_server::chain::branch::BranchRules {
+                margin_blocks: 2,
+                max_fork_depth: 4,
             },
         };
         EmbeddedChain::open(params, file, stored, vec![])
@@ -300,7 +306,9 @@ fn fuzz_chain() -> &'static Arc<pool_server::chain::embedded::EmbeddedChain> {
 /// A block a peer might send, from `data[1..]`, put on the chain's tip, on the genesis or
 /// left where it points (by `data[0]`), its nonce ground until it meets its bits (when it
 /// can): it never panics the chain, the orphan pool stays within its bounds, a block once
-/// stored comes back a duplicate, and the tip only moves to a block that was stored.
+/// stored comes back a duplicate, the tip only moves to a block that was stored, and a block
+/// refused for its branch (too little work, too deep a fork) is never stored: stored or not,
+/// vouched for by its headers (`data[0] & 0x40`) or not.
 pub fn p2p_blocks(data: &[u8]) {
     use pool_server::chain::embedded::Origin;
     use pool_server::chain::{BlockVerdict, TemplateSource};
@@ -329,7 +337,22 @@ pub fn p2p_blocks(data: &[u8]) {
         }
     }
     let before = chain.tip();
-    let out = chain.accept(&block, Origin::Peer);
+    let origin = if how & 0x40 != 0 {
+        Origin::Vouched
+    } else {
+        Origin::Peer
+    };
+    let out = chain.accept(&block, origin);
+    if let BlockVerdict::Rejected(reason) = &out.verdict {
+        if reason == "low-work-branch" || reason == "fork-too-deep" {
+            assert!(out.stored.is_empty(), "a refused branch is not stored");
+            assert!(!chain.knows(&block.block_hash()), "nor kept aside");
+            assert!(
+                reason != "low-work-branch" || origin == Origin::Peer,
+                "a vouched block is judged by depth only"
+            );
+        }
+    }
     let (orphans, bytes) = chain.orphans();
     assert!(
         orphans <= 1_000 && bytes <= 16 * 1024 * 1024,

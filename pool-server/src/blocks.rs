@@ -148,10 +148,17 @@ impl BlockPath {
 
     /// A block sent by a peer: check it into the embedded chain and record what changed.
     /// `None` when the pool mines on a node (peers are the node's business then).
-    pub async fn from_peer(&self, block: &Block) -> Option<Outcome> {
+    /// A peer's block; `vouched` when it was asked for because a header chain with the work to
+    /// lead goes through it.
+    pub async fn from_peer(&self, block: &Block, vouched: bool) -> Option<Outcome> {
         let chain = self.chain.as_ref()?;
         let _serial = self.one_at_a_time.lock().await;
-        let outcome = chain.accept(block, Origin::Peer);
+        let origin = if vouched {
+            Origin::Vouched
+        } else {
+            Origin::Peer
+        };
+        let outcome = chain.accept(block, origin);
         self.record_changes(&outcome, None).await;
         Some(outcome)
     }

@@ -11,6 +11,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::block_file::BlockFile;
+use crate::chain::branch::{BranchRules, DEFAULT_MARGIN_BLOCKS};
 use crate::chain::embedded::EmbeddedChain;
 use crate::chain::genesis::network_magic;
 use crate::chain::node_rpc::NodeSource;
@@ -95,6 +96,34 @@ pub fn payout_script(cfg: &Config) -> anyhow::Result<ScriptBuf> {
     Ok(ScriptBuf::from_bytes(vec![0x51]))
 }
 
+/// The embedded chain's parameters: its genesis, and a proof-of-work limit that is the
+/// genesis target unless `--pow-limit` says otherwise (never harder than the genesis).
+fn chain_params(c: &crate::config::ChainArgs, maturity: u32) -> ChainParams {
+    let genesis_target = c.genesis_bits.to_target().expect("checked by the parser");
+    let pow_limit = match c.pow_limit {
+        // Never harder than the genesis (checked with the other flags).
+        Some(limit) => limit
+            .to_target()
+            .expect("checked by the parser")
+            .max(genesis_target),
+        None => genesis_target,
+    };
+    ChainParams {
+        network: c.p2p_network.clone(),
+        genesis_bits: c.genesis_bits,
+        pow_limit_bits: c.pow_limit.filter(|l| *l != c.genesis_bits),
+        retarget: RetargetParams {
+            interval: c.retarget_interval,
+            block_time_secs: c.block_time.as_secs().max(1),
+            pow_limit,
+        },
+        branches: BranchRules {
+            margin_blocks: DEFAULT_MARGIN_BLOCKS,
+            max_fork_depth: c.max_fork_depth.unwrap_or(u64::from(maturity)),
+        },
+    }
+}
+
 /// Resume the embedded chain from the store, or start a new one and record its genesis.
 async fn open_embedded_chain(cfg: &Config, store: &Store) -> anyhow::Result<Arc<EmbeddedChain>> {
     let genesis_target = cfg
@@ -102,18 +131,7 @@ async fn open_embedded_chain(cfg: &Config, store: &Store) -> anyhow::Result<Arc<
         .genesis_bits
         .to_target()
         .expect("checked by the parser");
-    let regtest_limit = protocol::CompactTarget::from_consensus(0x207fffff)
-        .to_target()
-        .expect("valid");
-    let params = ChainParams {
-        network: cfg.chain.p2p_network.clone(),
-        genesis_bits: cfg.chain.genesis_bits,
-        retarget: RetargetParams {
-            interval: cfg.chain.retarget_interval,
-            block_time_secs: cfg.chain.block_time.as_secs().max(1),
-            pow_limit: genesis_target.max(regtest_limit),
-        },
-    };
+    let params = chain_params(&cfg.chain, cfg.rewards.maturity);
     std::fs::create_dir_all(&cfg.store.spool_dir)
         .with_context(|| format!("creating {}", cfg.store.spool_dir.display()))?;
     // The chain file is the node's own store of every block (it resumes while the database is
@@ -127,6 +145,7 @@ async fn open_embedded_chain(cfg: &Config, store: &Store) -> anyhow::Result<Arc<
             network = %cfg.chain.p2p_network,
             genesis = %g.block_hash(),
             bits = %cfg.chain.genesis_bits,
+            pow_limit = %cfg.chain.pow_limit.unwrap_or(cfg.chain.genesis_bits),
             magic = %network_magic(g.block_hash()),
             "new embedded chain"
         );

@@ -23,8 +23,8 @@ use protocol::Version;
 use tokio::sync::watch;
 
 use super::block_file::{BlockFile, Durability};
+use super::branch;
 use super::coinbase::subsidy;
-use super::genesis::genesis_block;
 use super::rules::{self, ChainParams};
 use super::tree::{BlockTree, Inserted, OrphanPool, Reorg};
 use super::{BlockVerdict, Template, TemplateSource};
@@ -88,6 +88,9 @@ pub enum Origin {
     Local,
     /// Sent by a peer.
     Peer,
+    /// Sent by a peer, asked for because a header chain with the work to lead goes through it
+    /// (see [`super::branch`]).
+    Vouched,
 }
 
 /// A block a call stored in the tree.
@@ -160,7 +163,7 @@ impl EmbeddedChain {
     ) -> Result<(Arc<EmbeddedChain>, Option<Block>), OpenError> {
         // Height 0: the network's genesis, a pure function of its parameters, taken on trust
         // (no proof of work), as in Bitcoin.
-        let genesis = genesis_block(&params.network, params.genesis_bits);
+        let genesis = params.genesis();
         let genesis_hash = genesis.block_hash();
         let stored_genesis = from_file
             .iter()
@@ -247,6 +250,28 @@ impl EmbeddedChain {
             }),
             is_new.then_some(genesis),
         ))
+    }
+
+    /// Whether `headers` (a chain, the first on a block we have) carry the work to lead, so
+    /// their blocks are worth fetching; `None` when the first one's parent is unknown. Each
+    /// header's bits must be within the proof-of-work limit (its hash is checked by the caller).
+    pub fn headers_could_lead(&self, headers: &[Header]) -> Option<Result<bool, &'static str>> {
+        let first = headers.first()?;
+        if headers.iter().any(|h| {
+            protocol::CompactTarget::from(h.bits)
+                .to_target()
+                .map_or(true, |t| t > self.params.retarget.pow_limit)
+        }) {
+            return Some(Err("bad-diffbits (header)"));
+        }
+        let s = self.state.lock();
+        let work = branch::work_through(&s.tree, &first.prev_blockhash, headers)?;
+        Some(Ok(branch::could_lead(&s.tree, work, &self.params.branches)))
+    }
+
+    /// How deep a peer's branch may leave the best chain.
+    pub fn max_fork_depth(&self) -> u64 {
+        self.params.branches.max_fork_depth
     }
 
     pub fn tip(&self) -> (u64, BlockHash) {
@@ -403,6 +428,15 @@ impl EmbeddedChain {
             out.missing_parent = Some(parent);
             return out;
         }
+        // Work before storage: a peer's branch that cannot lead is never written anywhere.
+        if origin != Origin::Local {
+            let vouched = origin == Origin::Vouched;
+            if let Err(refusal) =
+                branch::judge(&s.tree, &block.header, &self.params.branches, vouched)
+            {
+                return Outcome::only(BlockVerdict::Rejected(refusal.reason().to_owned()));
+            }
+        }
         if let Err(reason) = rules::check_contextual(&self.params, &s.tree, block, now_secs()) {
             return Outcome::only(BlockVerdict::Rejected(reason.to_owned()));
         }
@@ -454,7 +488,7 @@ impl EmbeddedChain {
             + 1;
         let durability = match origin {
             Origin::Local => Durability::Synced,
-            Origin::Peer => Durability::Written,
+            Origin::Peer | Origin::Vouched => Durability::Written,
         };
         if let Err(e) = self.file.append(height, block, durability) {
             // The database still gets the block; peers asking for it get `notfound`.

@@ -19,6 +19,8 @@ fn params(interval: u32) -> ChainParams {
     ChainParams {
         network: "test".into(),
         genesis_bits: CompactTarget::from_consensus(0x207fffff),
+        pow_limit_bits: None,
+        branches: Default::default(),
         retarget: RetargetParams {
             interval,
             block_time_secs: 30,

@@ -1,6 +1,6 @@
-//! The embedded chain's genesis: a pure function of the network's name and its genesis bits,
-//! so pool-servers started apart, with the same two, hold the same genesis block and can mine
-//! one chain as a network. Its time is fixed ([`GENESIS_TIME`]), its coinbase pays no one
+//! The embedded chain's genesis: a pure function of the network's name, its genesis bits and
+//! its proof-of-work limit when that is not the genesis target, so pool-servers started apart,
+//! with the same values, hold the same genesis block and can mine one chain as a network. Its time is fixed ([`GENESIS_TIME`]), its coinbase pays no one
 //! (`OP_RETURN`) and names the network.
 //!
 //! The P2P magic, the four bytes that open every frame, derives from the genesis hash
@@ -47,9 +47,19 @@ pub fn check_network_name(name: &str) -> Result<(), NetworkNameError> {
     Ok(())
 }
 
-/// The genesis block of the network `name` whose first blocks carry `bits`.
-pub fn genesis_block(name: &str, bits: CompactTarget) -> Block {
-    let tag = format!("/rust-pool genesis {name}/");
+/// The genesis block of the network `name` whose first blocks carry `bits` and whose blocks are
+/// never easier than `pow_limit` (`None`: than the genesis). A limit other than the genesis
+/// target is written into the genesis, so nodes that disagree on it are two networks and
+/// refuse each other at the first frame (the magic); a network made without one keeps the
+/// genesis it always had.
+pub fn genesis_block(name: &str, bits: CompactTarget, pow_limit: Option<CompactTarget>) -> Block {
+    let tag = match pow_limit.filter(|l| *l != bits) {
+        Some(limit) => format!(
+            "/rust-pool genesis {name} pow-limit {:08x}/",
+            limit.to_consensus()
+        ),
+        None => format!("/rust-pool genesis {name}/"),
+    };
     let parts =
         CoinbaseBuilder::new(ScriptBuf::new_op_return([]), &tag, 0).build(0, subsidy(0), None, 0);
     let mut raw = parts.coinb1;
@@ -84,9 +94,9 @@ mod tests {
 
     #[test]
     fn the_same_name_and_bits_give_the_same_genesis_whenever_it_is_made() {
-        let a = genesis_block("alpha", CompactTarget::from_consensus(BITS));
+        let a = genesis_block("alpha", CompactTarget::from_consensus(BITS), None);
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        let b = genesis_block("alpha", CompactTarget::from_consensus(BITS));
+        let b = genesis_block("alpha", CompactTarget::from_consensus(BITS), None);
         assert_eq!(a.block_hash(), b.block_hash());
         assert_eq!(a.header.time, GENESIS_TIME);
         assert!(a.check_merkle_root());
@@ -95,11 +105,21 @@ mod tests {
 
     #[test]
     fn another_name_or_other_bits_is_another_network_with_another_magic() {
-        let base = genesis_block("alpha", CompactTarget::from_consensus(BITS)).block_hash();
-        let named = genesis_block("beta", CompactTarget::from_consensus(BITS)).block_hash();
-        let bits = genesis_block("alpha", CompactTarget::from_consensus(0x207fffff)).block_hash();
+        let base = genesis_block("alpha", CompactTarget::from_consensus(BITS), None).block_hash();
+        let named = genesis_block("beta", CompactTarget::from_consensus(BITS), None).block_hash();
+        let bits =
+            genesis_block("alpha", CompactTarget::from_consensus(0x207fffff), None).block_hash();
+        let limit = CompactTarget::from_consensus(0x207fffff);
+        let limited = genesis_block("alpha", CompactTarget::from_consensus(BITS), Some(limit));
+        let limited = limited.block_hash();
+        // The genesis target as the limit, said or not, is the same network.
+        let said = CompactTarget::from_consensus(BITS);
+        let same = genesis_block("alpha", CompactTarget::from_consensus(BITS), Some(said));
+        assert_eq!(base, same.block_hash());
         assert_ne!(base, named);
         assert_ne!(base, bits);
+        assert_ne!(base, limited);
+        assert_ne!(network_magic(base), network_magic(limited));
         assert_ne!(network_magic(base), network_magic(named));
         assert_ne!(network_magic(base), network_magic(bits));
         for m in [
@@ -132,6 +152,7 @@ mod tests {
         let g = genesis_block(
             &"x".repeat(MAX_NETWORK_NAME),
             CompactTarget::from_consensus(BITS),
+            Some(CompactTarget::from_consensus(0x207fffff)),
         );
         assert!(g.txdata[0].input[0].script_sig.len() <= 100);
     }

@@ -6,6 +6,7 @@
 
 pub mod block_file;
 pub mod block_template;
+pub mod branch;
 pub mod coinbase;
 pub mod embedded;
 pub mod genesis;

@@ -23,7 +23,19 @@ pub struct ChainParams {
     /// The network's name: with the genesis bits, it makes the genesis ([`super::genesis::genesis_block`]).
     pub network: String,
     pub genesis_bits: CompactTarget,
+    /// The limit `--pow-limit` gave, part of the genesis (`None`: the genesis target, which
+    /// `retarget.pow_limit` then is).
+    pub pow_limit_bits: Option<CompactTarget>,
     pub retarget: RetargetParams,
+    /// Which peers' branches are stored (policy, not consensus).
+    pub branches: super::branch::BranchRules,
+}
+
+impl ChainParams {
+    /// This network's genesis block.
+    pub fn genesis(&self) -> Block {
+        super::genesis::genesis_block(&self.network, self.genesis_bits, self.pow_limit_bits)
+    }
 }
 
 /// Checks that need no other block: proof of work against the block's own bits (within the
@@ -139,7 +151,6 @@ mod tests {
 
     use super::*;
     use crate::chain::coinbase::CoinbaseBuilder;
-    use crate::chain::genesis::genesis_block;
 
     const EASY: u32 = 0x207fffff;
 
@@ -147,6 +158,8 @@ mod tests {
         ChainParams {
             network: "rules".into(),
             genesis_bits: CompactTarget::from_consensus(EASY),
+            pow_limit_bits: None,
+            branches: Default::default(),
             retarget: RetargetParams {
                 interval: 10,
                 block_time_secs: 30,
@@ -185,7 +198,7 @@ mod tests {
     #[test]
     fn time_rules_are_judged_at_the_time_the_caller_gives() {
         let p = params();
-        let genesis = genesis_block(&p.network, p.genesis_bits);
+        let genesis = p.genesis();
         let tree = BlockTree::new(genesis.header);
         let t = genesis.header.time + 600;
         let block = child(&genesis.header, 1, t, subsidy(1));
@@ -208,7 +221,7 @@ mod tests {
     #[test]
     fn a_coinbase_paying_more_than_the_subsidy_is_refused() {
         let p = params();
-        let genesis = genesis_block(&p.network, p.genesis_bits);
+        let genesis = p.genesis();
         let tree = BlockTree::new(genesis.header);
         let t = genesis.header.time + 1;
         let greedy = child(&genesis.header, 1, t, subsidy(1) + Amount::from_sat(1));
@@ -222,7 +235,7 @@ mod tests {
     #[test]
     fn a_block_without_work_or_with_a_wrong_root_is_refused_on_its_own() {
         let p = params();
-        let genesis = genesis_block(&p.network, p.genesis_bits);
+        let genesis = p.genesis();
         let good = child(&genesis.header, 1, genesis.header.time + 1, subsidy(1));
         let mut root = good.clone();
         root.header.merkle_root = TxMerkleNode::all_zeros();

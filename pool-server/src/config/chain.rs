@@ -15,6 +15,19 @@ pub struct ChainArgs {
     #[arg(long, env = "POOL_GENESIS_BITS", default_value = "1d01fffe", value_parser = parse_compact)]
     pub genesis_bits: CompactTarget,
 
+    /// Embedded chain: the easiest bits any block may carry (hex). By default the genesis bits:
+    /// the chain never gets easier than it began, so a fork cannot retarget itself down to
+    /// free blocks. Another value (no harder than --genesis-bits) is written into the genesis:
+    /// every node of the network must be given the same.
+    #[arg(long, env = "POOL_POW_LIMIT", value_parser = parse_compact)]
+    pub pow_limit: Option<CompactTarget>,
+
+    /// Embedded chain: a peer's branch that leaves the best chain more than this many blocks
+    /// below the tip is refused, whatever its work (default: --maturity, so a block whose
+    /// credits matured is never reorganised away).
+    #[arg(long, env = "POOL_MAX_FORK_DEPTH", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_fork_depth: Option<u64>,
+
     /// Embedded chain: the network's name. With --genesis-bits it makes the genesis block, so
     /// pool-servers given the same two hold the same chain (and can peer); another name is
     /// another chain.

@@ -144,6 +144,18 @@ impl Config {
         {
             bail!("--api-token (POOL_API_TOKEN) is empty: set a secret, or unset it to keep the admin endpoints off");
         }
+        if let Some(limit) = self.chain.pow_limit {
+            let (limit_t, genesis_t) = (limit.to_target(), self.chain.genesis_bits.to_target());
+            if let (Ok(l), Ok(g)) = (limit_t, genesis_t) {
+                if l < g {
+                    bail!(
+                        "--pow-limit {limit} is harder than --genesis-bits {}: the genesis would \
+                         break its own chain's limit (give bits at least as easy, such as 207fffff)",
+                        self.chain.genesis_bits
+                    );
+                }
+            }
+        }
         if self.store.store_batch == 0 || self.store.store_queue == 0 {
             bail!("--store-batch and --store-queue must be positive");
         }

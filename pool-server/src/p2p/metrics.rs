@@ -17,6 +17,9 @@ pub struct P2pMetrics {
     pub peer_bans: IntCounter,
     pub block_propagation: Histogram,
     pub orphan_blocks: IntGauge,
+    /// Peers' blocks and header chains not stored, by why (`low-work-branch`,
+    /// `low-work-headers`, `fork-too-deep`).
+    pub refused_blocks: IntCounterVec,
 }
 
 impl P2pMetrics {
@@ -61,7 +64,16 @@ impl P2pMetrics {
                 "Blocks from peers waiting for their parent",
                 r
             )?,
+            refused_blocks: register_int_counter_vec_with_registry!(
+                "pool_p2p_refused_blocks_total",
+                "Peers' blocks (and header chains) not stored because their branch could not lead or forked too deep, by reason",
+                &["reason"],
+                r
+            )?,
         };
+        for reason in ["low-work-branch", "low-work-headers", "fork-too-deep"] {
+            m.refused_blocks.with_label_values(&[reason]);
+        }
         for direction in ["inbound", "outbound"] {
             m.peers.with_label_values(&[direction]);
         }

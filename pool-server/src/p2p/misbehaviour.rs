@@ -38,6 +38,10 @@ pub fn penalty(err: &PeerError) -> u32 {
         // A block that fails the rules: the peer validates nothing, or attacks.
         PeerError::InvalidBlock { .. } => BAN_SCORE,
         PeerError::Protocol(_) => BAN_SCORE / 5,
+        // Cheap blocks pushed at us: a few, and the address is banned.
+        PeerError::UnrequestedLowWork { .. } => BAN_SCORE / 4,
+        // Another history than ours past the maturity depth: no use talking, little harm.
+        PeerError::DeepFork { .. } => BAN_SCORE / 10,
         PeerError::Junk(_) => BAN_SCORE,
     }
 }

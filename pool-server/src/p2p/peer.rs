@@ -53,6 +53,12 @@ pub enum PeerError {
         hash: bitcoin::BlockHash,
         reason: String,
     },
+    #[error("peer sent block {hash}, which nobody asked for, on a branch that cannot lead")]
+    UnrequestedLowWork { hash: bitcoin::BlockHash },
+    #[error(
+        "peer sent block {hash} of a branch that forks deeper than a reorganisation may reach"
+    )]
+    DeepFork { hash: bitcoin::BlockHash },
     #[error("peer broke the protocol: {0}")]
     Protocol(String),
     #[error("peer sends commands we do not speak, over and over ({0})")]

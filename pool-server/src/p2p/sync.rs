@@ -34,6 +34,7 @@ use super::handshake::PROTOCOL_VERSION;
 use super::metrics::P2pMetrics;
 use super::peer::{Direction, Peer, PeerError};
 use crate::blocks::BlockPath;
+use crate::chain::branch::Refusal;
 use crate::chain::embedded::EmbeddedChain;
 use crate::chain::embedded::MAX_HEADERS;
 use crate::chain::BlockVerdict;
@@ -62,9 +63,10 @@ pub trait Ground: Send + Sync + 'static {
 pub struct Conversation {
     node: Arc<dyn Ground>,
     peer: Arc<Peer>,
-    /// Blocks asked of this peer, and when: a request unanswered for [`Self::patience`] is
-    /// forgotten, so the block is asked for again (of this peer or another).
-    in_flight: HashMap<BlockHash, Instant>,
+    /// Blocks asked of this peer, when, and whether a header chain with the work to lead
+    /// vouched for them: a request unanswered for [`Self::patience`] is forgotten, so the
+    /// block is asked for again (of this peer or another).
+    in_flight: HashMap<BlockHash, (Instant, bool)>,
     patience: Duration,
     /// The last header of a full `headers` batch: when its block is in, ask for more.
     sync_until: Option<BlockHash>,
@@ -116,28 +118,36 @@ impl Conversation {
     fn awaited(&self, hash: &BlockHash) -> bool {
         self.in_flight
             .get(hash)
-            .is_some_and(|t| t.elapsed() < self.patience)
+            .is_some_and(|(t, _)| t.elapsed() < self.patience)
     }
 
     /// Room for one more request: forget the expired ones first when full.
     fn room_to_ask(&mut self) -> bool {
         if self.in_flight.len() >= MAX_IN_FLIGHT {
             let patience = self.patience;
-            self.in_flight.retain(|_, t| t.elapsed() < patience);
+            self.in_flight.retain(|_, (t, _)| t.elapsed() < patience);
         }
         self.in_flight.len() < MAX_IN_FLIGHT
     }
 
     /// Add block `hash` to `want` unless it is known or already asked for; false when there is
-    /// no room to ask for more (the caller stops there).
-    fn ask_for(&mut self, hash: BlockHash, want: &mut Vec<Inventory>) -> bool {
-        if self.node.chain().knows(&hash) || self.awaited(&hash) {
+    /// no room to ask for more (the caller stops there). `vouched`: a header chain with the
+    /// work to lead goes through it.
+    fn ask_for(&mut self, hash: BlockHash, vouched: bool, want: &mut Vec<Inventory>) -> bool {
+        if self.node.chain().knows(&hash) {
+            return true;
+        }
+        if self.awaited(&hash) {
+            // Asked for after an inv, and now a header chain that can lead goes through it.
+            if let Some(asked) = self.in_flight.get_mut(&hash) {
+                asked.1 |= vouched;
+            }
             return true;
         }
         if !self.room_to_ask() {
             return false;
         }
-        self.in_flight.insert(hash, Instant::now());
+        self.in_flight.insert(hash, (Instant::now(), vouched));
         want.push(Inventory::Block(hash));
         true
     }
@@ -146,7 +156,7 @@ impl Conversation {
     /// among them, ask for headers again so catching up goes on.
     async fn expire(&mut self) -> Result<(), PeerError> {
         let patience = self.patience;
-        self.in_flight.retain(|_, t| t.elapsed() < patience);
+        self.in_flight.retain(|_, (t, _)| t.elapsed() < patience);
         if let Some(last) = self.sync_until {
             if !self.awaited(&last) && !self.node.chain().knows(&last) {
                 self.sync_until = None;
@@ -243,7 +253,7 @@ impl Conversation {
                 self.peer.saw_height(s.height);
                 continue;
             }
-            if !self.ask_for(h, &mut want) {
+            if !self.ask_for(h, false, &mut want) {
                 break;
             }
         }
@@ -280,15 +290,44 @@ impl Conversation {
 
     async fn on_block(&mut self, block: Block) -> Result<(), PeerError> {
         let hash = block.block_hash();
-        self.in_flight.remove(&hash);
+        let asked = self.in_flight.remove(&hash).map(|(_, vouched)| vouched);
         *self.peer.last_block.lock() = Some(hash);
-        let Some(outcome) = self.node.blocks().from_peer(&block).await else {
+        let vouched = asked == Some(true);
+        let Some(outcome) = self.node.blocks().from_peer(&block, vouched).await else {
             return Ok(());
         };
         match &outcome.verdict {
             BlockVerdict::Rejected(reason) if reason == "time-too-new" => {
                 // Perhaps only its clock is ahead: not held against it.
                 tracing::info!(peer = %self.peer.addr, block = %hash, "block from the future ignored");
+            }
+            BlockVerdict::Rejected(reason) if reason == Refusal::LowWork.reason() => {
+                self.node
+                    .metrics()
+                    .refused_blocks
+                    .with_label_values(&[reason])
+                    .inc();
+                if asked.is_none() {
+                    // Nobody asked for it, and it cannot lead: a peer that would fill our
+                    // disk with cheap side blocks.
+                    return Err(PeerError::UnrequestedLowWork { hash });
+                }
+                // Asked for after its inv: a peer on a weaker branch, which merely lags.
+                tracing::debug!(peer = %self.peer.addr, block = %hash, "a block on a branch that cannot lead: not stored");
+            }
+            BlockVerdict::Rejected(reason) if reason == "fork-too-deep" => {
+                self.node
+                    .metrics()
+                    .refused_blocks
+                    .with_label_values(&[reason])
+                    .inc();
+                tracing::warn!(
+                    peer = %self.peer.addr,
+                    block = %hash,
+                    max_depth = self.node.chain().max_fork_depth(),
+                    "a peer's branch leaves our best chain deeper than a reorganisation may reach: refused"
+                );
+                return Err(PeerError::DeepFork { hash });
             }
             BlockVerdict::Rejected(reason) => {
                 return Err(PeerError::InvalidBlock {
@@ -359,6 +398,27 @@ impl Conversation {
             }
             return Ok(());
         }
+        // Work first: a header chain that cannot lead is not fetched (and not kept: a peer
+        // that lags, or one that would have us store a cheap branch, costs us nothing).
+        let vouched = match self.node.chain().headers_could_lead(&headers) {
+            Some(Ok(true)) => true,
+            Some(Ok(false)) => {
+                self.node
+                    .metrics()
+                    .refused_blocks
+                    .with_label_values(&["low-work-headers"])
+                    .inc();
+                tracing::debug!(peer = %self.peer.addr, headers = headers.len(), "headers of a branch that cannot lead: not fetched");
+                return Ok(());
+            }
+            Some(Err(reason)) => {
+                return Err(PeerError::InvalidBlock {
+                    hash: first.block_hash(),
+                    reason: reason.to_owned(),
+                })
+            }
+            None => return Ok(()),
+        };
         let mut prev = first.prev_blockhash;
         let mut want = Vec::new();
         for h in &headers {
@@ -378,7 +438,7 @@ impl Conversation {
                 });
             }
             prev = hash;
-            if !self.ask_for(hash, &mut want) {
+            if !self.ask_for(hash, vouched, &mut want) {
                 break;
             }
         }

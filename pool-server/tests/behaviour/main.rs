@@ -7,6 +7,7 @@ mod common;
 
 mod a_payout_the_node_answers_late_is_paid_once;
 mod a_share_is_credited_once_per_tip;
+mod a_stranger_cannot_fill_a_node_for_free;
 mod a_worker_page_says_how_sure_its_numbers_are;
 mod an_address_account_proves_itself_by_signing;
 mod blocks_extend_the_chain;

@@ -1,6 +1,7 @@
-//! The embedded chain's genesis is a pure function of the network's name and the genesis
-//! bits: two pools started apart, with the same two, record the same genesis block; another
-//! name, or other bits, is another chain. (The ground for the network of pools: nodes that
+//! The embedded chain's genesis is a pure function of the network's name, the genesis bits
+//! and a proof-of-work limit other than the genesis target: two pools started apart, with the
+//! same values, record the same genesis block; another name, other bits or another limit is
+//! another chain. (The ground for the network of pools: nodes that
 //! disagree on the genesis could never share a chain.)
 
 use crate::common;
@@ -39,6 +40,38 @@ async fn the_same_name_and_bits_give_the_same_genesis_and_others_another() {
     let harder = start_pool(&["--p2p-network", "eu-pools", "--genesis-bits", "1e00ffff"]).await;
     assert_ne!(genesis_of(&harder).await, genesis);
     harder.stop().await;
+    // The genesis target as the limit is the default, said or not; an easier limit is a
+    // network of its own (its nodes and ours refuse each other at the first frame).
+    let said = [
+        "--p2p-network",
+        "eu-pools",
+        "--genesis-bits",
+        "1f00ffff",
+        "--pow-limit",
+        "1f00ffff",
+    ];
+    let same = start_pool(&said).await;
+    assert_eq!(genesis_of(&same).await, genesis);
+    same.stop().await;
+    let mut easier = said;
+    easier[5] = "207fffff";
+    let easier = start_pool(&easier).await;
+    assert_ne!(genesis_of(&easier).await, genesis);
+    easier.stop().await;
+}
+
+#[test]
+fn a_pow_limit_harder_than_the_genesis_is_refused_naming_the_flags() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pool-server"))
+        .args(["--genesis-bits", "1f00ffff", "--pow-limit", "1e00ffff"])
+        .output()
+        .expect("run pool-server");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--pow-limit") && err.contains("harder than --genesis-bits"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -159,7 +159,7 @@ where
 /// The P2P magic of the test network with genesis `bits`.
 pub fn magic(bits: &str) -> Magic {
     let bits = CompactTarget::from_consensus(u32::from_str_radix(bits, 16).unwrap());
-    network_magic(genesis_block(NETWORK, bits).block_hash())
+    network_magic(genesis_block(NETWORK, bits, None).block_hash())
 }
 
 fn now() -> u32 {
@@ -183,9 +183,18 @@ impl BlockMaker {
         let bits = CompactTarget::from_consensus(u32::from_str_radix(bits, 16).unwrap());
         BlockMaker {
             bits,
-            prev: genesis_block(NETWORK, bits).block_hash(),
+            prev: genesis_block(NETWORK, bits, None).block_hash(),
             height: 0,
             time: now() - start_secs_ago,
+        }
+    }
+
+    /// Blocks on top of `prev` at `height` (a fork), timed as [`BlockMaker::new`] does.
+    pub fn fork(bits: &str, prev: BlockHash, height: u64, start_secs_ago: u32) -> BlockMaker {
+        BlockMaker {
+            prev,
+            height,
+            ..BlockMaker::new(bits, start_secs_ago)
         }
     }
 
@@ -227,7 +236,33 @@ impl BlockMaker {
 
     /// The next valid block; the maker moves on to it.
     pub fn next_block(&mut self) -> Block {
+        self.next_block_padded(0)
+    }
+
+    /// The next valid block carrying a transaction of about `pad` bytes (an `OP_RETURN` of
+    /// junk: the embedded chain checks form, not inputs), to weigh what a peer can make a
+    /// node store.
+    pub fn next_block_padded(&mut self, pad: usize) -> Block {
         let mut b = self.draft();
+        if pad > 0 {
+            let junk = Transaction {
+                version: bitcoin::transaction::Version::ONE,
+                lock_time: bitcoin::absolute::LockTime::ZERO,
+                input: vec![bitcoin::TxIn {
+                    previous_output: bitcoin::OutPoint {
+                        txid: bitcoin::Txid::from_byte_array([self.height as u8 + 1; 32]),
+                        vout: 0,
+                    },
+                    ..Default::default()
+                }],
+                output: vec![bitcoin::TxOut {
+                    value: bitcoin::Amount::ZERO,
+                    script_pubkey: ScriptBuf::from_bytes(vec![0x6a; pad]),
+                }],
+            };
+            b.txdata.push(junk);
+            b.header.merkle_root = b.compute_merkle_root().unwrap();
+        }
         self.grind(&mut b, true);
         self.prev = b.block_hash();
         self.height += 1;
