@@ -47,6 +47,13 @@ const MAX_LOCATOR: usize = 101;
 const MAX_UNKNOWN: u32 = 100;
 /// At most one `getheaders` per this long when headers do not connect (no ping-pong loops).
 const RESYNC_EVERY: Duration = Duration::from_millis(500);
+/// `headers` messages we did not ask for (no `getheaders` of ours unanswered) a peer may send
+/// on one connection: ours relay by `inv`, so a stream of them is a peer that would have us
+/// judge a chain it made up.
+const MAX_UNSOLICITED_HEADERS: u32 = 8;
+/// Blocks nobody asked for whose parent is unknown a peer may send on one connection (each
+/// waits in the bounded orphan pool and costs a `getheaders`).
+const MAX_UNREQUESTED_ORPHANS: u32 = 64;
 
 /// What a conversation needs of the node it belongs to. The node implements it, and this file
 /// knows nothing else of the node, so the two depend one way only.
@@ -73,6 +80,11 @@ pub struct Conversation {
     answered_getaddr: bool,
     last_getheaders: Option<Instant>,
     unknown: u32,
+    /// Our `getheaders` not answered yet, and `headers` that came without one.
+    headers_asked: u32,
+    unsolicited_headers: u32,
+    /// Blocks nobody asked for that connected to nothing.
+    unrequested_orphans: u32,
 }
 
 impl Conversation {
@@ -88,6 +100,9 @@ impl Conversation {
             answered_getaddr: false,
             last_getheaders: None,
             unknown: 0,
+            headers_asked: 0,
+            unsolicited_headers: 0,
+            unrequested_orphans: 0,
         }
     }
 
@@ -172,6 +187,7 @@ impl Conversation {
 
     async fn get_headers(&mut self) -> Result<(), PeerError> {
         self.last_getheaders = Some(Instant::now());
+        self.headers_asked += 1;
         let locator = self.node.chain().locator();
         self.send(NetworkMessage::GetHeaders(GetHeadersMessage::new(
             locator,
@@ -337,6 +353,14 @@ impl Conversation {
             }
             _ => {}
         }
+        if outcome.missing_parent.is_some() && asked.is_none() {
+            self.unrequested_orphans += 1;
+            if self.unrequested_orphans > MAX_UNREQUESTED_ORPHANS {
+                return Err(PeerError::Protocol(format!(
+                    "more than {MAX_UNREQUESTED_ORPHANS} blocks nobody asked for that connect to nothing"
+                )));
+            }
+        }
         if outcome.missing_parent.is_some() {
             // Its parent is unknown: find our fork point with this peer (one getheaders per
             // block it sent, so it cannot make us send more than it does).
@@ -379,6 +403,15 @@ impl Conversation {
     }
 
     async fn on_headers(&mut self, headers: Vec<Header>) -> Result<(), PeerError> {
+        if self.headers_asked == 0 {
+            self.unsolicited_headers += 1;
+            if self.unsolicited_headers > MAX_UNSOLICITED_HEADERS {
+                return Err(PeerError::Protocol(format!(
+                    "more than {MAX_UNSOLICITED_HEADERS} headers messages nobody asked for"
+                )));
+            }
+        }
+        self.headers_asked = self.headers_asked.saturating_sub(1);
         if headers.len() > MAX_HEADERS {
             return Err(PeerError::Protocol(format!(
                 "headers with {} headers (at most {MAX_HEADERS})",
@@ -459,6 +492,7 @@ impl Conversation {
             // All known already: ask for what comes after them.
             self.sync_until = None;
             self.last_getheaders = Some(Instant::now());
+            self.headers_asked += 1;
             self.send(NetworkMessage::GetHeaders(GetHeadersMessage {
                 version: PROTOCOL_VERSION,
                 locator_hashes: vec![prev],

@@ -151,3 +151,140 @@ async fn a_heavier_branch_that_forks_below_the_maturity_depth_is_refused() {
         "{log}"
     );
 }
+
+/// Resident memory of process `pid`, bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// `n` headers linked from `from` with no proof of work (a low-work chain costs its maker
+/// nothing: the node must not spend on it either).
+fn junk_headers(from: bitcoin::BlockHash, n: usize) -> Vec<bitcoin::block::Header> {
+    use bitcoin::hashes::Hash;
+    let mut prev = from;
+    (0..n)
+        .map(|i| {
+            let h = bitcoin::block::Header {
+                version: bitcoin::block::Version::from_consensus(0x2000_0000),
+                prev_blockhash: prev,
+                merkle_root: bitcoin::TxMerkleNode::from_byte_array([7; 32]),
+                time: 1_767_225_600 + i as u32,
+                bits: bitcoin::CompactTarget::from_consensus(0x2000ffff),
+                nonce: i as u32,
+            };
+            prev = h.block_hash();
+            h
+        })
+        .collect()
+}
+
+/// Send, ignoring a connection the node has closed.
+async fn push(p: &mut ScriptedPeer, msg: NetworkMessage) {
+    use futures::SinkExt;
+    let _ = p.framed.send(msg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_headers_nobody_asked_for_cost_nothing_and_their_sender_is_banned() {
+    use bitcoin::hashes::Hash;
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = node_with_chain(dir.path(), 20, &[]).await;
+    let tip = node.tip().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (file_before, rss_before) = (file_len(dir.path()), rss(node.pool.pid()));
+    // A chain of headers from a block the node never saw: it cannot be judged, so it is not
+    // kept; the node asks once where it forks, and a peer that goes on sending is dropped.
+    let unknown = bitcoin::BlockHash::from_byte_array([9; 32]);
+    let chain = junk_headers(unknown, 120_000);
+    for round in chain.chunks(24_000) {
+        let mut attacker = ScriptedPeer::connect(ip(5), node.p2p, magic(EASY_BITS)).await;
+        attacker.handshake(0).await.unwrap();
+        for batch in round.chunks(2_000) {
+            push(&mut attacker, NetworkMessage::Headers(batch.to_vec())).await;
+        }
+        assert!(attacker.closed_within(Duration::from_secs(5)).await);
+    }
+    let banned = eventually(
+        Duration::from_secs(10),
+        || node.pool.metric("pool_p2p_bans_total"),
+        |n| *n == 1.0,
+    )
+    .await;
+    assert_eq!(banned, 1.0, "five such streams ban the address");
+    assert_eq!(file_len(dir.path()), file_before);
+    assert_eq!(node.tip().await, tip);
+    let grown = rss(node.pool.pid()).saturating_sub(rss_before);
+    assert!(grown < 16 << 20, "resident memory grew by {grown} bytes");
+    let log = node.pool.log_text();
+    assert!(log.contains("headers messages nobody asked for"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_of_invs_addresses_and_orphans_stay_bounded_and_orphans_cost_the_sender() {
+    use bitcoin::hashes::Hash;
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = node_with_chain(dir.path(), 20, &[]).await;
+    let tip = node.tip().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (file_before, rss_before) = (file_len(dir.path()), rss(node.pool.pid()));
+    let mut attacker = ScriptedPeer::connect(ip(6), node.p2p, magic(EASY_BITS)).await;
+    attacker.handshake(0).await.unwrap();
+    // 50,000 announcements of blocks that do not exist: at most 4,000 asked for at a time.
+    for m in 0..10u32 {
+        let items = (0..5_000u32)
+            .map(|k| {
+                let mut b = [0u8; 32];
+                b[..4].copy_from_slice(&m.to_le_bytes());
+                b[4..8].copy_from_slice(&k.to_le_bytes());
+                Inventory::Block(bitcoin::BlockHash::from_byte_array(b))
+            })
+            .collect();
+        push(&mut attacker, NetworkMessage::Inv(items)).await;
+    }
+    // 20,000 addresses: the book keeps its capacity.
+    for m in 0..20u16 {
+        let list = (0..1_000u16)
+            .map(|k| {
+                let at = std::net::SocketAddr::from((
+                    [10, (m % 200) as u8, (k >> 8) as u8, k as u8],
+                    8333,
+                ));
+                (
+                    0,
+                    bitcoin::p2p::Address::new(&at, bitcoin::p2p::ServiceFlags::NETWORK),
+                )
+            })
+            .collect();
+        push(&mut attacker, NetworkMessage::Addr(list)).await;
+    }
+    assert!(
+        !attacker.closed_within(Duration::from_millis(500)).await,
+        "announcements and addresses within the limits are not misbehaviour"
+    );
+    // Blocks nobody asked for that connect to nothing: the 65th ends the connection.
+    for k in 0..100u8 {
+        let mut orphan = BlockMaker::fork(
+            EASY_BITS,
+            bitcoin::BlockHash::from_byte_array([k; 32]),
+            5,
+            300,
+        );
+        push(&mut attacker, NetworkMessage::Block(orphan.next_block())).await;
+    }
+    assert!(attacker.closed_within(Duration::from_secs(5)).await);
+    let orphans = node.pool.metric("pool_chain_orphan_blocks").await;
+    assert!(orphans <= 65.0, "{orphans} orphans kept");
+    assert_eq!(file_len(dir.path()), file_before);
+    assert_eq!(node.tip().await, tip);
+    let grown = rss(node.pool.pid()).saturating_sub(rss_before);
+    assert!(grown < 32 << 20, "resident memory grew by {grown} bytes");
+    let log = node.pool.log_text();
+    assert!(log.contains("connect to nothing"), "{log}");
+}
