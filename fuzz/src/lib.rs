@@ -273,7 +273,6 @@ pub fn p2p_frames(data: &[u8]) {
 fn fuzz_chain() -> &'static Arc<pool_server::chain::embedded::EmbeddedChain> {
     use pool_server::chain::block_file::BlockFile;
     use pool_server::chain::embedded::EmbeddedChain;
-    use pool_server::chain::retarget::RetargetParams;
     use pool_server::chain::rules::ChainParams;
     static CHAIN: OnceLock<Arc<EmbeddedChain>> = OnceLock::new();
     CHAIN.get_or_init(|| {
@@ -283,19 +282,12 @@ fn fuzz_chain() -> &'static Arc<pool_server::chain::embedded::EmbeddedChain> {
         let (file, stored) = BlockFile::open(&dir.join("chain.blocks")).expect("chain file");
         let bits = CompactTarget::from_consensus(0x207fffff);
         let params = ChainParams {
-            network: "fuzz".into(),
-            genesis_bits: bits,
-            pow_limit_bits: None,
-            retarget: RetargetParams {
-                interval: 2016,
-                block_time_secs: 30,
-                pow_limit: bits.to_target().expect("valid"),
-            },
             // Shallow, so a fuzzed branch reaches the depth rule as well as the work rule.
             branches: pool_server::chain::branch::BranchRules {
                 margin_blocks: 2,
                 max_fork_depth: 4,
             },
+            ..ChainParams::at_genesis_limit("fuzz", bits, 2016)
         };
         EmbeddedChain::open(params, file, stored, vec![])
             .expect("a new chain")

@@ -162,11 +162,11 @@ async fn open_embedded_chain(cfg: &Config, store: &Store) -> anyhow::Result<Arc<
 async fn blocks_from_db(
     store: &Store,
     file: &BlockFile,
-    from_file: &[(u64, bitcoin::Block)],
+    from_file: &[crate::chain::block_file::Entry],
 ) -> anyhow::Result<Vec<bitcoin::Block>> {
-    let file_height = from_file.iter().map(|b| b.0).max();
+    let file_height = from_file.iter().map(|e| e.height).max();
     // A file of the earlier layout kept only the last blocks: it cannot rebuild the tree.
-    let file_whole = from_file.first().is_some_and(|b| b.0 == 0);
+    let file_whole = from_file.first().is_some_and(|e| e.height == 0);
     if store.connected() {
         let tip = store.backend.load_chain("embedded", 1).await?;
         if tip.first().map(|b| b.0) > file_height || (!from_file.is_empty() && !file_whole) {

@@ -23,6 +23,16 @@ pub struct CoinbaseParts {
     pub coinb2: Vec<u8>,
 }
 
+impl CoinbaseParts {
+    /// The whole transaction with `extranonce` in its slot.
+    pub fn with_extranonce(&self, extranonce: &[u8]) -> Transaction {
+        let mut raw = self.coinb1.clone();
+        raw.extend_from_slice(extranonce);
+        raw.extend_from_slice(&self.coinb2);
+        bitcoin::consensus::deserialize(&raw).expect("the coinbase builder makes valid txs")
+    }
+}
+
 /// Where the 8-byte job tag sits in `coinb2`: right after its push opcode.
 const JOB_TAG: std::ops::Range<usize> = 1..9;
 

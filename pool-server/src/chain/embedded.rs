@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use protocol::Version;
 use tokio::sync::watch;
 
-use super::block_file::{BlockFile, Durability};
+use super::block_file::{BlockFile, Durability, Entry};
 use super::branch;
 use super::coinbase::subsidy;
 use super::rules::{self, ChainParams};
@@ -158,7 +158,7 @@ impl EmbeddedChain {
     pub fn open(
         params: ChainParams,
         file: BlockFile,
-        from_file: Vec<(u64, Block)>,
+        from_file: Vec<Entry>,
         from_db: Vec<Block>,
     ) -> Result<(Arc<EmbeddedChain>, Option<Block>), OpenError> {
         // Height 0: the network's genesis, a pure function of its parameters, taken on trust
@@ -167,12 +167,12 @@ impl EmbeddedChain {
         let genesis_hash = genesis.block_hash();
         let stored_genesis = from_file
             .iter()
-            .find(|(h, _)| *h == 0)
-            .map(|(_, b)| b)
+            .find(|e| e.height == 0)
+            .map(|e| e.header.block_hash())
             .or(from_db
                 .first()
-                .filter(|b| b.header.prev_blockhash == BlockHash::all_zeros()))
-            .map(Block::block_hash);
+                .filter(|b| b.header.prev_blockhash == BlockHash::all_zeros())
+                .map(Block::block_hash));
         if let Some(stored) = stored_genesis.filter(|g| *g != genesis_hash) {
             return Err(OpenError::OtherChain {
                 stored,
@@ -182,32 +182,37 @@ impl EmbeddedChain {
         let is_new = from_file.is_empty() && from_db.is_empty();
         let file_starts_at_genesis = from_file
             .first()
-            .is_some_and(|(_, b)| b.block_hash() == genesis_hash);
+            .is_some_and(|e| e.header.block_hash() == genesis_hash);
         let in_file = from_file.len();
         let mut tree = BlockTree::new(genesis.header);
-        // (height, block, whether the file has it)
-        let mut kept: Vec<(u64, Block, bool)> = vec![(0, genesis.clone(), file_starts_at_genesis)];
-        let mut pending: Vec<(Block, bool)> = from_file
+        // (height, hash, the block when the file lacks it): the file's blocks stay on disk.
+        let mut kept: Vec<(u64, BlockHash, Option<Block>)> = vec![(
+            0,
+            genesis_hash,
+            (!file_starts_at_genesis).then(|| genesis.clone()),
+        )];
+        let mut pending: Vec<(Header, Option<Block>)> = from_file
             .into_iter()
-            .map(|(_, b)| (b, true))
-            .chain(from_db.into_iter().map(|b| (b, false)))
-            .filter(|(b, _)| b.block_hash() != genesis_hash)
+            .map(|e| (e.header, None))
+            .chain(from_db.into_iter().map(|b| (b.header, Some(b))))
+            .filter(|(h, _)| h.block_hash() != genesis_hash)
             .collect();
         // Parents come first in both sources, so one pass takes nearly everything; blocks the
         // database had before the file's last ones take another.
         loop {
             let before = pending.len();
             let mut rest = Vec::new();
-            for (b, in_file) in pending {
-                if tree.contains(&b.block_hash()) {
+            for (header, block) in pending {
+                let hash = header.block_hash();
+                if tree.contains(&hash) {
                     continue;
                 }
-                if tree.contains(&b.header.prev_blockhash) {
-                    tree.insert(b.header);
-                    let h = tree.height(&b.block_hash()).expect("inserted");
-                    kept.push((h, b, in_file));
+                if tree.contains(&header.prev_blockhash) {
+                    tree.insert(header);
+                    let h = tree.height(&hash).expect("inserted");
+                    kept.push((h, hash, block));
                 } else {
-                    rest.push((b, in_file));
+                    rest.push((header, block));
                 }
             }
             pending = rest;
@@ -222,15 +227,20 @@ impl EmbeddedChain {
             );
         }
         // The file keeps exactly the tree's blocks: append what only the database had, or
-        // write it anew when it held anything else (a file of another layout, dropped lines).
-        let from_file_kept = kept.iter().filter(|k| k.2).count();
+        // write it anew when it held anything else (a file of another layout, dropped blocks).
+        let from_file_kept = kept.iter().filter(|k| k.2.is_none()).count();
         if file_starts_at_genesis && from_file_kept == in_file {
-            for (h, b, _) in kept.iter().filter(|k| !k.2) {
-                file.append(*h, b, Durability::Written)?;
+            for (h, _, b) in &kept {
+                if let Some(b) = b {
+                    file.append(*h, b, Durability::Written)?;
+                }
             }
         } else {
-            let blocks: Vec<(u64, Block)> = kept.into_iter().map(|(h, b, _)| (h, b)).collect();
-            file.reset(&blocks)?;
+            let blocks: Vec<(u64, BlockHash, Option<&Block>)> = kept
+                .iter()
+                .map(|(h, hash, b)| (*h, *hash, b.as_ref()))
+                .collect();
+            file.rewrite(&blocks)?;
         }
         let mut state = State {
             tree,

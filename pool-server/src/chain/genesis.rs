@@ -10,7 +10,7 @@
 use bitcoin::block::{Header, Version as BlockVersion};
 use bitcoin::hashes::Hash;
 use bitcoin::p2p::Magic;
-use bitcoin::{Block, BlockHash, ScriptBuf, Transaction, TxMerkleNode};
+use bitcoin::{Block, BlockHash, ScriptBuf, TxMerkleNode};
 use protocol::CompactTarget;
 
 use super::coinbase::{subsidy, CoinbaseBuilder};
@@ -60,12 +60,9 @@ pub fn genesis_block(name: &str, bits: CompactTarget, pow_limit: Option<CompactT
         ),
         None => format!("/rust-pool genesis {name}/"),
     };
-    let parts =
-        CoinbaseBuilder::new(ScriptBuf::new_op_return([]), &tag, 0).build(0, subsidy(0), None, 0);
-    let mut raw = parts.coinb1;
-    raw.extend(parts.coinb2);
-    let coinbase: Transaction =
-        bitcoin::consensus::deserialize(&raw).expect("the coinbase builder makes valid txs");
+    let coinbase = CoinbaseBuilder::new(ScriptBuf::new_op_return([]), &tag, 0)
+        .build(0, subsidy(0), None, 0)
+        .with_extranonce(&[]);
     let merkle_root = TxMerkleNode::from_byte_array(coinbase.compute_txid().to_byte_array());
     Block {
         header: Header {

@@ -32,6 +32,22 @@ pub struct ChainParams {
 }
 
 impl ChainParams {
+    /// A network whose limit is its genesis target, retargeting every `interval` blocks
+    /// toward 30 s, with the default branch rules.
+    pub fn at_genesis_limit(network: &str, bits: CompactTarget, interval: u32) -> ChainParams {
+        ChainParams {
+            network: network.to_owned(),
+            genesis_bits: bits,
+            pow_limit_bits: None,
+            retarget: RetargetParams {
+                interval,
+                block_time_secs: 30,
+                pow_limit: bits.to_target().expect("bits that name a target"),
+            },
+            branches: Default::default(),
+        }
+    }
+
     /// This network's genesis block.
     pub fn genesis(&self) -> Block {
         super::genesis::genesis_block(&self.network, self.genesis_bits, self.pow_limit_bits)

@@ -126,23 +126,31 @@ async fn restart_resumes_the_chain_at_its_tip() {
     drop(c);
     let (dir, args) = pool.stop().await;
 
-    // A chain file of the earlier layout held only the last blocks (no genesis): the chain is
-    // rebuilt from the database then, and the file written anew, whole.
+    // A chain file of an earlier layout (a `HEIGHT HEX` line per block) that held only the
+    // last blocks (no genesis): the chain is rebuilt from the database then, and the file
+    // written anew, whole, in today's layout.
     let file = dir.path().join("spool/embedded.blocks");
-    let text = std::fs::read_to_string(&file).unwrap();
-    let without_genesis: String = text
-        .lines()
-        .filter(|l| !l.starts_with("0 "))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let raw = std::fs::read(&file).unwrap();
+    let without_genesis: String = {
+        let (f, entries) = pool_server::chain::block_file::BlockFile::open(&file).unwrap();
+        entries
+            .iter()
+            .filter(|e| e.height > 0)
+            .map(|e| {
+                let b = f.read(&e.header.block_hash()).unwrap().unwrap();
+                let hex = hex::encode(bitcoin::consensus::serialize(&b));
+                format!("{} {hex}\n", e.height)
+            })
+            .collect()
+    };
     std::fs::write(&file, without_genesis).unwrap();
 
     let pool = start_pool_with(dir, args).await;
     let p = pool.get("/api/pool").await;
     assert_eq!(p["height"], 3, "mining on top of the stored tip");
     assert_eq!(p["prev_hash"], last.as_str());
-    let rewritten = std::fs::read_to_string(pool.dir.path().join("spool/embedded.blocks")).unwrap();
-    assert_eq!(rewritten, text, "the file holds the whole chain again");
+    let rewritten = std::fs::read(pool.dir.path().join("spool/embedded.blocks")).unwrap();
+    assert!(rewritten == raw, "the file holds the whole chain again");
     // And it keeps extending that chain.
     let mut c = Client::login(pool.stratum()).await;
     assert_eq!(

@@ -201,16 +201,9 @@ impl BlockMaker {
     /// The next block's body, not yet mined (merkle root set, nonce 0).
     pub fn draft(&self) -> Block {
         let height = self.height + 1;
-        let parts = CoinbaseBuilder::new(ScriptBuf::from_bytes(vec![0x51]), "/scripted/", 8).build(
-            height,
-            subsidy(height),
-            None,
-            7,
-        );
-        let mut raw = parts.coinb1;
-        raw.extend([0u8; 8]);
-        raw.extend(parts.coinb2);
-        let coinbase: Transaction = bitcoin::consensus::deserialize(&raw).unwrap();
+        let coinbase = CoinbaseBuilder::new(ScriptBuf::from_bytes(vec![0x51]), "/scripted/", 8)
+            .build(height, subsidy(height), None, 7)
+            .with_extranonce(&[0; 8]);
         let mut block = Block {
             header: Header {
                 version: BlockVersion::from_consensus(0x2000_0000),
