@@ -286,6 +286,7 @@ fn fuzz_chain() -> &'static Arc<pool_server::chain::embedded::EmbeddedChain> {
             branches: pool_server::chain::branch::BranchRules {
                 margin_blocks: 2,
                 max_fork_depth: 4,
+                max_siblings: 3,
             },
             ..ChainParams::at_genesis_limit("fuzz", bits, 2016)
         };

@@ -11,7 +11,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::block_file::BlockFile;
-use crate::chain::branch::{BranchRules, DEFAULT_MARGIN_BLOCKS};
+use crate::chain::branch::{BranchRules, DEFAULT_MARGIN_BLOCKS, DEFAULT_MAX_SIBLINGS};
 use crate::chain::embedded::EmbeddedChain;
 use crate::chain::genesis::network_magic;
 use crate::chain::node_rpc::NodeSource;
@@ -120,6 +120,7 @@ fn chain_params(c: &crate::config::ChainArgs, maturity: u32) -> ChainParams {
         branches: BranchRules {
             margin_blocks: DEFAULT_MARGIN_BLOCKS,
             max_fork_depth: c.max_fork_depth.unwrap_or(u64::from(maturity)),
+            max_siblings: DEFAULT_MAX_SIBLINGS,
         },
     }
 }

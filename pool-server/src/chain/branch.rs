@@ -10,6 +10,8 @@
 //!   a block or two is still kept, so a near tie resolves the way the network does), unless
 //!   the block was asked for because a header chain with that much work leads through it
 //!   (headers first: their proof of work is checked before any body is fetched).
+//! - **Width**: at most [`BranchRules::max_siblings`] blocks on one parent, so even blocks
+//!   with the work (near ties) take a bounded count and bytes per height.
 //! - **Depth**: a branch that leaves the best chain more than [`BranchRules::max_fork_depth`]
 //!   blocks below the tip (the rewards' maturity depth by default) is refused whatever its
 //!   work, so a block whose credits matured is never reorganised away silently.
@@ -23,12 +25,15 @@ use super::tree::BlockTree;
 
 /// Blocks of the tip's work a side branch may trail the best chain by and still be stored.
 pub const DEFAULT_MARGIN_BLOCKS: u32 = 6;
+/// Blocks one parent may have (a race of four pools at one height is already rare).
+pub const DEFAULT_MAX_SIBLINGS: u32 = 4;
 
 /// The node's policy for branches (not consensus: nodes may differ without splitting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BranchRules {
     pub margin_blocks: u32,
     pub max_fork_depth: u64,
+    pub max_siblings: u32,
 }
 
 impl Default for BranchRules {
@@ -36,6 +41,7 @@ impl Default for BranchRules {
         BranchRules {
             margin_blocks: DEFAULT_MARGIN_BLOCKS,
             max_fork_depth: 100,
+            max_siblings: DEFAULT_MAX_SIBLINGS,
         }
     }
 }
@@ -46,6 +52,9 @@ pub enum Refusal {
     /// Its branch has too little work to become the best chain.
     #[error("low-work-branch")]
     LowWork,
+    /// Its parent has as many children as a block may.
+    #[error("crowded-height")]
+    Crowded,
     /// Its branch leaves the best chain too far below the tip.
     #[error("fork-too-deep")]
     TooDeep {
@@ -59,6 +68,7 @@ impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::LowWork => "low-work-branch",
+            Refusal::Crowded => "crowded-height",
             Refusal::TooDeep { .. } => "fork-too-deep",
         }
     }
@@ -73,6 +83,9 @@ pub fn judge(
     vouched: bool,
 ) -> Result<(), Refusal> {
     let parent = header.prev_blockhash;
+    if tree.children(&parent) >= rules.max_siblings {
+        return Err(Refusal::Crowded);
+    }
     let (best_height, best) = tree.best();
     if parent == best {
         return Ok(());
@@ -175,7 +188,26 @@ mod tests {
     const RULES: BranchRules = BranchRules {
         margin_blocks: 6,
         max_fork_depth: 100,
+        max_siblings: 4,
     };
+
+    #[test]
+    fn a_parent_takes_a_bounded_number_of_children() {
+        let (mut tree, hashes) = chain(20);
+        // The tip's parent has one child (the tip); three more siblings fit, a fifth not.
+        for nonce in 0..3 {
+            assert_eq!(
+                judge(&tree, &header(hashes[19], 70 + nonce), &RULES, false),
+                Ok(())
+            );
+            tree.insert(header(hashes[19], 70 + nonce));
+        }
+        assert_eq!(tree.children(&hashes[19]), 4);
+        assert_eq!(
+            judge(&tree, &header(hashes[19], 99), &RULES, true),
+            Err(Refusal::Crowded)
+        );
+    }
 
     #[test]
     fn the_tip_and_near_ties_are_kept_a_fork_far_behind_is_not() {

@@ -52,6 +52,8 @@ pub struct BlockTree {
     best: BlockHash,
     /// The best chain by height: `active[h]` is its block at height `h`.
     active: Vec<BlockHash>,
+    /// How many children each block with any has.
+    children: HashMap<BlockHash, u32>,
 }
 
 impl BlockTree {
@@ -71,6 +73,7 @@ impl BlockTree {
             nodes,
             best: hash,
             active: vec![hash],
+            children: HashMap::new(),
         }
     }
 
@@ -97,6 +100,11 @@ impl BlockTree {
 
     pub fn header(&self, hash: &BlockHash) -> Option<&Header> {
         self.nodes.get(hash).map(|n| &n.header)
+    }
+
+    /// How many blocks the tree holds on top of `hash`.
+    pub fn children(&self, hash: &BlockHash) -> u32 {
+        self.children.get(hash).copied().unwrap_or(0)
     }
 
     pub fn chain_work(&self, hash: &BlockHash) -> Option<Work> {
@@ -166,6 +174,7 @@ impl BlockTree {
         };
         let (height, work) = (node.height, node.chain_work);
         self.nodes.insert(hash, node);
+        *self.children.entry(header.prev_blockhash).or_default() += 1;
         let old = self.best;
         if work <= self.nodes[&old].chain_work {
             return Inserted::SideBranch { height };

@@ -18,7 +18,7 @@ pub struct P2pMetrics {
     pub block_propagation: Histogram,
     pub orphan_blocks: IntGauge,
     /// Peers' blocks and header chains not stored, by why (`low-work-branch`,
-    /// `low-work-headers`, `fork-too-deep`).
+    /// `low-work-headers`, `crowded-height`, `fork-too-deep`).
     pub refused_blocks: IntCounterVec,
 }
 
@@ -71,7 +71,12 @@ impl P2pMetrics {
                 r
             )?,
         };
-        for reason in ["low-work-branch", "low-work-headers", "fork-too-deep"] {
+        for reason in [
+            "low-work-branch",
+            "low-work-headers",
+            "crowded-height",
+            "fork-too-deep",
+        ] {
             m.refused_blocks.with_label_values(&[reason]);
         }
         for direction in ["inbound", "outbound"] {

@@ -331,6 +331,16 @@ impl Conversation {
                 // Asked for after its inv: a peer on a weaker branch, which merely lags.
                 tracing::debug!(peer = %self.peer.addr, block = %hash, "a block on a branch that cannot lead: not stored");
             }
+            BlockVerdict::Rejected(reason) if reason == Refusal::Crowded.reason() => {
+                // A near tie, past the siblings one height may hold: not stored, not held
+                // against the peer (it had the work).
+                self.node
+                    .metrics()
+                    .refused_blocks
+                    .with_label_values(&[reason])
+                    .inc();
+                tracing::info!(peer = %self.peer.addr, block = %hash, "one more block on a parent that has as many as it may: not stored");
+            }
             BlockVerdict::Rejected(reason) if reason == "fork-too-deep" => {
                 self.node
                     .metrics()
