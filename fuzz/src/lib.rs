@@ -10,6 +10,8 @@
 //!   message it yields round-trips.
 //! - [`p2p_blocks`]: blocks from a peer through the embedded chain's checks: never a panic,
 //!   the orphan pool stays bounded, and what was stored is never taken twice.
+//! - [`p2p_headers`]: header chains from a peer through the node's judgment of their work:
+//!   never a panic, judging stores nothing, and more work never makes a chain lead less.
 //! - [`client_lines`]: lines a pool sends, through the worker's client state: never a
 //!   panic, and the work it publishes is bounded, BIP 9 and never searched twice.
 
@@ -370,6 +372,56 @@ pub fn p2p_blocks(data: &[u8]) {
             after.1,
             "miners follow the tip"
         );
+    }
+}
+
+/// Header chains a peer might send, from `data[1..]` in 80-byte headers: by `data[0]` the
+/// first is put on the chain's tip, on the genesis or left where it points, and the rest are
+/// linked one to the next (or left as they are, by bit 0x40); bit 0x80 gives them all the
+/// easiest bits. Through [`pool_server::chain::embedded::EmbeddedChain::headers_could_lead`],
+/// the judgment that decides whether their blocks are fetched: it never panics, stores
+/// nothing (the tip and what the chain knows stay), and a chain that could lead still could
+/// with more headers on top (work only adds up).
+pub fn p2p_headers(data: &[u8]) {
+    use bitcoin::block::Header;
+
+    let Some((&how, raw)) = data.split_first() else {
+        return;
+    };
+    let mut headers: Vec<Header> = raw
+        .chunks_exact(80)
+        .take(2_000)
+        .filter_map(|c| bitcoin::consensus::deserialize(c).ok())
+        .collect();
+    if headers.is_empty() {
+        return;
+    }
+    let chain = fuzz_chain();
+    match how % 3 {
+        0 => headers[0].prev_blockhash = chain.tip().1,
+        1 => headers[0].prev_blockhash = chain.genesis_hash(),
+        _ => {}
+    }
+    for i in 0..headers.len() {
+        if how & 0x80 != 0 {
+            headers[i].bits = bitcoin::CompactTarget::from_consensus(0x207fffff);
+        }
+        if how & 0x40 == 0 && i > 0 {
+            headers[i].prev_blockhash = headers[i - 1].block_hash();
+        }
+    }
+    let before = (chain.tip(), chain.knows(&headers[0].block_hash()));
+    let whole = chain.headers_could_lead(&headers);
+    let half = chain.headers_could_lead(&headers[..headers.len().div_ceil(2)]);
+    assert_eq!(
+        (chain.tip(), chain.knows(&headers[0].block_hash())),
+        before,
+        "judging headers stores nothing"
+    );
+    if how & 0x40 == 0 {
+        if let (Some(Ok(true)), Some(Ok(lead))) = (half, whole) {
+            assert!(lead, "more work never makes a chain lead less");
+        }
     }
 }
 

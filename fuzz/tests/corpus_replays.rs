@@ -57,6 +57,11 @@ fn p2p_blocks_corpus_replays_clean() {
     replay("p2p_blocks", pool_fuzz::p2p_blocks);
 }
 
+#[test]
+fn p2p_headers_corpus_replays_clean() {
+    replay("p2p_headers", pool_fuzz::p2p_headers);
+}
+
 /// The P2P seeds are real frames of every command the node speaks, not only the error paths:
 /// each decodes, whole, to the message its name says.
 #[test]

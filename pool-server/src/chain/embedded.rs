@@ -264,15 +264,20 @@ impl EmbeddedChain {
 
     /// Whether `headers` (a chain, the first on a block we have) carry the work to lead, so
     /// their blocks are worth fetching; `None` when the first one's parent is unknown. Each
-    /// header's bits must be within the proof-of-work limit (its hash is checked by the caller).
+    /// header must carry its proof of work, within the limit, before its work is believed (a
+    /// header that only claims a tiny target would otherwise count for any work it names).
     pub fn headers_could_lead(&self, headers: &[Header]) -> Option<Result<bool, &'static str>> {
         let first = headers.first()?;
-        if headers.iter().any(|h| {
-            protocol::CompactTarget::from(h.bits)
-                .to_target()
-                .map_or(true, |t| t > self.params.retarget.pow_limit)
-        }) {
-            return Some(Err("bad-diffbits (header)"));
+        for h in headers {
+            let Ok(target) = protocol::CompactTarget::from(h.bits).to_target() else {
+                return Some(Err("bad-diffbits (header)"));
+            };
+            if target > self.params.retarget.pow_limit {
+                return Some(Err("bad-diffbits (header)"));
+            }
+            if !target.is_met_by(&h.block_hash()) {
+                return Some(Err("high-hash (header)"));
+            }
         }
         let s = self.state.lock();
         let work = branch::work_through(&s.tree, &first.prev_blockhash, headers)?;

@@ -25,7 +25,6 @@ use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::p2p::message_blockdata::{GetHeadersMessage, Inventory};
 use bitcoin::p2p::Address;
 use bitcoin::{Block, BlockHash};
-use protocol::CompactTarget;
 use tokio::sync::mpsc;
 
 use super::address_book::AddressBook;
@@ -471,15 +470,7 @@ impl Conversation {
                     "headers that do not form a chain".to_owned(),
                 ));
             }
-            let pow_ok = CompactTarget::from(h.bits)
-                .to_target()
-                .is_ok_and(|t| t.is_met_by(&hash));
-            if !pow_ok {
-                return Err(PeerError::InvalidBlock {
-                    hash,
-                    reason: "high-hash (header)".to_owned(),
-                });
-            }
+            // Their proof of work was checked with their work, above.
             prev = hash;
             if !self.ask_for(hash, vouched, &mut want) {
                 break;
