@@ -281,6 +281,11 @@ fn swap_words(mut b: [u8; 32]) -> [u8; 32] {
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkerName(Arc<str>);
 
+/// The account (payout) part of a worker name `account.rig`: before the first `.`.
+pub fn account_of(worker: &str) -> &str {
+    worker.split_once('.').map_or(worker, |(a, _)| a)
+}
+
 impl WorkerName {
     pub fn new(s: impl AsRef<str>) -> Self {
         WorkerName(Arc::from(s.as_ref()))
@@ -288,7 +293,7 @@ impl WorkerName {
 
     /// The account (payout) part, before the first `.`.
     pub fn account(&self) -> &str {
-        self.0.split_once('.').map_or(&self.0, |(a, _)| a)
+        account_of(&self.0)
     }
 
     /// The rig part after the first `.`, if any.

@@ -28,8 +28,8 @@ pub use client::{ClientRequest, Configure, Submit, VersionRollingRequest};
 pub use codec::StratumCodec;
 pub use error::{ErrorCode, FrameError, ParamsError, StratumError};
 pub use fields::{
-    Extranonce1, Extranonce2, HexBytes, JobId, Nonce, Ntime, PrevHash, SubscriptionId, Version,
-    VersionMask, WorkerName,
+    account_of, Extranonce1, Extranonce2, HexBytes, JobId, Nonce, Ntime, PrevHash, SubscriptionId,
+    Version, VersionMask, WorkerName,
 };
 pub use job::{
     assemble_coinbase, header_bytes, header_hash, merkle_branch_for_coinbase,

@@ -16,6 +16,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
+use protocol::account_of;
+
 use crate::stats::{Stats, WorkerNumbers};
 use crate::store::{Backend, WorkerRow};
 
@@ -108,10 +110,6 @@ pub struct Snapshot {
     views: Mutex<HashMap<ViewKey, Arc<View>>>,
     /// One view sorted at a time: a crowd of searches queues here, not on the cores.
     sorting: tokio::sync::Semaphore,
-}
-
-fn account_of(name: &str) -> &str {
-    name.split('.').next().unwrap_or(name)
 }
 
 fn merge(name: String, live: Option<WorkerNumbers>, total: Option<&WorkerRow>) -> Entry {

@@ -13,12 +13,14 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use protocol::account_of;
 use serde::{Deserialize, Serialize};
 
 use super::events::POOL;
 use super::pool_watch::{PoolSample, PoolWatch};
 use super::watch::{Change, Observation, OfflineCause, Watch, WatchConfig};
-use crate::stats::{account_of, Stats};
+
+use crate::stats::Stats;
 
 /// Alerts kept for the API once resolved.
 const HISTORY: usize = 1000;

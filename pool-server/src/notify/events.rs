@@ -13,10 +13,10 @@ use chrono::{DateTime, Duration as Span, Utc};
 use super::outbox::{self, Outgoing};
 use super::routes::Routing;
 use super::{silences, Alert, AlertState, Rule};
-use crate::rewards::ledger::account_of;
 use crate::rewards::payout::coins;
 use crate::store::{Backend, Dialect};
 use crate::with_pool;
+use protocol::account_of;
 
 /// Events older than this are not looked for (nor those from before the first start).
 const LOOKBACK_HOURS: i64 = 24;

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use bitcoin::BlockHash;
 use chrono::{DateTime, Utc};
+use protocol::account_of;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -118,11 +119,6 @@ pub fn coinbase_value(raw: &[u8]) -> anyhow::Result<u64> {
         .first()
         .ok_or_else(|| anyhow::anyhow!("block has no coinbase"))?;
     Ok(coinbase.output.iter().map(|o| o.value.to_sat()).sum())
-}
-
-/// The account of a worker name: the part before the first dot.
-pub fn account_of(worker: &str) -> &str {
-    worker.split('.').next().unwrap_or(worker)
 }
 
 impl Ledger {

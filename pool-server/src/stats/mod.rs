@@ -10,118 +10,19 @@
 //! with the worker's, so an account's numbers cost one lookup and never a walk over its
 //! workers.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
-use std::time::Duration;
+mod named;
+mod series;
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use parking_lot::{Mutex, RwLock};
-use protocol::Hashrate;
+use parking_lot::Mutex;
+use protocol::account_of;
 use serde::Serialize;
 
-const BUCKET_SECS: i64 = 5;
-const WINDOW_SECS: i64 = 3600;
-const HISTORY_MINUTES: usize = 24 * 60;
-
-pub const WINDOWS: [(&str, Duration); 3] = [
-    ("1m", Duration::from_secs(60)),
-    ("5m", Duration::from_secs(300)),
-    ("1h", Duration::from_secs(3600)),
-];
-
-/// Five seconds of shares: 16 bytes, as many as a bare (start, sum) took.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    /// Its start, seconds since the epoch (good until 2106).
-    start: u32,
-    shares: u32,
-    difficulty: f64,
-}
-
-#[derive(Default)]
-struct Series {
-    /// Ascending, covering the last hour.
-    buckets: VecDeque<Bucket>,
-    /// (minute start, difficulty sum), ascending, covering the last day.
-    history: VecDeque<(i64, f64)>,
-    first: Option<i64>,
-}
-
-impl Series {
-    /// `shares` shares of `difficulty` in total, at `now`.
-    fn add(&mut self, now: i64, shares: u32, difficulty: f64) {
-        self.first.get_or_insert(now);
-        let b = (now - now.rem_euclid(BUCKET_SECS)).clamp(0, u32::MAX as i64) as u32;
-        match self.buckets.back_mut() {
-            Some(last) if last.start == b => {
-                last.shares = last.shares.saturating_add(shares);
-                last.difficulty += difficulty;
-            }
-            _ => self.buckets.push_back(Bucket {
-                start: b,
-                shares,
-                difficulty,
-            }),
-        }
-        let m = now - now.rem_euclid(60);
-        match self.history.back_mut() {
-            Some((start, sum)) if *start == m => *sum += difficulty,
-            _ => self.history.push_back((m, difficulty)),
-        }
-        self.trim(now);
-    }
-
-    fn trim(&mut self, now: i64) {
-        while self
-            .buckets
-            .front()
-            .is_some_and(|b| i64::from(b.start) <= now - WINDOW_SECS)
-        {
-            self.buckets.pop_front();
-        }
-        while self.history.len() > HISTORY_MINUTES {
-            self.history.pop_front();
-        }
-    }
-
-    /// What `window` counted: the work (a sum of difficulties), the shares, and the seconds
-    /// they cover.
-    fn counted(&self, now: i64, window: Duration) -> Counted {
-        let w = window.as_secs() as i64;
-        // The buckets inside the window start at its first bucket boundary.
-        let lo = now - w;
-        let from = lo - lo.rem_euclid(BUCKET_SECS) + BUCKET_SECS;
-        let (work, shares) = self
-            .buckets
-            .iter()
-            .rev()
-            .take_while(|b| i64::from(b.start) >= from)
-            .fold((0.0, 0u64), |(work, shares), b| {
-                (work + b.difficulty, shares + u64::from(b.shares))
-            });
-        // The time the sum covers: from that boundary, or from when the series began (its
-        // first session or share) when that is later.
-        let begun = self.first.map_or(from, |f| f.max(from));
-        Counted {
-            work,
-            shares,
-            seconds: (now - begun).clamp(1, w) as u64,
-        }
-    }
-
-    fn hashrate(&self, now: i64, window: Duration) -> Hashrate {
-        let c = self.counted(now, window);
-        Hashrate::from_shares(c.work, Duration::from_secs(c.seconds))
-    }
-
-    fn all_counted(&self, now: i64) -> [Counted; 3] {
-        WINDOWS.map(|(_, window)| self.counted(now, window))
-    }
-
-    fn first(&self) -> Option<DateTime<Utc>> {
-        self.first.and_then(|f| DateTime::from_timestamp(f, 0))
-    }
-}
+use named::Named;
+use series::Series;
+pub use series::{Counted, HistoryPoint, WINDOWS};
 
 #[derive(Default)]
 struct WorkerStats {
@@ -138,39 +39,6 @@ struct WorkerStats {
     opened: u64,
 }
 
-/// Workers each behind a lock of their own: a session touches only its worker's (and the
-/// pool's), and a walk over every worker (an API page, a metrics scrape) holds the map only
-/// long enough to copy the handles, never across the whole walk.
-#[derive(Default)]
-struct Workers {
-    map: RwLock<HashMap<String, Arc<Mutex<WorkerStats>>>>,
-}
-
-impl Workers {
-    fn get(&self, name: &str) -> Option<Arc<Mutex<WorkerStats>>> {
-        self.map.read().get(name).cloned()
-    }
-
-    fn entry(&self, name: &str) -> Arc<Mutex<WorkerStats>> {
-        if let Some(w) = self.get(name) {
-            return w;
-        }
-        self.map.write().entry(name.to_owned()).or_default().clone()
-    }
-
-    /// Handles to every worker, sorted by name.
-    fn all(&self) -> Vec<(String, Arc<Mutex<WorkerStats>>)> {
-        let mut v: Vec<_> = self
-            .map
-            .read()
-            .iter()
-            .map(|(n, w)| (n.clone(), w.clone()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    }
-}
-
 /// An account's series, and its workers online.
 #[derive(Default)]
 struct AccountStats {
@@ -178,30 +46,6 @@ struct AccountStats {
     accepted: u64,
     online: u32,
     last_share: Option<DateTime<Utc>>,
-}
-
-#[derive(Default)]
-struct Accounts {
-    map: RwLock<HashMap<String, Arc<Mutex<AccountStats>>>>,
-}
-
-/// The account a worker belongs to: its name before the first dot.
-pub fn account_of(worker: &str) -> &str {
-    worker.split('.').next().unwrap_or(worker)
-}
-
-impl Accounts {
-    fn get(&self, name: &str) -> Option<Arc<Mutex<AccountStats>>> {
-        self.map.read().get(name).cloned()
-    }
-
-    fn of(&self, worker: &str) -> Arc<Mutex<AccountStats>> {
-        let name = account_of(worker);
-        if let Some(a) = self.get(name) {
-            return a;
-        }
-        self.map.write().entry(name.to_owned()).or_default().clone()
-    }
 }
 
 #[derive(Default)]
@@ -240,17 +84,6 @@ pub struct WorkerNumbers {
     pub last_share: Option<DateTime<Utc>>,
 }
 
-/// What one window of a hashrate was counted from.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Counted {
-    /// The difficulty of the shares counted, summed.
-    pub work: f64,
-    /// The shares counted.
-    pub shares: u64,
-    /// The seconds they cover (shorter than the window for a young worker).
-    pub seconds: u64,
-}
-
 /// An account's live numbers: sums over its workers, from its own series.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountSnapshot {
@@ -267,13 +100,6 @@ pub struct AccountSnapshot {
     pub first: Option<DateTime<Utc>>,
 }
 
-/// One point of a hashrate chart.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct HistoryPoint {
-    pub time: DateTime<Utc>,
-    pub hashrate: f64,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolSnapshot {
     pub hashrate: BTreeMap<&'static str, f64>,
@@ -284,8 +110,8 @@ pub struct PoolSnapshot {
 
 #[derive(Default)]
 pub struct Stats {
-    workers: Workers,
-    accounts: Accounts,
+    workers: Named<WorkerStats>,
+    accounts: Named<AccountStats>,
     pool: Mutex<PoolStats>,
     /// Workers with at least one session, kept as sessions come and go so the pool's numbers
     /// never walk every worker.
@@ -299,13 +125,6 @@ pub struct WarmMinute {
     pub worker: Option<String>,
     pub minute: DateTime<Utc>,
     pub difficulty: f64,
-}
-
-fn windows(series: &Series, now: i64) -> BTreeMap<&'static str, f64> {
-    WINDOWS
-        .iter()
-        .map(|(name, w)| (*name, series.hashrate(now, *w).0))
-        .collect()
 }
 
 impl Stats {
@@ -324,7 +143,7 @@ impl Stats {
             w.last_share = Some(at);
         }
         {
-            let a = self.accounts.of(worker);
+            let a = self.accounts.entry(account_of(worker));
             let mut a = a.lock();
             a.series.add(now, 1, difficulty);
             a.accepted += 1;
@@ -358,14 +177,14 @@ impl Stats {
         if w.sessions == 0 {
             self.online
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let a = self.accounts.of(worker);
+            let a = self.accounts.entry(account_of(worker));
             let mut a = a.lock();
             a.online += 1;
-            a.series.first.get_or_insert(at.timestamp());
+            a.series.begin(at.timestamp());
         }
         w.sessions += 1;
         w.opened += 1;
-        w.series.first.get_or_insert(at.timestamp());
+        w.series.begin(at.timestamp());
     }
 
     pub fn session_closed(&self, worker: &str) {
@@ -398,7 +217,7 @@ impl Stats {
                     let mut w = w.lock();
                     w.series.add(at, 0, m.difficulty);
                     w.last_share = Some(w.last_share.map_or(m.minute, |l| l.max(m.minute)));
-                    let a = self.accounts.of(name);
+                    let a = self.accounts.entry(account_of(name));
                     let mut a = a.lock();
                     a.series.add(at, 0, m.difficulty);
                     a.last_share = Some(a.last_share.map_or(m.minute, |l| l.max(m.minute)));
@@ -411,7 +230,7 @@ impl Stats {
     fn snapshot_of(name: &str, w: &WorkerStats, now: i64) -> WorkerSnapshot {
         WorkerSnapshot {
             name: name.to_owned(),
-            hashrate: windows(&w.series, now),
+            hashrate: w.series.windows(now),
             accepted: w.accepted,
             rejected: w.rejected.values().sum(),
             rejected_by_reason: w.rejected.clone(),
@@ -439,7 +258,7 @@ impl Stats {
         let a = a.lock();
         let now = now.timestamp();
         Some(AccountSnapshot {
-            hashrate: windows(&a.series, now),
+            hashrate: a.series.windows(now),
             online: a.online,
             accepted: a.accepted,
             counted: a.series.all_counted(now),
@@ -504,7 +323,7 @@ impl Stats {
         let w = w.lock();
         Some((
             Self::snapshot_of(name, &w, now.timestamp()),
-            history(&w.series, now.timestamp()),
+            w.series.history(now.timestamp()),
         ))
     }
 
@@ -513,49 +332,25 @@ impl Stats {
         let p = self.pool.lock();
         (
             PoolSnapshot {
-                hashrate: windows(&p.series, now.timestamp()),
+                hashrate: p.series.windows(now.timestamp()),
                 accepted: p.accepted,
                 rejected: p.rejected,
                 workers: active,
             },
-            history(&p.series, now.timestamp()),
+            p.series.history(now.timestamp()),
         )
     }
 
     /// Forget workers with no session and no share for an hour (their series go too).
     pub fn prune(&self, now: DateTime<Utc>) -> Vec<String> {
         let cutoff = now - chrono::Duration::hours(1);
-        let idle = |w: &WorkerStats| w.sessions == 0 && w.last_share.is_none_or(|t| t < cutoff);
-        let mut map = self.workers.map.write();
-        let gone: Vec<String> = map
-            .iter()
-            .filter(|(_, w)| idle(&w.lock()))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for n in &gone {
-            map.remove(n);
-        }
-        drop(map);
-        let idle = |a: &AccountStats| a.online == 0 && a.last_share.is_none_or(|t| t < cutoff);
-        self.accounts.map.write().retain(|_, a| !idle(&a.lock()));
+        let gone = self
+            .workers
+            .remove_where(|w| w.sessions == 0 && w.last_share.is_none_or(|t| t < cutoff));
+        self.accounts
+            .remove_where(|a| a.online == 0 && a.last_share.is_none_or(|t| t < cutoff));
         gone
     }
-}
-
-/// Per-minute points of complete minutes (the current, partial minute would read low).
-fn history(series: &Series, now: i64) -> Vec<HistoryPoint> {
-    let this_minute = now - now.rem_euclid(60);
-    series
-        .history
-        .iter()
-        .filter(|(m, _)| *m < this_minute)
-        .filter_map(|(m, d)| {
-            Some(HistoryPoint {
-                time: DateTime::from_timestamp(*m, 0)?,
-                hashrate: Hashrate::from_shares(*d, Duration::from_secs(60)).0,
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -650,6 +445,8 @@ mod tests {
 
 #[cfg(test)]
 mod lock_tests {
+    use std::sync::Arc;
+
     use super::*;
 
     /// A walk over every worker (an API page, a metrics scrape) holds no lock a session
