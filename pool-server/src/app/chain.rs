@@ -11,7 +11,10 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::block_file::BlockFile;
-use crate::chain::branch::{BranchRules, DEFAULT_MARGIN_BLOCKS, DEFAULT_MAX_SIBLINGS};
+use crate::chain::branch::{
+    default_max_side_blocks, BranchRules, DEFAULT_MARGIN_BLOCKS, DEFAULT_MAX_SIBLINGS,
+    DEFAULT_MAX_SIDE_BYTES,
+};
 use crate::chain::embedded::EmbeddedChain;
 use crate::chain::genesis::network_magic;
 use crate::chain::node_rpc::NodeSource;
@@ -108,6 +111,7 @@ fn chain_params(c: &crate::config::ChainArgs, maturity: u32) -> ChainParams {
             .max(genesis_target),
         None => genesis_target,
     };
+    let max_fork_depth = c.max_fork_depth.unwrap_or(u64::from(maturity));
     ChainParams {
         network: c.p2p_network.clone(),
         genesis_bits: c.genesis_bits,
@@ -119,8 +123,10 @@ fn chain_params(c: &crate::config::ChainArgs, maturity: u32) -> ChainParams {
         },
         branches: BranchRules {
             margin_blocks: DEFAULT_MARGIN_BLOCKS,
-            max_fork_depth: c.max_fork_depth.unwrap_or(u64::from(maturity)),
+            max_fork_depth,
             max_siblings: DEFAULT_MAX_SIBLINGS,
+            max_side_blocks: default_max_side_blocks(max_fork_depth),
+            max_side_bytes: DEFAULT_MAX_SIDE_BYTES,
         },
     }
 }

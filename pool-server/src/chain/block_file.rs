@@ -272,6 +272,15 @@ impl BlockFile {
             .map_err(invalid)
     }
 
+    /// The bytes of the block with `hash`, when the file holds it.
+    pub fn size(&self, hash: &BlockHash) -> Option<u64> {
+        self.inner
+            .lock()
+            .index
+            .get(hash)
+            .map(|(_, len)| u64::from(*len))
+    }
+
     pub fn len(&self) -> usize {
         self.inner.lock().index.len()
     }

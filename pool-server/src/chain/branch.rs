@@ -12,6 +12,10 @@
 //!   (headers first: their proof of work is checked before any body is fetched).
 //! - **Width**: at most [`BranchRules::max_siblings`] blocks on one parent, so even blocks
 //!   with the work (near ties) take a bounded count and bytes per height.
+//! - **Room**: side-branch blocks within the fork depth (those a reorganisation could still
+//!   reach) are at most [`BranchRules::max_side_blocks`] and [`BranchRules::max_side_bytes`];
+//!   a block that would go past either is not stored unless it makes its branch the best.
+//!   Deeper side blocks are of no use and are dropped from the block file at the next start.
 //! - **Depth**: a branch that leaves the best chain more than [`BranchRules::max_fork_depth`]
 //!   blocks below the tip (the rewards' maturity depth by default) is refused whatever its
 //!   work, so a block whose credits matured is never reorganised away silently.
@@ -27,6 +31,14 @@ use super::tree::BlockTree;
 pub const DEFAULT_MARGIN_BLOCKS: u32 = 6;
 /// Blocks one parent may have (a race of four pools at one height is already rare).
 pub const DEFAULT_MAX_SIBLINGS: u32 = 4;
+/// Bytes of side-branch blocks within the fork depth (a catch-up of a hundred 1 MB blocks fits).
+pub const DEFAULT_MAX_SIDE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// Side-branch blocks within the fork depth a node may hold: two for every height it could
+/// still reorganise (a race at every height, and a deep branch catching up, both fit).
+pub fn default_max_side_blocks(max_fork_depth: u64) -> u64 {
+    (2 * max_fork_depth).max(32)
+}
 
 /// The node's policy for branches (not consensus: nodes may differ without splitting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +46,8 @@ pub struct BranchRules {
     pub margin_blocks: u32,
     pub max_fork_depth: u64,
     pub max_siblings: u32,
+    pub max_side_blocks: u64,
+    pub max_side_bytes: u64,
 }
 
 impl Default for BranchRules {
@@ -42,8 +56,17 @@ impl Default for BranchRules {
             margin_blocks: DEFAULT_MARGIN_BLOCKS,
             max_fork_depth: 100,
             max_siblings: DEFAULT_MAX_SIBLINGS,
+            max_side_blocks: default_max_side_blocks(100),
+            max_side_bytes: DEFAULT_MAX_SIDE_BYTES,
         }
     }
+}
+
+/// What the side branches within the fork depth hold now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SideLoad {
+    pub blocks: u64,
+    pub bytes: u64,
 }
 
 /// Why a block is not stored.
@@ -55,6 +78,9 @@ pub enum Refusal {
     /// Its parent has as many children as a block may.
     #[error("crowded-height")]
     Crowded,
+    /// The side branches hold as many blocks or bytes as they may.
+    #[error("side-branches-full")]
+    SideFull,
     /// Its branch leaves the best chain too far below the tip.
     #[error("fork-too-deep")]
     TooDeep {
@@ -69,19 +95,30 @@ impl Refusal {
         match self {
             Refusal::LowWork => "low-work-branch",
             Refusal::Crowded => "crowded-height",
+            Refusal::SideFull => "side-branches-full",
             Refusal::TooDeep { .. } => "fork-too-deep",
         }
     }
 }
 
-/// Whether the block with `header`, whose parent is in `tree`, may be stored. `vouched`: it
-/// was asked for because a header chain with enough work leads through it.
+/// A block to judge: its header, its size, and whether it was asked for because a header
+/// chain with enough work leads through it.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub header: &'a Header,
+    pub bytes: u64,
+    pub vouched: bool,
+}
+
+/// Whether `block`, whose parent is in `tree`, may be stored while the side branches hold
+/// `side` (see [`side_window`]).
 pub fn judge(
     tree: &BlockTree,
-    header: &Header,
+    block: Candidate<'_>,
     rules: &BranchRules,
-    vouched: bool,
+    side: SideLoad,
 ) -> Result<(), Refusal> {
+    let header = block.header;
     let parent = header.prev_blockhash;
     if tree.children(&parent) >= rules.max_siblings {
         return Err(Refusal::Crowded);
@@ -109,14 +146,40 @@ pub fn judge(
     if fork_height < lowest {
         return Err(Refusal::TooDeep { fork_height });
     }
-    if vouched {
-        return Ok(());
-    }
     let branch = tree.chain_work(&parent).expect("in the tree") + header.work();
-    if !could_lead(tree, branch, rules) {
+    if !block.vouched && !could_lead(tree, branch, rules) {
         return Err(Refusal::LowWork);
     }
+    // A block that makes its branch the best is never short of room; one more side block is.
+    let becomes_best = branch > tree.chain_work(&best).expect("the tip");
+    if !becomes_best
+        && (side.blocks + 1 > rules.max_side_blocks
+            || side.bytes + block.bytes > rules.max_side_bytes)
+    {
+        return Err(Refusal::SideFull);
+    }
     Ok(())
+}
+
+/// The lowest height a side block counts against the room from (deeper ones can never be
+/// reorganised to, and leave the file at the next start).
+pub fn side_window(tree: &BlockTree, rules: &BranchRules) -> u64 {
+    tree.best().0.saturating_sub(rules.max_fork_depth)
+}
+
+/// What the side blocks above [`side_window`] hold, with each block's bytes by `size_of`.
+pub fn side_load(
+    tree: &BlockTree,
+    rules: &BranchRules,
+    size_of: impl Fn(&bitcoin::BlockHash) -> u64,
+) -> SideLoad {
+    let lowest = side_window(tree, rules);
+    tree.side_blocks()
+        .filter(|(_, h)| *h > lowest)
+        .fold(SideLoad::default(), |load, (hash, _)| SideLoad {
+            blocks: load.blocks + 1,
+            bytes: load.bytes + size_of(&hash),
+        })
 }
 
 /// The work of a branch of `headers` on top of `parent` (which must be in `tree`), to judge
@@ -189,22 +252,80 @@ mod tests {
         margin_blocks: 6,
         max_fork_depth: 100,
         max_siblings: 4,
+        max_side_blocks: 200,
+        max_side_bytes: 1_000_000,
     };
+
+    /// Judge a 1 kB block with the side branches empty.
+    fn j(tree: &BlockTree, header: &Header, vouched: bool) -> Result<(), Refusal> {
+        let block = Candidate {
+            header,
+            bytes: 1_000,
+            vouched,
+        };
+        judge(tree, block, &RULES, SideLoad::default())
+    }
+
+    #[test]
+    fn side_branches_have_room_for_a_bounded_count_and_bytes() {
+        let (mut tree, hashes) = chain(300);
+        let rules = BranchRules {
+            max_side_blocks: 5,
+            max_side_bytes: 10_000,
+            ..RULES
+        };
+        // Side blocks deeper than the fork depth do not count; those above it do.
+        side(&mut tree, hashes[150], 1);
+        let near = side(&mut tree, hashes[290], 4);
+        let load = side_load(&tree, &rules, |_| 1_000);
+        assert_eq!(
+            load,
+            SideLoad {
+                blocks: 4,
+                bytes: 4_000
+            }
+        );
+        let next = header(near, 7);
+        let one_more = |bytes, load| {
+            let block = Candidate {
+                header: &next,
+                bytes,
+                vouched: true,
+            };
+            judge(&tree, block, &rules, load)
+        };
+        assert_eq!(one_more(1_000, load), Ok(()));
+        // Past the bytes, or past the count: refused.
+        assert_eq!(one_more(6_001, load), Err(Refusal::SideFull));
+        let full = SideLoad {
+            blocks: 5,
+            bytes: 5_000,
+        };
+        assert_eq!(one_more(1_000, full), Err(Refusal::SideFull));
+        // Unless the block makes its branch the best: a reorganisation is never short of room.
+        let long = side(&mut tree, hashes[295], 5);
+        let (_, tip) = tree.best();
+        assert_ne!(tip, long);
+        let overtakes = header(long, 8);
+        let block = Candidate {
+            header: &overtakes,
+            bytes: 1_000,
+            vouched: false,
+        };
+        assert_eq!(judge(&tree, block, &rules, full), Ok(()));
+    }
 
     #[test]
     fn a_parent_takes_a_bounded_number_of_children() {
         let (mut tree, hashes) = chain(20);
         // The tip's parent has one child (the tip); three more siblings fit, a fifth not.
         for nonce in 0..3 {
-            assert_eq!(
-                judge(&tree, &header(hashes[19], 70 + nonce), &RULES, false),
-                Ok(())
-            );
+            assert_eq!(j(&tree, &header(hashes[19], 70 + nonce), false), Ok(()));
             tree.insert(header(hashes[19], 70 + nonce));
         }
         assert_eq!(tree.children(&hashes[19]), 4);
         assert_eq!(
-            judge(&tree, &header(hashes[19], 99), &RULES, true),
+            j(&tree, &header(hashes[19], 99), true),
             Err(Refusal::Crowded)
         );
     }
@@ -213,22 +334,22 @@ mod tests {
     fn the_tip_and_near_ties_are_kept_a_fork_far_behind_is_not() {
         let (tree, hashes) = chain(20);
         // Extending the tip, and a sibling of it: kept.
-        assert_eq!(judge(&tree, &header(hashes[20], 7), &RULES, false), Ok(()));
-        assert_eq!(judge(&tree, &header(hashes[19], 7), &RULES, false), Ok(()));
+        assert_eq!(j(&tree, &header(hashes[20], 7), false), Ok(()));
+        assert_eq!(j(&tree, &header(hashes[19], 7), false), Ok(()));
         // A branch that trails the tip by six blocks with this one: within the margin;
         // by seven: refused.
-        assert_eq!(judge(&tree, &header(hashes[13], 7), &RULES, false), Ok(()));
+        assert_eq!(j(&tree, &header(hashes[13], 7), false), Ok(()));
         assert_eq!(
-            judge(&tree, &header(hashes[12], 7), &RULES, false),
+            j(&tree, &header(hashes[12], 7), false),
             Err(Refusal::LowWork)
         );
         // A fork at the genesis, as a peer that would fill the disk sends it.
         assert_eq!(
-            judge(&tree, &header(hashes[0], 7), &RULES, false),
+            j(&tree, &header(hashes[0], 7), false),
             Err(Refusal::LowWork)
         );
         // Unless a header chain with the work leads through it.
-        assert_eq!(judge(&tree, &header(hashes[0], 7), &RULES, true), Ok(()));
+        assert_eq!(j(&tree, &header(hashes[0], 7), true), Ok(()));
     }
 
     #[test]
@@ -236,19 +357,19 @@ mod tests {
         let (mut tree, hashes) = chain(200);
         // A branch from 3 below the tip grows block by block: each stays within the margin.
         let tip = side(&mut tree, hashes[197], 3);
-        assert_eq!(judge(&tree, &header(tip, 7), &RULES, false), Ok(()));
+        assert_eq!(j(&tree, &header(tip, 7), false), Ok(()));
         // A branch from 150 blocks down, vouched by its headers: refused (past maturity).
         let deep = side(&mut tree, hashes[50], 140);
         assert!(matches!(
-            judge(&tree, &header(deep, 7), &RULES, true),
+            j(&tree, &header(deep, 7), true),
             Err(Refusal::TooDeep { .. })
         ));
         assert!(matches!(
-            judge(&tree, &header(hashes[50], 7), &RULES, true),
+            j(&tree, &header(hashes[50], 7), true),
             Err(Refusal::TooDeep { fork_height: 50 })
         ));
         // At the depth allowed, exactly: kept.
-        assert_eq!(judge(&tree, &header(hashes[100], 7), &RULES, true), Ok(()));
+        assert_eq!(j(&tree, &header(hashes[100], 7), true), Ok(()));
     }
 
     #[test]

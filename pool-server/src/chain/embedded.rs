@@ -226,6 +226,20 @@ impl EmbeddedChain {
                 "stored blocks that link to no known block were left out of the chain"
             );
         }
+        // Side branches that leave the best chain deeper than a reorganisation may reach are
+        // of no use: they leave the tree and the file (so side blocks on disk stay bounded).
+        let lowest = branch::side_window(&tree, &params.branches);
+        let dead = tree.side_forked_below(lowest);
+        if !dead.is_empty() {
+            tracing::info!(
+                blocks = dead.len(),
+                max_fork_depth = params.branches.max_fork_depth,
+                "side blocks deeper than a reorganisation may reach dropped from the chain file"
+            );
+            tree.forget_side(&dead);
+            let dead: HashSet<BlockHash> = dead.into_iter().collect();
+            kept.retain(|(_, hash, _)| !dead.contains(hash));
+        }
         // The file keeps exactly the tree's blocks: append what only the database had, or
         // write it anew when it held anything else (a file of another layout, dropped blocks).
         let from_file_kept = kept.iter().filter(|k| k.2.is_none()).count();
@@ -445,10 +459,7 @@ impl EmbeddedChain {
         }
         // Work before storage: a peer's branch that cannot lead is never written anywhere.
         if origin != Origin::Local {
-            let vouched = origin == Origin::Vouched;
-            if let Err(refusal) =
-                branch::judge(&s.tree, &block.header, &self.params.branches, vouched)
-            {
+            if let Err(refusal) = self.judge(&s, block, origin) {
                 return Outcome::only(BlockVerdict::Rejected(refusal.reason().to_owned()));
             }
         }
@@ -466,6 +477,17 @@ impl EmbeddedChain {
         let mut parents = vec![hash];
         while let Some(p) = parents.pop() {
             for child in s.orphans.take_children(&p) {
+                // A waiting block is judged like any other once its parent is in: the block
+                // that let it in vouches for it no more than that block was vouched for.
+                let origin = if origin == Origin::Local {
+                    Origin::Peer
+                } else {
+                    origin
+                };
+                if let Err(refusal) = self.judge(&s, &child, origin) {
+                    tracing::info!(block = %child.block_hash(), reason = refusal.reason(), "a block that waited for its parent is not stored");
+                    continue;
+                }
                 match rules::check_contextual(&self.params, &s.tree, &child, now_secs()) {
                     Ok(()) => {
                         self.store(&mut s, &child, Origin::Peer, &mut out);
@@ -491,6 +513,18 @@ impl EmbeddedChain {
             self.publish(&mut s);
         }
         out
+    }
+
+    /// Whether a peer's block may be stored (see [`branch`]): work, width, room and depth.
+    fn judge(&self, s: &State, block: &Block, origin: Origin) -> Result<(), branch::Refusal> {
+        let rules = &self.params.branches;
+        let side = branch::side_load(&s.tree, rules, |h| self.file.size(h).unwrap_or(0));
+        let candidate = branch::Candidate {
+            header: &block.header,
+            bytes: block.total_size() as u64,
+            vouched: origin == Origin::Vouched,
+        };
+        branch::judge(&s.tree, candidate, rules, side)
     }
 
     /// Keep a checked block in the file and the tree; whether it is now on the best chain.

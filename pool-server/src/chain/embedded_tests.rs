@@ -197,3 +197,44 @@ fn a_chain_file_of_another_network_is_refused() {
         .unwrap();
     assert!(matches!(err, OpenError::OtherChain { .. }), "{err}");
 }
+
+#[test]
+fn side_blocks_past_the_fork_depth_leave_the_file_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = params(1000);
+    p.branches.max_fork_depth = 3;
+    let (chain, _) = open(&dir, p.clone());
+    let (other, _) = open(&tempfile::tempdir().unwrap(), p.clone());
+    let t0 = now_secs();
+    let ours = mine(&chain, t0);
+    chain.validate_and_append(&ours);
+    for i in 1..=2 {
+        let b = mine(&other, t0 + i);
+        other.validate_and_append(&b);
+        chain.accept(&b, Origin::Peer);
+    }
+    assert_eq!(
+        chain.standing(&ours.block_hash()).map(|s| s.best),
+        Some(false)
+    );
+    // Within the depth, a restart keeps the side block.
+    drop(chain);
+    let (chain, _) = open(&dir, p.clone());
+    assert!(chain.knows(&ours.block_hash()));
+    // Four blocks later its fork (the genesis) is deeper than a reorganisation may reach.
+    for i in 0..4 {
+        let b = mine(&chain, t0 + 10 + i);
+        assert_eq!(chain.validate_and_append(&b), BlockVerdict::Accepted);
+    }
+    let tip = chain.tip();
+    let bytes = chain.file.bytes();
+    drop(chain);
+    let (again, _) = open(&dir, p);
+    assert_eq!(again.tip(), tip);
+    assert!(
+        !again.knows(&ours.block_hash()),
+        "a dead side block is dropped"
+    );
+    assert!(again.file.bytes() < bytes);
+    assert_eq!(again.file.len(), 7, "the genesis and six best blocks");
+}

@@ -7,7 +7,7 @@
 //! before a block gets here. Blocks whose parent is unknown wait in the [`OrphanPool`],
 //! bounded in count and bytes, while the parent is fetched.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use bitcoin::block::Header;
 use bitcoin::{Block, BlockHash, Work};
@@ -54,6 +54,8 @@ pub struct BlockTree {
     active: Vec<BlockHash>,
     /// How many children each block with any has.
     children: HashMap<BlockHash, u32>,
+    /// The blocks off the best chain (few: each cost work at the network's difficulty).
+    side: HashSet<BlockHash>,
 }
 
 impl BlockTree {
@@ -74,7 +76,51 @@ impl BlockTree {
             best: hash,
             active: vec![hash],
             children: HashMap::new(),
+            side: HashSet::new(),
         }
+    }
+
+    /// Where the branch of `hash` leaves the best chain: the height of its last block on it.
+    pub fn fork_height(&self, hash: &BlockHash) -> Option<u64> {
+        let mut at = *hash;
+        while !self.is_on_best_chain(&at) {
+            at = self.nodes.get(&at)?.header.prev_blockhash;
+        }
+        self.height(&at)
+    }
+
+    /// Side blocks whose branch leaves the best chain below `height`: no reorganisation
+    /// the node allows can reach them.
+    pub fn side_forked_below(&self, height: u64) -> Vec<BlockHash> {
+        self.side
+            .iter()
+            .filter(|h| self.fork_height(h).is_some_and(|f| f < height))
+            .copied()
+            .collect()
+    }
+
+    /// Drop side blocks (never the best chain's), with all they lead to.
+    pub fn forget_side(&mut self, hashes: &[BlockHash]) {
+        for hash in hashes {
+            if !self.side.remove(hash) {
+                continue;
+            }
+            if let Some(node) = self.nodes.remove(hash) {
+                let parent = node.header.prev_blockhash;
+                if let Some(n) = self.children.get_mut(&parent) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.children.remove(&parent);
+                    }
+                }
+            }
+            self.children.remove(hash);
+        }
+    }
+
+    /// The blocks off the best chain, with their heights.
+    pub fn side_blocks(&self) -> impl Iterator<Item = (BlockHash, u64)> + '_ {
+        self.side.iter().map(|h| (*h, self.nodes[h].height))
     }
 
     pub fn len(&self) -> usize {
@@ -177,6 +223,7 @@ impl BlockTree {
         *self.children.entry(header.prev_blockhash).or_default() += 1;
         let old = self.best;
         if work <= self.nodes[&old].chain_work {
+            self.side.insert(hash);
             return Inserted::SideBranch { height };
         }
         self.best = hash;
@@ -185,6 +232,10 @@ impl BlockTree {
             return Inserted::Extended { height };
         }
         let reorg = self.path(old, hash);
+        self.side.extend(reorg.disconnected.iter().copied());
+        for h in &reorg.connected {
+            self.side.remove(h);
+        }
         self.active.truncate(reorg.fork_height as usize + 1);
         self.active.extend(reorg.connected.iter().copied());
         Inserted::Reorganised(reorg)
@@ -364,6 +415,11 @@ mod tests {
         assert_eq!(tree.best().1, main[3]);
         assert!(!tree.is_on_best_chain(&side[2]));
         assert!(tree.is_on_best_chain(&main[0]));
+        let mut off: Vec<BlockHash> = tree.side_blocks().map(|(h, _)| h).collect();
+        off.sort();
+        let mut want = side.clone();
+        want.sort();
+        assert_eq!(off, want, "the side set is the branch off the best chain");
         // One more block on the side branch: more work, a reorganisation at height 1.
         let next = header(side[2], EASY, 2999);
         let Inserted::Reorganised(r) = tree.insert(next) else {
@@ -381,6 +437,12 @@ mod tests {
         assert_eq!(tree.best_at(2), Some(side[0]));
         assert_eq!(tree.best_at(5), Some(next.block_hash()));
         assert_eq!(tree.best_at(6), None);
+        // The side set follows: the old branch is off the best chain now.
+        let mut off: Vec<BlockHash> = tree.side_blocks().map(|(h, _)| h).collect();
+        off.sort();
+        let mut want = vec![main[1], main[2], main[3]];
+        want.sort();
+        assert_eq!(off, want);
     }
 
     #[test]

@@ -330,15 +330,18 @@ impl Conversation {
                 // Asked for after its inv: a peer on a weaker branch, which merely lags.
                 tracing::debug!(peer = %self.peer.addr, block = %hash, "a block on a branch that cannot lead: not stored");
             }
-            BlockVerdict::Rejected(reason) if reason == Refusal::Crowded.reason() => {
-                // A near tie, past the siblings one height may hold: not stored, not held
-                // against the peer (it had the work).
+            BlockVerdict::Rejected(reason)
+                if reason == Refusal::Crowded.reason() || reason == Refusal::SideFull.reason() =>
+            {
+                // A near tie past the siblings one height may hold, or a side block past the
+                // room side branches have: not stored, not held against the peer (it had the
+                // work, which a flood of them would cost it).
                 self.node
                     .metrics()
                     .refused_blocks
                     .with_label_values(&[reason])
                     .inc();
-                tracing::info!(peer = %self.peer.addr, block = %hash, "one more block on a parent that has as many as it may: not stored");
+                tracing::info!(peer = %self.peer.addr, block = %hash, reason = %reason, "a side block with no room left: not stored");
             }
             BlockVerdict::Rejected(reason) if reason == "fork-too-deep" => {
                 self.node
