@@ -49,11 +49,13 @@ pub enum Rule {
     PeersGone,
     PayoutsFailing,
     SharesLost,
+    /// A peer's branch left the best chain deeper than a reorganisation may reach.
+    DeepForkRefused,
 }
 
 impl Rule {
     /// The rules that fire and resolve (counted in `pool_alerts_firing`).
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 10] = [
         Rule::WorkerOffline,
         Rule::HashrateDropped,
         Rule::AccountHashrateDropped,
@@ -63,6 +65,7 @@ impl Rule {
         Rule::PeersGone,
         Rule::PayoutsFailing,
         Rule::SharesLost,
+        Rule::DeepForkRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +84,7 @@ impl Rule {
             Rule::PeersGone => "peers_gone",
             Rule::PayoutsFailing => "payouts_failing",
             Rule::SharesLost => "shares_lost",
+            Rule::DeepForkRefused => "deep_fork_refused",
         }
     }
 }

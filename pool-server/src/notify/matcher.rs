@@ -22,7 +22,8 @@ impl Severity {
             | Rule::TemplateStale
             | Rule::PeersGone
             | Rule::PayoutsFailing
-            | Rule::SharesLost => Severity::Critical,
+            | Rule::SharesLost
+            | Rule::DeepForkRefused => Severity::Critical,
             Rule::HashrateDropped
             | Rule::AccountHashrateDropped
             | Rule::RejectsHigh

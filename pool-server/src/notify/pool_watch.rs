@@ -1,6 +1,8 @@
 //! The operator's rules, about the pool as a whole: the share database away (shares spooled
 //! to disk), the template stale, every peer gone while peers were configured, payouts failing,
-//! shares lost. Read from the pool's own series (the same the Prometheus rules in
+//! shares lost, a peer's branch refused because it forks deeper than a reorganisation may
+//! reach (the network disagrees about blocks whose credits matured: an attack or a split,
+//! which only the operator can settle). Read from the pool's own series (the same the Prometheus rules in
 //! `monitoring/alerts.yml` read), each firing once its condition has held for
 //! `--alert-pool-hold`, and resolved as soon as it no longer holds.
 
@@ -18,6 +20,8 @@ const JOB_MAX_AGE_SECS: f64 = 180.0;
 const PAYOUT_WINDOW: Duration = Duration::from_secs(3600);
 /// Shares lost within this keep the alert firing.
 const LOST_WINDOW: Duration = Duration::from_secs(600);
+/// A deep fork refused within this keeps the alert firing.
+const DEEP_FORK_WINDOW: Duration = Duration::from_secs(3600);
 
 /// What the pool's series say at one look.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,6 +34,7 @@ pub struct PoolSample {
     pub payouts_failed: u64,
     pub payouts_sent: u64,
     pub shares_lost: u64,
+    pub deep_forks_refused: u64,
 }
 
 impl PoolSample {
@@ -58,6 +63,35 @@ impl PoolSample {
             payouts_failed: payouts("failed") + payouts("unknown"),
             payouts_sent: payouts("sent"),
             shares_lost: m.store.store_events_lost.get(),
+            deep_forks_refused: m
+                .p2p
+                .refused_blocks
+                .get_metric_with_label_values(&["fork-too-deep"])
+                .map(|c| c.get())
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// The growing counters the rules read, at one look.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    at: Duration,
+    payouts_failed: u64,
+    payouts_sent: u64,
+    shares_lost: u64,
+    deep_forks: u64,
+}
+
+impl Counters {
+    /// How much each grew since `old`.
+    fn since(&self, old: &Counters) -> Counters {
+        Counters {
+            at: self.at.saturating_sub(old.at),
+            payouts_failed: self.payouts_failed.saturating_sub(old.payouts_failed),
+            payouts_sent: self.payouts_sent.saturating_sub(old.payouts_sent),
+            shares_lost: self.shares_lost.saturating_sub(old.shares_lost),
+            deep_forks: self.deep_forks.saturating_sub(old.deep_forks),
         }
     }
 }
@@ -73,8 +107,8 @@ pub struct PoolWatch {
     hold: Duration,
     elapsed: Duration,
     conditions: [Condition; PoolWatch::RULES.len()],
-    /// (time, payouts failed, payouts sent, shares lost) at each look of the last hour.
-    counters: VecDeque<(Duration, u64, u64, u64)>,
+    /// The counters at each look of the last hour.
+    counters: VecDeque<Counters>,
 }
 
 /// A change of one pool-wide rule: fired (with what it says) or resolved.
@@ -86,12 +120,13 @@ pub struct PoolChange {
 }
 
 impl PoolWatch {
-    pub const RULES: [Rule; 5] = [
+    pub const RULES: [Rule; 6] = [
         Rule::StoreDown,
         Rule::TemplateStale,
         Rule::PeersGone,
         Rule::PayoutsFailing,
         Rule::SharesLost,
+        Rule::DeepForkRefused,
     ];
 
     pub fn new(hold: Duration) -> PoolWatch {
@@ -104,36 +139,36 @@ impl PoolWatch {
     }
 
     /// The counters' growth over the last `window`.
-    fn growth(&self, window: Duration, now: &(Duration, u64, u64, u64)) -> (u64, u64, u64) {
+    fn growth(&self, window: Duration, now: &Counters) -> Counters {
         let since = self.elapsed.saturating_sub(window);
-        let old = self.counters.iter().find(|c| c.0 >= since).unwrap_or(now);
-        (
-            now.1.saturating_sub(old.1),
-            now.2.saturating_sub(old.2),
-            now.3.saturating_sub(old.3),
-        )
+        let old = self.counters.iter().find(|c| c.at >= since).unwrap_or(now);
+        now.since(old)
     }
 
     /// One look `dt` after the last; what changed.
     pub fn observe(&mut self, dt: Duration, s: &PoolSample) -> Vec<PoolChange> {
         self.elapsed += dt;
-        let now = (
-            self.elapsed,
-            s.payouts_failed,
-            s.payouts_sent,
-            s.shares_lost,
-        );
-        let (failed, sent, _) = self.growth(PAYOUT_WINDOW, &now);
-        let (_, _, lost) = self.growth(LOST_WINDOW, &now);
+        let now = Counters {
+            at: self.elapsed,
+            payouts_failed: s.payouts_failed,
+            payouts_sent: s.payouts_sent,
+            shares_lost: s.shares_lost,
+            deep_forks: s.deep_forks_refused,
+        };
+        let payouts = self.growth(PAYOUT_WINDOW, &now);
+        let (failed, sent) = (payouts.payouts_failed, payouts.payouts_sent);
+        let lost = self.growth(LOST_WINDOW, &now).shares_lost;
+        let deep_forks = self.growth(DEEP_FORK_WINDOW, &now).deep_forks;
         self.counters.push_back(now);
+        let longest = PAYOUT_WINDOW.max(DEEP_FORK_WINDOW);
         while self
             .counters
             .front()
-            .is_some_and(|c| c.0 + PAYOUT_WINDOW < self.elapsed)
+            .is_some_and(|c| c.at + longest < self.elapsed)
         {
             self.counters.pop_front();
         }
-        let verdicts: [(bool, String, String); 5] = [
+        let verdicts: [(bool, String, String); 6] = [
             (
                 !s.store_up,
                 "the share database is unreachable: shares are spooled to disk".into(),
@@ -164,6 +199,15 @@ impl PoolWatch {
                 lost > 0,
                 format!("{lost} share events lost in the last 10 minutes"),
                 "no share event lost for 10 minutes".into(),
+            ),
+            (
+                deep_forks > 0,
+                format!(
+                    "peers' blocks refused {deep_forks} times in the last hour: their branch \
+                     leaves our best chain deeper than a reorganisation may reach (an attack, or a network \
+                     split to settle by hand)"
+                ),
+                "no deep fork refused for an hour".into(),
             ),
         ];
         let mut out = Vec::new();
@@ -260,5 +304,27 @@ mod tests {
             ..healthy()
         };
         assert_eq!(w.observe(S, &alone)[0].rule, Rule::PeersGone);
+    }
+
+    #[test]
+    fn a_deep_fork_refused_fires_for_an_hour_after_the_last() {
+        let mut w = PoolWatch::new(S);
+        let mut s = healthy();
+        assert!(w.observe(S, &s).is_empty());
+        s.deep_forks_refused = 1;
+        let c = w.observe(S, &s);
+        assert_eq!((c[0].rule, c[0].firing), (Rule::DeepForkRefused, true));
+        assert!(c[0].summary.contains("refused 1 times"), "{}", c[0].summary);
+        // A second refusal half an hour later keeps it firing an hour from then.
+        let minute = Duration::from_secs(60);
+        for _ in 0..30 {
+            assert!(w.observe(minute, &s).is_empty());
+        }
+        s.deep_forks_refused = 2;
+        for _ in 0..59 {
+            assert!(w.observe(minute, &s).is_empty(), "still firing, said once");
+        }
+        let c = w.observe(2 * minute, &s);
+        assert_eq!((c[0].rule, c[0].firing), (Rule::DeepForkRefused, false));
     }
 }

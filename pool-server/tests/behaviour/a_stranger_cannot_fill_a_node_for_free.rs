@@ -109,7 +109,15 @@ async fn a_fork_far_below_the_tip_stores_nothing_and_its_sender_is_banned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_heavier_branch_that_forks_below_the_maturity_depth_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (node, honest) = node_with_chain(dir.path(), 12, &["--max-fork-depth", "5"]).await;
+    let flags = [
+        "--max-fork-depth",
+        "5",
+        "--alert-look",
+        "100ms",
+        "--alert-pool-hold",
+        "1s",
+    ];
+    let (node, honest) = node_with_chain(dir.path(), 12, &flags).await;
     let tip = node.tip().await;
     let file_before = file_len(dir.path());
 
@@ -149,6 +157,31 @@ async fn a_heavier_branch_that_forks_below_the_maturity_depth_is_refused() {
     assert!(
         log.contains("deeper than a reorganisation may reach"),
         "{log}"
+    );
+    // The operator is told: a pool-wide alert that fires for an hour after the last one.
+    let alerts = eventually(
+        Duration::from_secs(10),
+        || node.get("/api/alerts?account=%28pool%29"),
+        |v| {
+            v["firing"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|a| a["rule"] == "deep_fork_refused"))
+        },
+    )
+    .await;
+    let alert = alerts["firing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "deep_fork_refused")
+        .unwrap_or_else(|| panic!("{alerts}"))
+        .clone();
+    assert!(
+        alert["summary"]
+            .as_str()
+            .unwrap()
+            .contains("deeper than a reorganisation may reach"),
+        "{alert}"
     );
 }
 
