@@ -289,6 +289,9 @@ fn fuzz_chain() -> &'static Arc<pool_server::chain::embedded::EmbeddedChain> {
                 margin_blocks: 2,
                 max_fork_depth: 4,
                 max_siblings: 3,
+                // Small, so a fuzzed sequence fills the side branches' room too.
+                max_side_blocks: 6,
+                max_side_bytes: 64 * 1024,
             },
             ..ChainParams::at_genesis_limit("fuzz", bits, 2016)
         };
