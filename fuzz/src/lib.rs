@@ -292,6 +292,7 @@ fn fuzz_chain() -> &'static Arc<pool_server::chain::embedded::EmbeddedChain> {
                 // Small, so a fuzzed sequence fills the side branches' room too.
                 max_side_blocks: 6,
                 max_side_bytes: 64 * 1024,
+                min_chain_work: pool_server::chain::min_work::none(),
             },
             ..ChainParams::at_genesis_limit("fuzz", bits, 2016)
         };

@@ -17,6 +17,7 @@ use crate::chain::branch::{
 };
 use crate::chain::embedded::EmbeddedChain;
 use crate::chain::genesis::network_magic;
+use crate::chain::min_work;
 use crate::chain::node_rpc::NodeSource;
 use crate::chain::retarget::RetargetParams;
 use crate::chain::rpc::NodeConfig;
@@ -127,6 +128,10 @@ fn chain_params(c: &crate::config::ChainArgs, maturity: u32) -> ChainParams {
             max_siblings: DEFAULT_MAX_SIBLINGS,
             max_side_blocks: default_max_side_blocks(max_fork_depth),
             max_side_bytes: DEFAULT_MAX_SIDE_BYTES,
+            min_chain_work: c
+                .min_chain_work
+                .or_else(|| min_work::built_in(&c.p2p_network, c.genesis_bits))
+                .unwrap_or_else(min_work::none),
         },
     }
 }

@@ -48,6 +48,9 @@ pub struct BranchRules {
     pub max_siblings: u32,
     pub max_side_blocks: u64,
     pub max_side_bytes: u64,
+    /// Until the best chain has this much work, no peer's block is stored unless a header
+    /// chain that reaches it vouched for it (see [`super::min_work`]).
+    pub min_chain_work: Work,
 }
 
 impl Default for BranchRules {
@@ -58,6 +61,7 @@ impl Default for BranchRules {
             max_siblings: DEFAULT_MAX_SIBLINGS,
             max_side_blocks: default_max_side_blocks(100),
             max_side_bytes: DEFAULT_MAX_SIDE_BYTES,
+            min_chain_work: super::min_work::none(),
         }
     }
 }
@@ -78,6 +82,10 @@ pub enum Refusal {
     /// Its parent has as many children as a block may.
     #[error("crowded-height")]
     Crowded,
+    /// The best chain has less work than the network's minimum, and no header chain that
+    /// reaches it vouched for the block.
+    #[error("below-min-chain-work")]
+    BelowMinWork,
     /// The side branches hold as many blocks or bytes as they may.
     #[error("side-branches-full")]
     SideFull,
@@ -96,6 +104,7 @@ impl Refusal {
             Refusal::LowWork => "low-work-branch",
             Refusal::Crowded => "crowded-height",
             Refusal::SideFull => "side-branches-full",
+            Refusal::BelowMinWork => "below-min-chain-work",
             Refusal::TooDeep { .. } => "fork-too-deep",
         }
     }
@@ -124,6 +133,9 @@ pub fn judge(
         return Err(Refusal::Crowded);
     }
     let (best_height, best) = tree.best();
+    if !block.vouched && below_min_work(tree, rules) {
+        return Err(Refusal::BelowMinWork);
+    }
     if parent == best {
         return Ok(());
     }
@@ -159,6 +171,11 @@ pub fn judge(
         return Err(Refusal::SideFull);
     }
     Ok(())
+}
+
+/// Whether the best chain has less work than the network's minimum (a node still syncing).
+pub fn below_min_work(tree: &BlockTree, rules: &BranchRules) -> bool {
+    tree.chain_work(&tree.best().1).expect("the tip") < rules.min_chain_work
 }
 
 /// The lowest height a side block counts against the room from (deeper ones can never be
@@ -248,13 +265,14 @@ mod tests {
         at
     }
 
-    const RULES: BranchRules = BranchRules {
+    static RULES: std::sync::LazyLock<BranchRules> = std::sync::LazyLock::new(|| BranchRules {
         margin_blocks: 6,
         max_fork_depth: 100,
         max_siblings: 4,
         max_side_blocks: 200,
         max_side_bytes: 1_000_000,
-    };
+        min_chain_work: Work::from_be_bytes([0; 32]),
+    });
 
     /// Judge a 1 kB block with the side branches empty.
     fn j(tree: &BlockTree, header: &Header, vouched: bool) -> Result<(), Refusal> {
@@ -267,12 +285,47 @@ mod tests {
     }
 
     #[test]
+    fn below_the_minimum_chain_work_only_vouched_blocks_are_stored() {
+        let (tree, hashes) = chain(20);
+        let tip_work = tree.chain_work(&hashes[20]).unwrap();
+        let rules = BranchRules {
+            min_chain_work: tip_work + tip_work,
+            ..*RULES
+        };
+        let next = header(hashes[20], 7);
+        let block = |vouched| Candidate {
+            header: &next,
+            bytes: 1_000,
+            vouched,
+        };
+        assert!(below_min_work(&tree, &rules));
+        assert_eq!(
+            judge(&tree, block(false), &rules, SideLoad::default()),
+            Err(Refusal::BelowMinWork),
+            "not even on the tip"
+        );
+        assert_eq!(
+            judge(&tree, block(true), &rules, SideLoad::default()),
+            Ok(())
+        );
+        let reached = BranchRules {
+            min_chain_work: tip_work,
+            ..*RULES
+        };
+        assert!(!below_min_work(&tree, &reached));
+        assert_eq!(
+            judge(&tree, block(false), &reached, SideLoad::default()),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn side_branches_have_room_for_a_bounded_count_and_bytes() {
         let (mut tree, hashes) = chain(300);
         let rules = BranchRules {
             max_side_blocks: 5,
             max_side_bytes: 10_000,
-            ..RULES
+            ..*RULES
         };
         // Side blocks deeper than the fork depth do not count; those above it do.
         side(&mut tree, hashes[150], 1);

@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
-use bitcoin::{Block, BlockHash, Transaction, Txid};
+use bitcoin::{Block, BlockHash, Transaction, Txid, Work};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use protocol::Version;
@@ -282,20 +282,45 @@ impl EmbeddedChain {
     /// header that only claims a tiny target would otherwise count for any work it names).
     pub fn headers_could_lead(&self, headers: &[Header]) -> Option<Result<bool, &'static str>> {
         let first = headers.first()?;
-        for h in headers {
-            let Ok(target) = protocol::CompactTarget::from(h.bits).to_target() else {
-                return Some(Err("bad-diffbits (header)"));
-            };
-            if target > self.params.retarget.pow_limit {
-                return Some(Err("bad-diffbits (header)"));
-            }
-            if !target.is_met_by(&h.block_hash()) {
-                return Some(Err("high-hash (header)"));
-            }
+        if let Err(reason) = self.check_headers_pow(headers) {
+            return Some(Err(reason));
         }
         let s = self.state.lock();
         let work = branch::work_through(&s.tree, &first.prev_blockhash, headers)?;
         Some(Ok(branch::could_lead(&s.tree, work, &self.params.branches)))
+    }
+
+    /// That each header carries its proof of work, within the network's limit.
+    pub fn check_headers_pow(&self, headers: &[Header]) -> Result<(), &'static str> {
+        for h in headers {
+            let Ok(target) = protocol::CompactTarget::from(h.bits).to_target() else {
+                return Err("bad-diffbits (header)");
+            };
+            if target > self.params.retarget.pow_limit {
+                return Err("bad-diffbits (header)");
+            }
+            if !target.is_met_by(&h.block_hash()) {
+                return Err("high-hash (header)");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the best chain has less work than the network's minimum: the node is still
+    /// syncing, and stores a peer's block only when a header chain that reaches the minimum
+    /// vouched for it (see [`super::min_work`]).
+    pub fn below_min_work(&self) -> bool {
+        branch::below_min_work(&self.state.lock().tree, &self.params.branches)
+    }
+
+    pub fn min_chain_work(&self) -> Work {
+        self.params.branches.min_chain_work
+    }
+
+    /// A stored block's height and the work of the chain it ends.
+    pub fn position(&self, hash: &BlockHash) -> Option<(u64, Work)> {
+        let s = self.state.lock();
+        Some((s.tree.height(hash)?, s.tree.chain_work(hash)?))
     }
 
     /// How deep a peer's branch may leave the best chain.
@@ -450,7 +475,7 @@ impl EmbeddedChain {
         }
         let parent = block.header.prev_blockhash;
         if !s.tree.contains(&parent) {
-            s.orphans.add(block.clone());
+            s.orphans.add(block.clone(), origin == Origin::Vouched);
             let mut out = Outcome::only(BlockVerdict::Unknown(format!(
                 "parent {parent} unknown: kept until it arrives"
             )));
@@ -476,13 +501,12 @@ impl EmbeddedChain {
         // Orphans waiting for this block (and for those) join now.
         let mut parents = vec![hash];
         while let Some(p) = parents.pop() {
-            for child in s.orphans.take_children(&p) {
-                // A waiting block is judged like any other once its parent is in: the block
-                // that let it in vouches for it no more than that block was vouched for.
-                let origin = if origin == Origin::Local {
-                    Origin::Peer
+            for (child, vouched) in s.orphans.take_children(&p) {
+                // A waiting block is judged like any other once its parent is in.
+                let origin = if vouched {
+                    Origin::Vouched
                 } else {
-                    origin
+                    Origin::Peer
                 };
                 if let Err(refusal) = self.judge(&s, &child, origin) {
                     tracing::info!(block = %child.block_hash(), reason = refusal.reason(), "a block that waited for its parent is not stored");

@@ -11,6 +11,7 @@ pub mod coinbase;
 pub mod embedded;
 pub mod genesis;
 pub mod metrics;
+pub mod min_work;
 pub mod node_rpc;
 pub mod retarget;
 pub mod rpc;

@@ -273,7 +273,8 @@ impl BlockTree {
 /// first when full, so a peer sending unconnectable blocks cannot grow the node's memory.
 #[derive(Debug)]
 pub struct OrphanPool {
-    blocks: HashMap<BlockHash, (Block, usize)>,
+    /// Each block, its bytes, and whether a header chain with the work vouched for it.
+    blocks: HashMap<BlockHash, (Block, usize, bool)>,
     order: VecDeque<BlockHash>,
     bytes: usize,
     max_blocks: usize,
@@ -308,9 +309,10 @@ impl OrphanPool {
         self.bytes
     }
 
-    /// Keep `block` until its parent arrives; false when it is already kept or alone exceeds
-    /// the byte bound.
-    pub fn add(&mut self, block: Block) -> bool {
+    /// Keep `block` until its parent arrives (`vouched`: asked for because a header chain
+    /// with the work goes through it); false when it is already kept or alone exceeds the
+    /// byte bound.
+    pub fn add(&mut self, block: Block, vouched: bool) -> bool {
         let hash = block.block_hash();
         let size = block.total_size();
         if self.blocks.contains_key(&hash) || size > self.max_bytes || self.max_blocks == 0 {
@@ -320,31 +322,32 @@ impl OrphanPool {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
-            if let Some((_, s)) = self.blocks.remove(&oldest) {
+            if let Some((_, s, _)) = self.blocks.remove(&oldest) {
                 self.bytes -= s;
             }
         }
-        self.blocks.insert(hash, (block, size));
+        self.blocks.insert(hash, (block, size, vouched));
         self.order.push_back(hash);
         self.bytes += size;
         true
     }
 
-    /// The kept blocks whose parent is `parent`, removed from the pool.
-    pub fn take_children(&mut self, parent: &BlockHash) -> Vec<Block> {
+    /// The kept blocks whose parent is `parent`, removed from the pool, each with whether it
+    /// was vouched for.
+    pub fn take_children(&mut self, parent: &BlockHash) -> Vec<(Block, bool)> {
         let children: Vec<BlockHash> = self
             .blocks
             .iter()
-            .filter(|(_, (b, _))| b.header.prev_blockhash == *parent)
+            .filter(|(_, (b, _, _))| b.header.prev_blockhash == *parent)
             .map(|(h, _)| *h)
             .collect();
         self.order.retain(|h| !children.contains(h));
         children
             .into_iter()
             .filter_map(|h| self.blocks.remove(&h))
-            .map(|(b, s)| {
+            .map(|(b, s, vouched)| {
                 self.bytes -= s;
-                b
+                (b, vouched)
             })
             .collect()
     }
@@ -497,22 +500,27 @@ mod tests {
         let parent = BlockHash::from_byte_array([1; 32]);
         let mut pool = OrphanPool::new(3, 10_000);
         for n in 0..5 {
-            assert!(pool.add(block(parent, n, 10)));
+            assert!(pool.add(block(parent, n, 10), false));
         }
         assert_eq!(pool.len(), 3, "the oldest went first");
-        assert!(!pool.add(block(parent, 4, 10)), "already kept");
+        assert!(!pool.add(block(parent, 4, 10), false), "already kept");
         assert!(
-            !pool.add(block(parent, 9, 20_000)),
+            !pool.add(block(parent, 9, 20_000), false),
             "larger than the whole pool"
         );
-        pool.add(block(BlockHash::from_byte_array([2; 32]), 7, 4_000));
-        pool.add(block(BlockHash::from_byte_array([2; 32]), 8, 4_000));
+        pool.add(block(BlockHash::from_byte_array([2; 32]), 7, 4_000), true);
+        pool.add(block(BlockHash::from_byte_array([2; 32]), 8, 4_000), false);
         assert!(pool.bytes() <= 10_000, "{} bytes", pool.bytes());
         let kids = pool.take_children(&BlockHash::from_byte_array([2; 32]));
         assert_eq!(kids.len(), 2);
         assert!(kids
             .iter()
-            .all(|b| b.header.prev_blockhash == BlockHash::from_byte_array([2; 32])));
+            .all(|(b, _)| b.header.prev_blockhash == BlockHash::from_byte_array([2; 32])));
+        assert_eq!(
+            kids.iter().filter(|(_, vouched)| *vouched).count(),
+            1,
+            "each keeps whether it was vouched for"
+        );
         assert_eq!(pool.len(), 1);
         assert_eq!(pool.take_children(&parent).len(), 1);
         assert!(pool.is_empty());

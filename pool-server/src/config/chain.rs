@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Args;
 use protocol::CompactTarget;
 
-use super::parse::{parse_compact, parse_interval, parse_network_name};
+use super::parse::{parse_compact, parse_interval, parse_network_name, parse_work};
 
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Embedded chain")]
@@ -27,6 +27,13 @@ pub struct ChainArgs {
     /// credits matured is never reorganised away).
     #[arg(long, env = "POOL_MAX_FORK_DEPTH", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_fork_depth: Option<u64>,
+
+    /// Embedded chain: the cumulative work (hex, as Bitcoin Core's -minimumchainwork) below
+    /// which the node stores no peer's block: a node syncing from scratch first sees headers
+    /// with this much work, keeping almost nothing of them, before it fetches a body. Default:
+    /// the value built in for the network (see `chain::min_work`), else none.
+    #[arg(long, env = "POOL_MIN_CHAIN_WORK", value_parser = parse_work)]
+    pub min_chain_work: Option<bitcoin::Work>,
 
     /// Embedded chain: the network's name. With --genesis-bits it makes the genesis block, so
     /// pool-servers given the same two hold the same chain (and can peer); another name is

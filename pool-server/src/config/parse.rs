@@ -107,6 +107,17 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A chain's cumulative work, as Bitcoin Core's `-minimumchainwork` takes it: up to 64 hex
+/// digits, with or without `0x`.
+pub fn parse_work(s: &str) -> Result<bitcoin::Work, String> {
+    let t = s.trim().trim_start_matches("0x");
+    if t.is_empty() || t.len() > 64 || !t.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("{s:?} is not a chain work (up to 64 hex digits)"));
+    }
+    let padded = format!("{t:0>64}");
+    bitcoin::Work::from_unprefixed_hex(&padded).map_err(|e| format!("{s:?}: {e}"))
+}
+
 pub fn parse_u32_hex(s: &str) -> Result<u32, String> {
     let t = s.trim().trim_start_matches("0x");
     if t.is_empty() || t.len() > 8 {

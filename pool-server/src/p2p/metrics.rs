@@ -18,7 +18,8 @@ pub struct P2pMetrics {
     pub block_propagation: Histogram,
     pub orphan_blocks: IntGauge,
     /// Peers' blocks and header chains not stored, by why (`low-work-branch`,
-    /// `low-work-headers`, `crowded-height`, `side-branches-full`, `fork-too-deep`).
+    /// `low-work-headers`, `crowded-height`, `side-branches-full`, `below-min-chain-work`,
+    /// `fork-too-deep`).
     pub refused_blocks: IntCounterVec,
 }
 
@@ -76,6 +77,7 @@ impl P2pMetrics {
             "low-work-headers",
             "crowded-height",
             "side-branches-full",
+            "below-min-chain-work",
             "fork-too-deep",
         ] {
             m.refused_blocks.with_label_values(&[reason]);

@@ -9,7 +9,9 @@
 //! peer that asks, comes from the [`address_book`]; a block is relayed only the first time it is
 //! [`seen`]. A peer that misbehaves is scored and banned by [`misbehaviour`]. The [`manager`]
 //! keeps the peers (listener, dialer, relay of new tips); [`sync`] is the conversation with one
-//! peer (headers-first catch-up, fetching announced blocks, answering, discovery).
+//! peer (headers-first catch-up, fetching announced blocks, answering, discovery); a node
+//! still below the network's minimum chain work follows a peer's headers by [`presync`]
+//! before it fetches a block.
 
 pub mod address_book;
 pub mod codec;
@@ -18,6 +20,7 @@ pub mod manager;
 pub mod metrics;
 pub mod misbehaviour;
 pub mod peer;
+pub mod presync;
 pub mod seen;
 pub mod sync;
 

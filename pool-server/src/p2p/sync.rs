@@ -32,6 +32,7 @@ use super::address_book::MAX_ADDR_PER_MESSAGE;
 use super::handshake::PROTOCOL_VERSION;
 use super::metrics::P2pMetrics;
 use super::peer::{Direction, Peer, PeerError};
+use super::presync::{Presync, PresyncError, Step};
 use crate::blocks::BlockPath;
 use crate::chain::branch::Refusal;
 use crate::chain::embedded::EmbeddedChain;
@@ -84,6 +85,9 @@ pub struct Conversation {
     unsolicited_headers: u32,
     /// Blocks nobody asked for that connected to nothing.
     unrequested_orphans: u32,
+    /// While our chain is below the minimum work: the peer's header chain, followed (or
+    /// proven) without being kept.
+    presync: Option<Presync>,
 }
 
 impl Conversation {
@@ -102,6 +106,7 @@ impl Conversation {
             headers_asked: 0,
             unsolicited_headers: 0,
             unrequested_orphans: 0,
+            presync: None,
         }
     }
 
@@ -195,6 +200,17 @@ impl Conversation {
         .await
     }
 
+    /// Show the peer our locator again, at most once per [`RESYNC_EVERY`] (no ping-pong).
+    async fn resync(&mut self) -> Result<(), PeerError> {
+        if self
+            .last_getheaders
+            .is_none_or(|t| t.elapsed() >= RESYNC_EVERY)
+        {
+            self.get_headers().await?;
+        }
+        Ok(())
+    }
+
     async fn handle(&mut self, msg: NetworkMessage) -> Result<(), PeerError> {
         match msg {
             NetworkMessage::Inv(items) => self.on_inv(items).await,
@@ -258,6 +274,14 @@ impl Conversation {
     }
 
     async fn on_inv(&mut self, items: Vec<Inventory>) -> Result<(), PeerError> {
+        if self.node.chain().below_min_work() {
+            // No block is fetched on an announcement until a header chain with the minimum
+            // work vouches for it: ask for headers (unless already following the peer's).
+            if self.presync.is_none() {
+                self.resync().await?;
+            }
+            return Ok(());
+        }
         let mut want = Vec::new();
         for i in items {
             let (Inventory::Block(h) | Inventory::WitnessBlock(h)) = i else {
@@ -316,7 +340,10 @@ impl Conversation {
                 // Perhaps only its clock is ahead: not held against it.
                 tracing::info!(peer = %self.peer.addr, block = %hash, "block from the future ignored");
             }
-            BlockVerdict::Rejected(reason) if reason == Refusal::LowWork.reason() => {
+            BlockVerdict::Rejected(reason)
+                if reason == Refusal::LowWork.reason()
+                    || reason == Refusal::BelowMinWork.reason() =>
+            {
                 self.node
                     .metrics()
                     .refused_blocks
@@ -433,14 +460,13 @@ impl Conversation {
         let Some(first) = headers.first() else {
             return Ok(());
         };
+        if self.node.chain().below_min_work() {
+            return self.headers_below_min_work(headers).await;
+        }
+        self.presync = None;
         if !self.node.chain().knows(&first.prev_blockhash) {
             // They do not connect to anything we have: show the peer our locator again.
-            if self
-                .last_getheaders
-                .is_none_or(|t| t.elapsed() >= RESYNC_EVERY)
-            {
-                self.get_headers().await?;
-            }
+            self.resync().await?;
             return Ok(());
         }
         // Work first: a header chain that cannot lead is not fetched (and not kept: a peer
@@ -464,21 +490,9 @@ impl Conversation {
             }
             None => return Ok(()),
         };
-        let mut prev = first.prev_blockhash;
+        // Their proof of work was checked with their work, above.
         let mut want = Vec::new();
-        for h in &headers {
-            let hash = h.block_hash();
-            if h.prev_blockhash != prev {
-                return Err(PeerError::Protocol(
-                    "headers that do not form a chain".to_owned(),
-                ));
-            }
-            // Their proof of work was checked with their work, above.
-            prev = hash;
-            if !self.ask_for(hash, vouched, &mut want) {
-                break;
-            }
-        }
+        let (prev, _) = self.ask_for_chain(&headers, vouched, &mut want)?;
         if let Some(height) = self
             .node
             .chain()
@@ -495,14 +509,136 @@ impl Conversation {
         } else if headers.len() == MAX_HEADERS {
             // All known already: ask for what comes after them.
             self.sync_until = None;
-            self.last_getheaders = Some(Instant::now());
-            self.headers_asked += 1;
-            self.send(NetworkMessage::GetHeaders(GetHeadersMessage {
-                version: PROTOCOL_VERSION,
-                locator_hashes: vec![prev],
-                stop_hash: BlockHash::all_zeros(),
-            }))
-            .await?;
+            self.get_headers_after(prev).await?;
+        }
+        Ok(())
+    }
+
+    /// Ask for the headers after `last` (one we were sent, perhaps not stored).
+    async fn get_headers_after(&mut self, last: BlockHash) -> Result<(), PeerError> {
+        self.last_getheaders = Some(Instant::now());
+        self.headers_asked += 1;
+        self.send(NetworkMessage::GetHeaders(GetHeadersMessage {
+            version: PROTOCOL_VERSION,
+            locator_hashes: vec![last],
+            stop_hash: BlockHash::all_zeros(),
+        }))
+        .await
+    }
+
+    /// Add the blocks of `headers` we lack to `want`, checking that they form a chain; the
+    /// last header and the last block asked for (asking stops when no more may be in flight).
+    fn ask_for_chain(
+        &mut self,
+        headers: &[Header],
+        vouched: bool,
+        want: &mut Vec<Inventory>,
+    ) -> Result<(BlockHash, Option<BlockHash>), PeerError> {
+        let mut prev = headers[0].prev_blockhash;
+        let mut last_asked = None;
+        for h in headers {
+            let hash = h.block_hash();
+            if h.prev_blockhash != prev {
+                return Err(PeerError::Protocol(
+                    "headers that do not form a chain".to_owned(),
+                ));
+            }
+            prev = hash;
+            if !self.ask_for(hash, vouched, want) {
+                break;
+            }
+            last_asked = Some(hash);
+        }
+        Ok((prev, last_asked))
+    }
+
+    /// Headers while our chain is below the minimum work (see [`super::presync`]): followed
+    /// without being kept until they reach it, then fetched as far as they match.
+    async fn headers_below_min_work(&mut self, headers: Vec<Header>) -> Result<(), PeerError> {
+        let first = headers[0];
+        if let Err(reason) = self.node.chain().check_headers_pow(&headers) {
+            return Err(PeerError::InvalidBlock {
+                hash: first.block_hash(),
+                reason: reason.to_owned(),
+            });
+        }
+        let full = headers.len() == MAX_HEADERS;
+        let following = self
+            .presync
+            .as_ref()
+            .is_some_and(|p| p.proven().is_none() && p.last() == first.prev_blockhash);
+        if following {
+            let p = self.presync.as_mut().expect("following");
+            let step = p.feed(&headers, full);
+            return self.presync_step(step).await;
+        }
+        let Some((height, work)) = self.node.chain().position(&first.prev_blockhash) else {
+            // Neither on our chain nor on the one we follow: show the peer our locator again.
+            if self.presync.is_none() {
+                self.resync().await?;
+            }
+            return Ok(());
+        };
+        if let Some(p) = self.presync.as_ref().filter(|p| p.proven().is_some()) {
+            let fetch = p
+                .verify(height + 1, &headers)
+                .map_err(|e| PeerError::Protocol(e.to_string()))?;
+            if fetch == 0 {
+                // Its chain now ends below what it showed (it may have reorganised): prove
+                // it again from the start.
+                self.presync = None;
+                return Ok(());
+            }
+            return self.fetch_vouched(&headers[..fetch]).await;
+        }
+        let min_work = self.node.chain().min_chain_work();
+        let mut p = Presync::begin(first.prev_blockhash, height, work, min_work);
+        let step = p.feed(&headers, full);
+        self.presync = Some(p);
+        self.presync_step(step).await
+    }
+
+    async fn presync_step(&mut self, step: Result<Step, PresyncError>) -> Result<(), PeerError> {
+        match step {
+            Ok(Step::More(last)) => self.get_headers_after(last).await,
+            Ok(Step::Proven) => {
+                let (height, hash) = self
+                    .presync
+                    .as_ref()
+                    .and_then(Presync::proven)
+                    .expect("proven");
+                tracing::info!(peer = %self.peer.addr, height, header = %hash, "a header chain with the minimum chain work: fetching its blocks");
+                self.get_headers().await
+            }
+            Ok(Step::Ends) => {
+                self.presync = None;
+                self.node
+                    .metrics()
+                    .refused_blocks
+                    .with_label_values(&[Refusal::BelowMinWork.reason()])
+                    .inc();
+                tracing::debug!(peer = %self.peer.addr, "a header chain that ends below the minimum chain work: nothing fetched");
+                Ok(())
+            }
+            Err(e) => {
+                self.presync = None;
+                Err(PeerError::Protocol(e.to_string()))
+            }
+        }
+    }
+
+    /// Ask for the blocks of `headers` (a chain on a block we have, vouched for by the
+    /// minimum-work proof), and for the next headers once the last of them is in.
+    async fn fetch_vouched(&mut self, headers: &[Header]) -> Result<(), PeerError> {
+        let mut want = Vec::new();
+        let (last, last_asked) = self.ask_for_chain(headers, true, &mut want)?;
+        self.sync_until = last_asked;
+        if !want.is_empty() {
+            self.send(NetworkMessage::GetData(want)).await?;
+        } else if last_asked.is_some() {
+            // All known already: ask for what comes after them.
+            self.sync_until = None;
+            self.get_headers_after(last).await?;
         }
         Ok(())
     }

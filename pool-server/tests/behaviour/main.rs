@@ -5,6 +5,7 @@
 
 mod common;
 
+mod a_new_node_fetches_nothing_below_the_minimum_chain_work;
 mod a_payout_the_node_answers_late_is_paid_once;
 mod a_share_is_credited_once_per_tip;
 mod a_stranger_cannot_fill_a_node_for_free;
