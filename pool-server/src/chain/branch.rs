@@ -139,6 +139,12 @@ pub fn judge(
     if parent == best {
         return Ok(());
     }
+    // Work first: a branch that cannot lead is refused as such, however deep it forks (the
+    // cheapest thing a peer can send, and what it is scored for).
+    let branch = tree.chain_work(&parent).expect("in the tree") + header.work();
+    if !block.vouched && !could_lead(tree, branch, rules) {
+        return Err(Refusal::LowWork);
+    }
     // Where the branch leaves the best chain; never walk below the deepest fork allowed.
     let lowest = best_height.saturating_sub(rules.max_fork_depth);
     let mut at = parent;
@@ -157,10 +163,6 @@ pub fn judge(
     let fork_height = tree.height(&at).expect("on the best chain");
     if fork_height < lowest {
         return Err(Refusal::TooDeep { fork_height });
-    }
-    let branch = tree.chain_work(&parent).expect("in the tree") + header.work();
-    if !block.vouched && !could_lead(tree, branch, rules) {
-        return Err(Refusal::LowWork);
     }
     // A block that makes its branch the best is never short of room; one more side block is.
     let becomes_best = branch > tree.chain_work(&best).expect("the tip");

@@ -7,7 +7,6 @@
 use crate::common;
 
 use std::net::IpAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use bitcoin::block::Header;
@@ -27,12 +26,6 @@ fn ip(last: u8) -> IpAddr {
 
 fn genesis() -> BlockHash {
     genesis_block(NETWORK, CompactTarget::from_consensus(0x207fffff), None).block_hash()
-}
-
-fn file_len(dir: &Path) -> u64 {
-    std::fs::metadata(dir.join("spool/embedded.blocks"))
-        .map(|m| m.len())
-        .unwrap_or(0)
 }
 
 /// The work of `headers`, as `--min-chain-work` takes it.

@@ -19,12 +19,6 @@ fn ip(last: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, last])
 }
 
-fn file_len(dir: &Path) -> u64 {
-    std::fs::metadata(dir.join("spool/embedded.blocks"))
-        .map(|m| m.len())
-        .unwrap_or(0)
-}
-
 fn db_len(dir: &Path) -> u64 {
     ["pool.sqlite", "pool.sqlite-wal"]
         .iter()

@@ -64,19 +64,7 @@ async fn three_pools_in_a_line_share_one_tip_and_a_block_reaches_the_far_miners_
         &["--peer", &b_addr, "--max-outbound", "1"],
     );
     // The links: B in the middle has both ends; the ends only B.
-    let links = eventually(
-        Duration::from_secs(20),
-        || async {
-            (
-                a.peers().await.len(),
-                b.peers().await.len(),
-                c.peers().await.len(),
-            )
-        },
-        |n| *n == (1, 2, 1),
-    )
-    .await;
-    assert_eq!(links, (1, 2, 1));
+    assert_eq!(linked(&[&a, &b, &c], &[1, 2, 1]).await, [1, 2, 1]);
     let b_peers = b.peers().await;
     assert!(b_peers
         .iter()

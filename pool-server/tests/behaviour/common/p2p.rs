@@ -111,6 +111,22 @@ impl NodeProcess {
     }
 }
 
+/// Wait (up to 20 s) until the nodes have `want` peers each; their counts.
+pub async fn linked(nodes: &[&NodeProcess], want: &[usize]) -> Vec<usize> {
+    eventually(
+        Duration::from_secs(20),
+        || async {
+            let mut n = Vec::new();
+            for node in nodes {
+                n.push(node.peers().await.len());
+            }
+            n
+        },
+        |n| n == want,
+    )
+    .await
+}
+
 /// Wait (up to `limit`) until every node reports the same tip, at least `height`; the tip.
 pub async fn same_tip(nodes: &[&NodeProcess], height: u64, limit: Duration) -> (u64, String) {
     let t = Instant::now();
@@ -154,6 +170,13 @@ where
         assert!(t.elapsed() < limit, "not within {limit:?}: {v:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Bytes of the block file of the node whose data is in `dir`.
+pub fn file_len(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join("spool/embedded.blocks"))
+        .map(|m| m.len())
+        .unwrap_or(0)
 }
 
 /// The P2P magic of the test network with genesis `bits`.
