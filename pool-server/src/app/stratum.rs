@@ -91,6 +91,11 @@ pub async fn listen(
     });
     let limits = ConnectionLimits::new(s.max_connections, s.max_connections_per_ip);
     let sessions = TaskTracker::new();
+    let proxy_from: Arc<[_]> = s.proxy_protocol_from.clone().into();
+    if !proxy_from.is_empty() {
+        let balancers: Vec<String> = proxy_from.iter().map(ToString::to_string).collect();
+        tracing::info!(balancers = %balancers.join(","), "PROXY protocol headers read from these balancers");
+    }
     let mut addrs = Vec::new();
     for l in &s.listeners {
         let listener = TcpListener::bind(l.addr)
@@ -105,6 +110,7 @@ pub async fn listen(
             diff,
             ctx.clone(),
             limits.clone(),
+            proxy_from.clone(),
             shutdown.clone(),
             sessions.clone(),
         ));

@@ -70,6 +70,14 @@ pub struct StratumArgs {
     #[arg(long, env = "POOL_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
 
+    /// Load balancers (`ADDR/BITS` or one address; repeat or comma-separate) whose
+    /// connections begin with a PROXY protocol header (v1 or v2, as HAProxy's `send-proxy`
+    /// and `send-proxy-v2` send it): bans, per-IP caps and logs then see the miner's address.
+    /// A connection from them without a valid header is closed; from anywhere else no header
+    /// is read. Off by default.
+    #[arg(long, env = "POOL_PROXY_PROTOCOL_FROM", value_delimiter = ',')]
+    pub proxy_protocol_from: Vec<crate::net::proxy::Cidr>,
+
     /// Close a connection that sends nothing for this long.
     #[arg(long, env = "POOL_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_interval)]
     pub idle_timeout: Duration,

@@ -12,6 +12,7 @@ mod a_stranger_cannot_fill_a_node_for_free;
 mod a_worker_page_says_how_sure_its_numbers_are;
 mod an_address_account_proves_itself_by_signing;
 mod an_honest_network_keeps_one_chain_under_attack;
+mod behind_a_load_balancer_bans_and_caps_see_the_miner;
 mod blocks_extend_the_chain;
 mod carried_balances_are_paid_once;
 mod coinbase_payouts_pay_each_account_in_the_block;
