@@ -9,6 +9,7 @@ pub mod app;
 pub mod blocks;
 pub mod chain;
 pub mod config;
+pub mod edge;
 pub mod host;
 pub mod http;
 pub mod jobs;

@@ -62,7 +62,11 @@ pub fn mining_context(
         stats: stats.clone(),
         metrics: metrics.clone(),
         bans: bans.clone(),
-        extranonces: ExtranonceAllocator::new(s.extranonce1_size as usize, work.feed.tip()),
+        extranonces: ExtranonceAllocator::on_edge(
+            s.extranonce1_size as usize,
+            s.edge_id,
+            work.feed.tip(),
+        ),
         blocks: outlets.blocks,
         key_claims: outlets.key_claims,
         channel_ids: AtomicU64::new(rand::random::<u32>() as u64),

@@ -125,6 +125,12 @@ impl Config {
         if self.vardiff.vardiff_retarget < Duration::from_millis(100) {
             bail!("--vardiff-retarget must be at least 100ms: a retarget needs shares to read");
         }
+        if self.stratum.edge_id.is_some() && self.stratum.extranonce1_size < 3 {
+            bail!(
+                "--edge-id needs --extranonce1-size 3 or more: its first byte names the edge, \
+                 and the rest must leave each edge room for its miners"
+            );
+        }
         if self.stratum.job_refresh < Duration::from_millis(100) {
             bail!("--job-refresh must be at least 100ms: faster, a miner's shares go stale before they arrive");
         }

@@ -7,6 +7,9 @@
 //! A session that never had a share accepted on the tip gives its value back at once, so
 //! connections that only subscribe cost nothing. The guarantee does not rest on the space
 //! being large: it holds with `--extranonce1-size 2`.
+//!
+//! On an edge of several (`--edge-id`), the first byte of every value is the edge's id and
+//! the rest is leased here, so edges on one database never hand out the same value.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -14,10 +17,13 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use protocol::Extranonce1;
 
+use crate::edge::EdgeId;
 use crate::jobs::TipGeneration;
 
 pub struct ExtranonceAllocator {
     size: usize,
+    /// The edge whose id begins every value, when the pool has several.
+    edge: Option<EdgeId>,
     tip: TipGeneration,
     state: Mutex<State>,
 }
@@ -81,9 +87,17 @@ impl ExtranonceAllocator {
     /// `size` bytes per extranonce1 (2..=8), cooling values until `tip` moves. Values start
     /// at a random point so restarts do not hand out the same sequence.
     pub fn new(size: usize, tip: TipGeneration) -> Arc<Self> {
+        Self::on_edge(size, None, tip)
+    }
+
+    /// [`ExtranonceAllocator::new`] for the edge `edge`: its id is the first byte of every
+    /// value (`size` at least 3, so an edge still has 65,535 values).
+    pub fn on_edge(size: usize, edge: Option<EdgeId>, tip: TipGeneration) -> Arc<Self> {
         assert!((2..=8).contains(&size));
+        assert!(edge.is_none() || size >= 3, "checked with the flags");
         Arc::new(ExtranonceAllocator {
             size,
+            edge,
             tip,
             state: Mutex::new(State {
                 next: rand::random(),
@@ -93,11 +107,16 @@ impl ExtranonceAllocator {
         })
     }
 
+    /// Bytes leased here (the edge's byte aside).
+    fn free_bytes(&self) -> usize {
+        self.size - usize::from(self.edge.is_some())
+    }
+
     fn space(&self) -> u64 {
-        if self.size >= 8 {
+        if self.free_bytes() >= 8 {
             u64::MAX
         } else {
-            (1u64 << (8 * self.size)) - 1
+            (1u64 << (8 * self.free_bytes())) - 1
         }
     }
 
@@ -112,7 +131,8 @@ impl ExtranonceAllocator {
             let v = s.next & self.space();
             s.next = s.next.wrapping_add(1);
             if s.live.insert(v) {
-                let bytes = v.to_be_bytes()[8 - self.size..].to_vec();
+                let mut bytes: Vec<u8> = self.edge.map(EdgeId::prefix).into_iter().collect();
+                bytes.extend(&v.to_be_bytes()[8 - self.free_bytes()..]);
                 return Some(Lease {
                     value: v,
                     extranonce1: Extranonce1(bytes),
@@ -134,6 +154,25 @@ impl ExtranonceAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edges_never_hand_out_the_same_value() {
+        let edge = |id| ExtranonceAllocator::on_edge(3, EdgeId::new(id), TipGeneration::default());
+        let (one, two) = (edge(1), edge(2));
+        let a: Vec<_> = (0..65_535).map(|_| one.lease().unwrap()).collect();
+        let b: Vec<_> = (0..65_535).map(|_| two.lease().unwrap()).collect();
+        assert!(
+            one.lease().is_none(),
+            "an edge has 65,535 values of 3 bytes"
+        );
+        let first: HashSet<_> = a.iter().map(|l| l.extranonce1().clone()).collect();
+        assert_eq!(first.len(), 65_535);
+        assert!(b.iter().all(|l| !first.contains(l.extranonce1())));
+        assert!(a
+            .iter()
+            .all(|l| l.extranonce1().len() == 3 && l.extranonce1().0[0] == 1));
+        assert!(b.iter().all(|l| l.extranonce1().0[0] == 2));
+    }
 
     #[test]
     fn leases_are_unique_and_come_back() {

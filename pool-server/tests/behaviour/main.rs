@@ -22,6 +22,7 @@ mod config_values_cannot_break_a_session;
 mod dashboard_pages_ten_thousand_workers;
 mod database_outage_loses_no_share;
 mod difficulty_changes_reissue_distinct_work;
+mod edges_never_hand_out_the_same_extranonce1;
 mod hostile_miners_are_bounded;
 mod http_clients_cannot_hold_descriptors;
 mod miners_hear_about_their_rigs;
