@@ -32,6 +32,7 @@ pub struct Readable<'a> {
     pub templates: &'a Templates,
     pub p2p: &'a Option<Arc<Node>>,
     pub alerts: &'a SharedEngine,
+    pub edge: &'a Option<Arc<crate::edge::Edge>>,
     pub started: Instant,
 }
 
@@ -50,6 +51,7 @@ pub async fn serve(
         chain: parts.templates.chain.clone(),
         p2p: parts.p2p.clone(),
         alerts: parts.alerts.clone(),
+        edge: parts.edge.clone(),
         alerts_allow_private: cfg.alerts.alert_allow_private_destinations,
         alerts_can_mail: cfg.alerts.alert_smtp_url.is_some(),
         challenge_secret: rand::random(),

@@ -7,6 +7,7 @@
 //! database, or the spool when it is away).
 
 mod chain;
+mod edge;
 mod gauges;
 mod http;
 mod jobs;
@@ -30,11 +31,15 @@ pub use self::chain::payout_script;
 use crate::blocks::BlockPath;
 use crate::chain::embedded::EmbeddedChain;
 use crate::config::Config;
+use crate::edge::registry::Addresses;
+use crate::edge::Edge;
 use crate::jobs::JobFeed;
 use crate::metrics::Metrics;
+use crate::mining::SessionDirectory;
 use crate::net::BanList;
 use crate::p2p::manager::Node;
 use crate::store::{Backend, Store};
+use crate::stratum::session::Farewell;
 
 /// How long sessions get to say goodbye on shutdown.
 const SESSION_DRAIN: Duration = Duration::from_secs(10);
@@ -98,19 +103,35 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         cfg.stratum.ban_threshold,
     ));
     let (key_tx, key_rx) = mpsc::channel(1024);
+    let extranonces = stratum::extranonces(&cfg, &work);
+    let edge = edge::join(&cfg, &extranonces, &bans).await?;
     let mining = stratum::mining_context(
         &cfg,
         &work,
-        &store,
-        &stats,
-        &metrics,
-        &bans,
+        stratum::Shared {
+            store: &store,
+            stats: &stats,
+            metrics: &metrics,
+            bans: &bans,
+            extranonces,
+            directory: edge
+                .as_ref()
+                .map(|e| e.directory.clone() as Arc<dyn SessionDirectory>),
+        },
         stratum::Outlets {
             blocks: block_tx,
             key_claims: key_tx,
         },
     )?;
-    let stratum = stratum::listen(&cfg, mining.clone(), &shutdown).await?;
+    let (sessions_stop, farewell) = (CancellationToken::new(), Farewell::default());
+    let stratum = stratum::listen(
+        &cfg,
+        mining.clone(),
+        &shutdown,
+        &sessions_stop,
+        farewell.clone(),
+    )
+    .await?;
     let alerts = notify::start(&cfg, &stats, &store.backend, &metrics, key_rx, &shutdown)?;
     let readable = http::Readable {
         store: &store,
@@ -121,9 +142,18 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         templates: &templates,
         p2p: &p2p,
         alerts: &alerts,
+        edge: &edge,
         started,
     };
     let (http_addr, http_task) = http::serve(&cfg, readable, &shutdown).await?;
+    if let Some(e) = &edge {
+        let advertised = cfg.edge.edge_advertise.clone();
+        let at = Addresses {
+            stratum: advertised.unwrap_or_else(|| stratum.addrs[0].to_string()),
+            http: http_addr.to_string(),
+        };
+        e.run(at, metrics.clone());
+    }
     gauges::spawn(
         metrics.clone(),
         stats,
@@ -144,6 +174,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             shutdown,
             Stopping {
                 sessions: stratum.sessions,
+                sessions_stop,
+                farewell,
+                edge,
                 p2p,
                 blocks,
                 block_path,
@@ -175,6 +208,10 @@ fn warn_on_descriptor_limit(cfg: &Config) {
 /// What shutdown waits for, in the order it waits.
 struct Stopping {
     sessions: TaskTracker,
+    /// Ends the sessions, once the drain knows where to send their miners.
+    sessions_stop: CancellationToken,
+    farewell: Farewell,
+    edge: Option<Arc<Edge>>,
     p2p: Option<Arc<Node>>,
     blocks: Arc<BlockPath>,
     block_path: JoinHandle<()>,
@@ -183,17 +220,26 @@ struct Stopping {
     http: JoinHandle<()>,
 }
 
-/// At shutdown: end the sessions (each tells its miner to reconnect), then the peers, then
+/// At shutdown: end the sessions (each tells its miner to reconnect: to another edge when
+/// this is one of several, after their sessions are parked where that edge finds them), then
+/// the peers, then
 /// the block path (once no session can send it a block), the reward tasks, and last the store.
 async fn stop_in_order(shutdown: CancellationToken, s: Stopping) -> anyhow::Result<()> {
     shutdown.cancelled().await;
+    if let Some(edge) = &s.edge {
+        *s.farewell.write() = edge.drain().await;
+    }
     tracing::info!("shutting down: telling miners to reconnect");
+    s.sessions_stop.cancel();
     s.sessions.close();
     if tokio::time::timeout(SESSION_DRAIN, s.sessions.wait())
         .await
         .is_err()
     {
         tracing::warn!("some sessions did not end in time");
+    }
+    if let Some(edge) = &s.edge {
+        edge.leave().await;
     }
     if let Some(p2p) = &s.p2p {
         if tokio::time::timeout(Duration::from_secs(5), p2p.wait())

@@ -19,12 +19,12 @@ use crate::mining::account::AccountPolicy;
 use crate::mining::extranonce::ExtranonceAllocator;
 use crate::mining::resume::ResumeTable;
 use crate::mining::vardiff::VardiffConfig;
-use crate::mining::MiningContext;
+use crate::mining::{MiningContext, SessionDirectory};
 use crate::net::{BanList, ConnectionLimits};
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::stratum::server;
-use crate::stratum::session::SessionContext;
+use crate::stratum::session::{Farewell, SessionContext};
 
 /// What every channel shares, from the Stratum and vardiff groups.
 /// Where channels send what leaves the share path: found blocks, account keys.
@@ -33,15 +33,39 @@ pub struct Outlets {
     pub key_claims: mpsc::Sender<crate::mining::account::KeyClaim>,
 }
 
+/// The extranonce1 allocator (on an edge, its id begins every value).
+pub fn extranonces(cfg: &Config, work: &Work) -> Arc<ExtranonceAllocator> {
+    ExtranonceAllocator::on_edge(
+        cfg.stratum.extranonce1_size as usize,
+        cfg.edge.edge_id,
+        work.feed.tip(),
+    )
+}
+
+/// The sinks and shared owners a channel reaches.
+pub struct Shared<'a> {
+    pub store: &'a Store,
+    pub stats: &'a Arc<Stats>,
+    pub metrics: &'a Arc<Metrics>,
+    pub bans: &'a Arc<BanList>,
+    pub extranonces: Arc<ExtranonceAllocator>,
+    pub directory: Option<Arc<dyn SessionDirectory>>,
+}
+
 pub fn mining_context(
     cfg: &Config,
     work: &Work,
-    store: &Store,
-    stats: &Arc<Stats>,
-    metrics: &Arc<Metrics>,
-    bans: &Arc<BanList>,
+    shared: Shared<'_>,
     outlets: Outlets,
 ) -> anyhow::Result<Arc<MiningContext>> {
+    let Shared {
+        store,
+        stats,
+        metrics,
+        bans,
+        extranonces,
+        directory,
+    } = shared;
     let (s, v) = (&cfg.stratum, &cfg.vardiff);
     Ok(Arc::new(MiningContext {
         extranonce2_size: s.extranonce2_size as usize,
@@ -58,15 +82,12 @@ pub fn mining_context(
         jobs: work.feed.clone(),
         job_ids: work.ids.clone(),
         resume: ResumeTable::new(s.resume_window, s.max_connections),
+        directory,
         store: store.handle(),
         stats: stats.clone(),
         metrics: metrics.clone(),
         bans: bans.clone(),
-        extranonces: ExtranonceAllocator::on_edge(
-            s.extranonce1_size as usize,
-            s.edge_id,
-            work.feed.tip(),
-        ),
+        extranonces,
         blocks: outlets.blocks,
         key_claims: outlets.key_claims,
         channel_ids: AtomicU64::new(rand::random::<u32>() as u64),
@@ -81,14 +102,19 @@ pub struct Listening {
     pub sessions: TaskTracker,
 }
 
+/// Listen until `shutdown`; sessions end at `sessions_stop` (cancelled once the drain
+/// knows where to send their miners: `farewell`).
 pub async fn listen(
     cfg: &Config,
     mining: Arc<MiningContext>,
     shutdown: &CancellationToken,
+    sessions_stop: &CancellationToken,
+    farewell: Farewell,
 ) -> anyhow::Result<Listening> {
     let s = &cfg.stratum;
     let ctx = Arc::new(SessionContext {
         mining,
+        farewell,
         idle_timeout: s.idle_timeout,
         auth_timeout: s.auth_timeout,
         max_line: s.max_line,
@@ -113,9 +139,12 @@ pub async fn listen(
             listener,
             diff,
             ctx.clone(),
-            limits.clone(),
-            proxy_from.clone(),
+            server::Admission {
+                limits: limits.clone(),
+                proxy_from: proxy_from.clone(),
+            },
             shutdown.clone(),
+            sessions_stop.clone(),
             sessions.clone(),
         ));
     }

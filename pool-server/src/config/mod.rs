@@ -14,6 +14,7 @@ use clap::{CommandFactory, Parser};
 
 mod alerts;
 mod chain;
+mod edge;
 mod http;
 mod logging;
 mod node;
@@ -26,6 +27,7 @@ mod vardiff;
 
 pub use alerts::AlertArgs;
 pub use chain::ChainArgs;
+pub use edge::EdgeArgs;
 pub use http::HttpArgs;
 pub use logging::LogArgs;
 pub use node::NodeArgs;
@@ -54,6 +56,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub vardiff: VardiffArgs,
+
+    #[command(flatten)]
+    pub edge: EdgeArgs,
 
     #[command(flatten)]
     pub chain: ChainArgs,
@@ -125,10 +130,18 @@ impl Config {
         if self.vardiff.vardiff_retarget < Duration::from_millis(100) {
             bail!("--vardiff-retarget must be at least 100ms: a retarget needs shares to read");
         }
-        if self.stratum.edge_id.is_some() && self.stratum.extranonce1_size < 3 {
+        if self.edge.edge_id.is_some() && self.stratum.extranonce1_size < 3 {
             bail!(
                 "--edge-id needs --extranonce1-size 3 or more: its first byte names the edge, \
                  and the rest must leave each edge room for its miners"
+            );
+        }
+        if self.edge.edge_id.is_some()
+            && !crate::store::Backend::is_postgres(&self.store.database_url)
+        {
+            bail!(
+                "--edge-id needs a PostgreSQL --database-url: the edges of one pool share it \
+                 (a SQLite file belongs to one pool-server)"
             );
         }
         if self.stratum.job_refresh < Duration::from_millis(100) {

@@ -35,12 +35,6 @@ pub struct StratumArgs {
     )]
     pub account_pattern: String,
 
-    /// This pool-server's id among the edges of one pool (1 to 255), when several run behind
-    /// one name on one database: the first byte of every extranonce1 it hands out, so no two
-    /// edges hand out the same one (needs --extranonce1-size 3 or more).
-    #[arg(long, env = "POOL_EDGE_ID")]
-    pub edge_id: Option<crate::edge::EdgeId>,
-
     /// Bytes of extranonce1 the pool assigns per connection.
     #[arg(long, env = "POOL_EXTRANONCE1_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=8))]
     pub extranonce1_size: u8,

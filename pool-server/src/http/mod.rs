@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod api;
 pub mod dashboard;
 pub mod directory;
+pub mod edges;
 pub mod refreshed;
 pub mod serve;
 pub mod silences;
@@ -46,6 +47,8 @@ pub struct ApiState {
     pub p2p: Option<Arc<Node>>,
     /// The alert rules: what fires now and what fired lately.
     pub alerts: crate::notify::SharedEngine,
+    /// This pool-server as one edge of several (`None` when it runs alone).
+    pub edge: Option<Arc<crate::edge::Edge>>,
     /// Whether miners' webhooks may point at private addresses.
     pub alerts_allow_private: bool,
     /// The secret this process tags key challenges with (see `notify/proof.rs`).
@@ -94,6 +97,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/worker-table", get(worker_table::table))
         .route("/api/blocks", get(api::blocks))
         .route("/api/peers", get(api::peers))
+        .route("/api/edges", get(edges::list))
         .route("/api/alerts", get(alerts::list))
         .route(
             "/api/accounts/{name}/subscriptions",

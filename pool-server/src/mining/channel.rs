@@ -19,6 +19,7 @@ use super::allowance::RejectAllowance;
 use super::context::MiningContext;
 use super::extranonce::Lease;
 use super::resume::Parked;
+use super::shared::{Claim, SharedSession};
 use super::vardiff::Vardiff;
 use crate::jobs::Job;
 use crate::share::{Dedup, IssuedJob};
@@ -57,6 +58,8 @@ pub struct Channel {
     resume_token: Option<SubscriptionId>,
     /// Picked up from a parked channel: the difficulty and estimate carry on.
     resumed: bool,
+    /// The edges' shared directory knows this channel (it must hear how it ends).
+    shared: bool,
     pub(super) authorized: Vec<WorkerName>,
     started: bool,
     pub(super) version_mask: Option<VersionMask>,
@@ -92,6 +95,7 @@ impl Channel {
             lease: None,
             resume_token: None,
             resumed: false,
+            shared: false,
             authorized: Vec::new(),
             started: false,
             version_mask: None,
@@ -155,15 +159,30 @@ impl Channel {
         self.sends.drain(..)
     }
 
-    /// Open the channel: resume the parked one `resume` names, or lease a fresh extranonce1.
-    /// Opening an open channel changes nothing. Mining begins at [`Channel::maybe_start`].
-    pub fn open(&mut self, resume: Option<SubscriptionId>) -> Result<(), NoExtranonce> {
+    /// Open the channel: resume the session `resume` names (parked here, or handed over by
+    /// the edges' shared directory), or lease a fresh extranonce1. Opening an open channel
+    /// changes nothing. Mining begins at [`Channel::maybe_start`].
+    pub async fn open(&mut self, resume: Option<SubscriptionId>) -> Result<(), NoExtranonce> {
         if self.lease.is_some() {
             return Ok(());
         }
-        if let Some(parked) = resume.as_ref().and_then(|r| self.ctx.resume.take(r)) {
-            self.resume(parked);
-            self.resume_token = resume;
+        let claim = match (&resume, &self.ctx.directory) {
+            (Some(token), Some(directory)) => directory.claim(token).await,
+            _ => Claim::Unavailable,
+        };
+        let resumed = match (resume, claim) {
+            (Some(token), Claim::Granted(shared)) => self.resume_shared(token, shared),
+            (Some(token), Claim::Unavailable) => match self.ctx.resume.take(&token) {
+                Some(parked) => {
+                    self.resume(parked);
+                    self.resume_token = Some(token);
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        };
+        if resumed {
             tracing::debug!("channel resumed");
         } else if let Some(l) = self.new_lease() {
             self.lease = Some(l);
@@ -172,6 +191,50 @@ impl Channel {
             return Err(NoExtranonce);
         }
         Ok(())
+    }
+
+    /// Carry on the session the directory handed this edge: from this edge's own parked
+    /// channel when it still has it (its jobs and duplicate check come along), else with
+    /// the extranonce1 and difficulty alone. `false` when the value cannot be taken back.
+    fn resume_shared(&mut self, token: SubscriptionId, shared: SharedSession) -> bool {
+        self.shared = true;
+        if let Some(parked) = self.ctx.resume.take(&token) {
+            self.resume(parked);
+        } else {
+            let lease = if self.ctx.extranonces.is_home_of(&shared.extranonce1) {
+                self.ctx.extranonces.adopt(&shared.extranonce1)
+            } else {
+                Some(Lease::foreign(shared.extranonce1.clone()))
+            };
+            let Some(lease) = lease else {
+                if let Some(directory) = &self.ctx.directory {
+                    directory.gone(&token);
+                }
+                self.shared = false;
+                return false;
+            };
+            let now = Instant::now();
+            self.lease = Some(lease);
+            self.vardiff = Vardiff::new(self.ctx.vardiff, shared.difficulty, now);
+            self.vardiff.resumed(now);
+            self.resumed = true;
+            self.ctx.metrics.resumes.inc();
+        }
+        let d = self.vardiff.clamp(shared.difficulty);
+        self.difficulty = d;
+        self.target = d.to_target();
+        self.resume_token = Some(token);
+        true
+    }
+
+    /// Tell the edges' shared directory that this channel runs here, at its difficulty.
+    fn note_held(&mut self) {
+        if let (Some(directory), Some(token), Some(lease)) =
+            (&self.ctx.directory, &self.resume_token, &self.lease)
+        {
+            directory.held(token, lease.extranonce1(), self.difficulty);
+            self.shared = true;
+        }
     }
 
     /// Authorize `worker` on this channel (a channel may carry up to [`MAX_WORKERS`]).
@@ -225,6 +288,7 @@ impl Channel {
             self.vardiff.start(self.difficulty, Instant::now());
         }
         self.push_difficulty();
+        self.note_held();
         let job = self.ctx.jobs.current();
         self.send_job(job);
     }
@@ -310,6 +374,18 @@ impl Channel {
     /// The channel's end. A channel that was mining and was dropped (not refused, not shut
     /// down) keeps its state for a resume; its worker's session count goes down.
     pub fn close(mut self, resumable: bool) {
+        if let (Some(directory), Some(token), Some(lease), true) = (
+            &self.ctx.directory,
+            &self.resume_token,
+            &self.lease,
+            self.shared,
+        ) {
+            if self.started && resumable {
+                directory.parked(token, lease.extranonce1(), self.difficulty);
+            } else {
+                directory.gone(token);
+            }
+        }
         if self.started && resumable {
             if let (Some(lease), Some(id)) = (self.lease.take(), self.resume_token.take()) {
                 self.ctx.resume.park(
@@ -425,6 +501,9 @@ impl Channel {
         self.target = d.to_target();
         self.vardiff.changed(d, now);
         self.push_difficulty();
+        if self.started {
+            self.note_held();
+        }
         let Some(newest) = self.issued.back().map(|j| j.job.clone()) else {
             return;
         };

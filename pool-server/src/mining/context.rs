@@ -31,6 +31,8 @@ pub struct MiningContext {
     pub jobs: JobFeed,
     pub job_ids: JobIds,
     pub resume: ResumeTable,
+    /// The sessions the edges of one database share (`None` for a pool of one edge).
+    pub directory: Option<Arc<dyn super::shared::SessionDirectory>>,
     pub store: StoreHandle,
     pub stats: Arc<Stats>,
     pub metrics: Arc<Metrics>,

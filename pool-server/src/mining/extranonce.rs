@@ -9,7 +9,11 @@
 //! being large: it holds with `--extranonce1-size 2`.
 //!
 //! On an edge of several (`--edge-id`), the first byte of every value is the edge's id and
-//! the rest is leased here, so edges on one database never hand out the same value.
+//! the rest is leased here, so edges on one database never hand out the same value. A miner
+//! moved to another edge keeps its value there (a foreign lease, which the other edge never
+//! hands out); while it does, its home edge holds the value as reserved, from the sessions
+//! the edges share (see [`super::shared`]). So that a value is never handed out here while
+//! another edge took its session over, releases wait for the next look at what is reserved.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use protocol::Extranonce1;
 
-use crate::edge::EdgeId;
+use super::edge_id::EdgeId;
 use crate::jobs::TipGeneration;
 
 pub struct ExtranonceAllocator {
@@ -35,9 +39,27 @@ struct State {
     /// Values released by sessions that had shares accepted, with the tip generation they
     /// were credited on, oldest first: free once the tip has moved past it.
     cooling: VecDeque<(u64, u64)>,
+    /// Values of this edge that sessions on other edges hold (or may resume): never leased.
+    reserved: HashSet<u64>,
+    /// Whether releases wait for the next look at `reserved` (edges sharing sessions).
+    defer: bool,
+    /// Looks at `reserved` begun so far.
+    epoch: u64,
+    /// Released values waiting for a look begun after their release: (value, epoch at
+    /// release, tip generation credited on).
+    awaiting: Vec<(u64, u64, Option<u64>)>,
 }
 
 impl State {
+    fn release(&mut self, value: u64, credited_on: Option<u64>, tip: u64) {
+        match credited_on {
+            Some(generation) if generation >= tip => self.cooling.push_back((generation, value)),
+            _ => {
+                self.live.remove(&value);
+            }
+        }
+    }
+
     fn thaw(&mut self, tip: u64) {
         while let Some(&(generation, value)) = self.cooling.front() {
             if generation >= tip {
@@ -54,12 +76,24 @@ impl State {
 pub struct Lease {
     value: u64,
     extranonce1: Extranonce1,
-    owner: Arc<ExtranonceAllocator>,
+    /// `None` for a value of another edge, carried on here.
+    owner: Option<Arc<ExtranonceAllocator>>,
     /// The newest tip generation a share under this lease was accepted on.
     credited_on: Option<u64>,
 }
 
 impl Lease {
+    /// A value another edge handed out, for a session it gave over: dropping it releases
+    /// nothing here (its home edge frees it once no session holds it).
+    pub fn foreign(extranonce1: Extranonce1) -> Lease {
+        Lease {
+            value: 0,
+            extranonce1,
+            owner: None,
+            credited_on: None,
+        }
+    }
+
     pub fn extranonce1(&self) -> &Extranonce1 {
         &self.extranonce1
     }
@@ -72,13 +106,16 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let tip = self.owner.tip.current();
-        let mut s = self.owner.state.lock();
-        match self.credited_on {
-            Some(generation) if generation >= tip => s.cooling.push_back((generation, self.value)),
-            _ => {
-                s.live.remove(&self.value);
-            }
+        let Some(owner) = &self.owner else {
+            return;
+        };
+        let tip = owner.tip.current();
+        let mut s = owner.state.lock();
+        if s.defer {
+            let epoch = s.epoch;
+            s.awaiting.push((self.value, epoch, self.credited_on));
+        } else {
+            s.release(self.value, self.credited_on, tip);
         }
     }
 }
@@ -103,6 +140,10 @@ impl ExtranonceAllocator {
                 next: rand::random(),
                 live: HashSet::new(),
                 cooling: VecDeque::new(),
+                reserved: HashSet::new(),
+                defer: false,
+                epoch: 0,
+                awaiting: Vec::new(),
             }),
         })
     }
@@ -124,21 +165,89 @@ impl ExtranonceAllocator {
     pub fn lease(self: &Arc<Self>) -> Option<Lease> {
         let mut s = self.state.lock();
         s.thaw(self.tip.current());
-        if s.live.len() as u64 >= self.space() {
+        if (s.live.len() + s.reserved.len()) as u64 >= self.space() {
             return None;
         }
         loop {
             let v = s.next & self.space();
             s.next = s.next.wrapping_add(1);
-            if s.live.insert(v) {
+            if !s.reserved.contains(&v) && s.live.insert(v) {
                 let mut bytes: Vec<u8> = self.edge.map(EdgeId::prefix).into_iter().collect();
                 bytes.extend(&v.to_be_bytes()[8 - self.free_bytes()..]);
                 return Some(Lease {
                     value: v,
                     extranonce1: Extranonce1(bytes),
-                    owner: self.clone(),
+                    owner: Some(self.clone()),
                     credited_on: None,
                 });
+            }
+        }
+    }
+
+    /// The value `extranonce1` stands for here, if this edge handed it out.
+    fn value_of(&self, extranonce1: &Extranonce1) -> Option<u64> {
+        let bytes = &extranonce1.0;
+        if bytes.len() != self.size || self.edge.is_some_and(|e| bytes[0] != e.prefix()) {
+            return None;
+        }
+        let rest = &bytes[self.size - self.free_bytes()..];
+        Some(rest.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)))
+    }
+
+    /// Whether `extranonce1` is a value this edge hands out (by its length and edge byte).
+    pub fn is_home_of(&self, extranonce1: &Extranonce1) -> bool {
+        self.value_of(extranonce1).is_some()
+    }
+
+    /// Take back a value of this edge for a session this edge resumes from the shared
+    /// directory; `None` when the value is not this edge's or is in use here.
+    pub fn adopt(self: &Arc<Self>, extranonce1: &Extranonce1) -> Option<Lease> {
+        let v = self.value_of(extranonce1)?;
+        let mut s = self.state.lock();
+        s.thaw(self.tip.current());
+        // Released here and waiting for a look: it is still ours, and live.
+        let before = s.awaiting.len();
+        s.awaiting.retain(|(value, _, _)| *value != v);
+        let waited = s.awaiting.len() < before;
+        (waited || s.live.insert(v)).then(|| Lease {
+            value: v,
+            extranonce1: extranonce1.clone(),
+            owner: Some(self.clone()),
+            credited_on: None,
+        })
+    }
+
+    /// From now on a released value waits for a look at the reserved values begun after
+    /// its release (edges that share sessions call this before the first session).
+    pub fn defer_releases(&self) {
+        self.state.lock().defer = true;
+    }
+
+    /// A look at the reserved values begins: returns its number for
+    /// [`ExtranonceAllocator::set_reserved`].
+    pub fn look_begins(&self) -> u64 {
+        let mut s = self.state.lock();
+        s.epoch += 1;
+        s.epoch
+    }
+
+    /// What the look numbered `look` found: the values of this edge that sessions elsewhere
+    /// hold or may resume. Values released before that look began are free again, unless
+    /// they are among them (they stay out until a later look no longer finds them).
+    pub fn set_reserved<'a>(&self, look: u64, reserved: impl IntoIterator<Item = &'a Extranonce1>) {
+        let values: HashSet<u64> = reserved
+            .into_iter()
+            .filter_map(|e| self.value_of(e))
+            .collect();
+        let tip = self.tip.current();
+        let mut s = self.state.lock();
+        s.reserved = values;
+        let awaiting = std::mem::take(&mut s.awaiting);
+        for (value, epoch, credited_on) in awaiting {
+            if epoch < look {
+                s.release(value, credited_on, tip);
+            } else {
+                s.awaiting.push((value, epoch, credited_on));
             }
         }
     }
@@ -209,6 +318,48 @@ mod tests {
         let mut old = a.lease().unwrap();
         old.credited(tip.current() - 1);
         drop(old);
+        assert_eq!(a.live(), 0);
+    }
+
+    #[test]
+    fn a_value_another_edge_holds_is_never_handed_out_here() {
+        let a = ExtranonceAllocator::on_edge(3, EdgeId::new(9), TipGeneration::default());
+        a.defer_releases();
+        let moved = a.lease().unwrap();
+        let value = moved.extranonce1().clone();
+        // The session went to another edge: a look begins, and then this edge lets it go.
+        let look = a.look_begins();
+        drop(moved);
+        a.set_reserved(look, [&value]);
+        let next = a.look_begins();
+        a.set_reserved(next, [&value]);
+        for _ in 0..65_534 {
+            assert_ne!(a.lease().unwrap().extranonce1(), &value);
+        }
+        // Once no edge holds it, it comes back.
+        let last = a.look_begins();
+        a.set_reserved(last, []);
+        assert_eq!(a.live(), 0);
+        let back = a.adopt(&value).expect("free again, adopted");
+        assert!(a.adopt(&value).is_none(), "adopted once");
+        drop(back);
+        let other = ExtranonceAllocator::on_edge(3, EdgeId::new(8), TipGeneration::default());
+        assert!(other.adopt(&value).is_none(), "not the other edge's value");
+        drop(Lease::foreign(value));
+        assert_eq!(other.live(), 0);
+    }
+
+    #[test]
+    fn a_release_waits_for_a_look_begun_after_it() {
+        let a = ExtranonceAllocator::on_edge(3, EdgeId::new(1), TipGeneration::default());
+        a.defer_releases();
+        let l = a.lease().unwrap();
+        let early = a.look_begins();
+        drop(l);
+        a.set_reserved(early, []);
+        assert_eq!(a.live(), 1, "that look began before the release");
+        let later = a.look_begins();
+        a.set_reserved(later, []);
         assert_eq!(a.live(), 0);
     }
 }

@@ -9,10 +9,14 @@ pub mod account;
 pub mod allowance;
 pub mod channel;
 pub mod context;
+pub mod edge_id;
 pub mod extranonce;
 pub mod resume;
+pub mod shared;
 pub mod submit;
 pub mod vardiff;
 
 pub use channel::{Channel, NoExtranonce, Refused, ToMiner, MAX_WORKERS};
 pub use context::MiningContext;
+pub use edge_id::EdgeId;
+pub use shared::{Claim, SessionDirectory, SharedSession};

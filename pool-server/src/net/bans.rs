@@ -19,6 +19,21 @@ use tokio::sync::watch;
 /// Most addresses with open offence counts; past it the table starts afresh (an attacker
 /// with that many addresses gains a clean slate, nobody gains memory).
 const MAX_OFFENDERS: usize = 100_000;
+/// Most bans and lifts waiting to be told to other edges (past it the oldest are dropped:
+/// those edges still ban the address on its own offences there).
+const MAX_NEWS: usize = 10_000;
+
+/// A ban or lift decided here, for the other edges of the pool.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BanNews {
+    Banned {
+        ip: IpAddr,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        reason: String,
+    },
+    Lifted(IpAddr),
+}
 
 pub struct BanList {
     duration: Duration,
@@ -26,6 +41,8 @@ pub struct BanList {
     bans: Mutex<HashMap<IpAddr, Ban>>,
     offences: Mutex<HashMap<IpAddr, u32>>,
     changes: watch::Sender<u64>,
+    /// Bans and lifts decided here since the edges last heard (kept only when shared).
+    news: Mutex<Option<std::collections::VecDeque<BanNews>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,7 +83,50 @@ impl BanList {
             bans: Mutex::new(HashMap::new()),
             offences: Mutex::new(HashMap::new()),
             changes: watch::channel(0).0,
+            news: Mutex::new(None),
         }
+    }
+
+    /// Keep the bans and lifts decided here for [`BanList::take_news`] (edges that share
+    /// their bans).
+    pub fn share(&self) {
+        self.news.lock().get_or_insert_with(Default::default);
+    }
+
+    /// Bans and lifts decided here since the last call, oldest first.
+    pub fn take_news(&self) -> Vec<BanNews> {
+        self.news
+            .lock()
+            .as_mut()
+            .map(|n| n.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    fn tell(&self, news: BanNews) {
+        if let Some(n) = self.news.lock().as_mut() {
+            if n.len() >= MAX_NEWS {
+                n.pop_front();
+            }
+            n.push_back(news);
+        }
+    }
+
+    /// A ban another edge decided, until `until`: applied here, not told again.
+    pub fn apply(&self, ip: IpAddr, since: DateTime<Utc>, until: DateTime<Utc>, reason: &str) {
+        let left = (until - Utc::now()).to_std().unwrap_or_default();
+        if left.is_zero() {
+            self.bans.lock().remove(&ban_key(ip));
+            return;
+        }
+        self.bans.lock().insert(
+            ban_key(ip),
+            Ban {
+                until: Instant::now() + left,
+                since,
+                reason: reason.to_owned(),
+            },
+        );
+        self.changes.send_modify(|g| *g += 1);
     }
 
     /// Changes whenever an address is banned: sessions check whether it is theirs.
@@ -124,20 +184,29 @@ impl BanList {
     }
 
     pub fn ban(&self, ip: IpAddr, reason: &str) {
+        let since = Utc::now();
         self.bans.lock().insert(
             ban_key(ip),
             Ban {
                 until: Instant::now() + self.duration,
-                since: Utc::now(),
+                since,
                 reason: reason.to_owned(),
             },
         );
+        self.tell(BanNews::Banned {
+            ip: ban_key(ip),
+            since,
+            until: since + chrono::Duration::from_std(self.duration).unwrap_or_default(),
+            reason: reason.to_owned(),
+        });
         self.changes.send_modify(|g| *g += 1);
     }
 
     /// Lift a ban; `false` if there was none.
     pub fn unban(&self, ip: IpAddr) -> bool {
-        self.bans.lock().remove(&ban_key(ip)).is_some()
+        let lifted = self.bans.lock().remove(&ban_key(ip)).is_some();
+        self.tell(BanNews::Lifted(ban_key(ip)));
+        lifted
     }
 
     pub fn list(&self) -> Vec<BanView> {

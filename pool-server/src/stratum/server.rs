@@ -13,28 +13,38 @@ use super::session::{self, SessionContext};
 use crate::net::proxy::{self, Cidr};
 use crate::net::{accept, ConnectionLimits, ConnectionSlot};
 
-/// Accept on `listener` until shutdown, one session task per connection. Connections from
-/// `proxy_from` (load balancers) begin with a PROXY header naming the miner's address, read in
-/// the connection's own task; bans and caps apply to the address it names.
+/// Who may start a session: the connection caps, and the load balancers whose connections
+/// begin with a PROXY header.
+#[derive(Clone)]
+pub struct Admission {
+    pub limits: Arc<ConnectionLimits>,
+    pub proxy_from: Arc<[Cidr]>,
+}
+
+/// Accept on `listener` until `shutdown`, one session task per connection (sessions end at
+/// `sessions_stop`). Connections from `proxy_from` (load balancers) begin with a PROXY header
+/// naming the miner's address, read in the connection's own task; bans and caps apply to the
+/// address it names.
 pub async fn serve(
     listener: TcpListener,
     start_difficulty: Difficulty,
     ctx: Arc<SessionContext>,
-    limits: Arc<ConnectionLimits>,
-    proxy_from: Arc<[Cidr]>,
+    admission: Admission,
     shutdown: CancellationToken,
+    sessions_stop: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let Admission { limits, proxy_from } = admission;
     while let Some((mut stream, peer)) = accept(&listener, &shutdown).await {
         if !proxy_from.iter().any(|n| n.contains(peer.ip())) {
             let Some(slot) = admit(&ctx, &limits, peer) else {
                 continue;
             };
-            let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
-            tracker.spawn(run(ctx, stream, peer, start_difficulty, slot, shutdown));
+            let (ctx, stop) = (ctx.clone(), sessions_stop.clone());
+            tracker.spawn(run(ctx, stream, peer, start_difficulty, slot, stop));
             continue;
         }
-        let (ctx, limits, shutdown) = (ctx.clone(), limits.clone(), shutdown.clone());
+        let (ctx, limits, shutdown) = (ctx.clone(), limits.clone(), sessions_stop.clone());
         tracker.spawn(async move {
             let miner = tokio::select! {
                 _ = shutdown.cancelled() => return,

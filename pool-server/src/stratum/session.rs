@@ -29,9 +29,14 @@ use crate::mining::{Channel, MiningContext, ToMiner};
 /// A write that takes longer than this means the miner stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where miners are told to reconnect when this pool-server shuts down, `(host, port)`:
+/// another edge while draining; `None` for this one (after its restart).
+pub type Farewell = Arc<parking_lot::RwLock<Option<(String, u16)>>>;
+
 /// What every V1 session shares: the mining context and the transport's own limits.
 pub struct SessionContext {
     pub mining: Arc<MiningContext>,
+    pub farewell: Farewell,
     pub idle_timeout: Duration,
     pub auth_timeout: Duration,
     pub max_line: usize,
@@ -75,6 +80,7 @@ impl Session {
         let mut bans = mining.bans.changes();
         let opened = Instant::now();
         let mut last_rx = opened;
+        let mut jobs_open = true;
         let mut tick = tokio::time::interval(self.channel.tick_every());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let cause = loop {
@@ -101,12 +107,11 @@ impl Session {
                         }
                     }
                 },
-                changed = jobs.changed(), if started => {
+                changed = jobs.changed(), if started && jobs_open => {
                     if changed.is_err() {
-                        // The job feed ends only at shutdown, and this branch may win the race
-                        // with the one above: the miner is told to reconnect either way.
-                        self.say_reconnect();
-                        ended = Some("shutdown");
+                        // The job feed ends only at shutdown: the session ends when told to
+                        // (the drain first learns where to send its miner).
+                        jobs_open = false;
                     } else {
                         let job = jobs.borrow_and_update().clone();
                         self.channel.on_job(job);
@@ -145,10 +150,11 @@ impl Session {
             }
         };
         let _ = writer.shutdown().await;
-        // A dropped miner may come back for its channel; one refused or shut down may not.
+        // A dropped miner may come back for its channel, and so may the miners of an edge that
+        // shuts down (to another edge, or to this one restarted); a refused one may not.
         let resumable = matches!(
             cause,
-            "closed" | "io-error" | "idle-timeout" | "write-timeout"
+            "closed" | "io-error" | "idle-timeout" | "write-timeout" | "shutdown"
         );
         self.channel.close(resumable);
         tracing::debug!(cause, "session ended");
@@ -168,12 +174,21 @@ impl Session {
         }
     }
 
-    /// `client.reconnect` to this pool in 5 s: we are going away, come back.
+    /// `client.reconnect`: to another edge at once while draining, else to this pool in 5 s
+    /// (we are going away, come back).
     fn say_reconnect(&mut self) {
-        let bye = ServerNotification::Reconnect {
-            host: None,
-            port: None,
-            wait_secs: Some(5),
+        let to = self.ctx.farewell.read().clone();
+        let bye = match to {
+            Some((host, port)) => ServerNotification::Reconnect {
+                host: Some(host),
+                port: Some(port),
+                wait_secs: Some(0),
+            },
+            None => ServerNotification::Reconnect {
+                host: None,
+                port: None,
+                wait_secs: Some(5),
+            },
         };
         self.push(&Message::Call(bye.to_call()));
     }
@@ -232,7 +247,7 @@ impl Session {
     async fn on_request(&mut self, id: Id, req: ClientRequest) {
         match req {
             ClientRequest::Subscribe { user_agent, resume } => {
-                if let Err(e) = self.channel.open(resume) {
+                if let Err(e) = self.channel.open(resume).await {
                     self.reply(id, Err(StratumError::new(ErrorCode::Other, e.to_string())));
                     return;
                 }

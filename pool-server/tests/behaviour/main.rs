@@ -26,6 +26,7 @@ mod edges_never_hand_out_the_same_extranonce1;
 mod hostile_miners_are_bounded;
 mod http_clients_cannot_hold_descriptors;
 mod miners_hear_about_their_rigs;
+mod miners_move_between_edges_and_keep_their_session;
 mod mines_on_a_real_node;
 mod node_template_shapes;
 mod operating_the_pool;

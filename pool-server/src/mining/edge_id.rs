@@ -1,6 +1,7 @@
-//! Edges: several pool-servers behind one name (DNS or a load balancer), on one database.
+//! An edge's id: several pool-servers behind one name (DNS or a load balancer), on one
+//! database, are the edges of one pool ([`crate::edge`] keeps them in step).
 //!
-//! Why: a miner moved from one edge to another must never search the same coinbase as a miner
+//! Why an id: a miner moved from one edge to another must never search the same coinbase as a miner
 //! of the other edge, so each edge has an id (`--edge-id`) and the first byte of every
 //! extranonce1 it hands out is that id: the edges split the extranonce1 space between them and
 //! no two ever hand out the same value, whatever their sessions do.
