@@ -86,6 +86,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         cpu_affinity = %placement.affinity.as_ref().map_or("any".to_owned(), |a| a.to_string()),
         "mining threads started"
     );
+    let tls = tls_config(cfg)?;
     let shutdown = CancellationToken::new();
     let client = tokio::spawn(failover::run(
         FailoverConfig {
@@ -102,6 +103,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
                 idle_timeout: cfg.idle_timeout,
                 allow_redirect: cfg.allow_redirect.clone(),
                 max_share_rate: cfg.max_share_rate,
+                tls,
             },
         },
         board,
@@ -155,4 +157,17 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         client,
         miner,
     })
+}
+
+/// How `stratum+ssl://` pools are trusted: the pinned certificate, else the system's roots
+/// (`None` when no pool is reached over TLS).
+fn tls_config(cfg: &Config) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
+    if !cfg.pools.iter().any(|p| p.tls) {
+        return Ok(None);
+    }
+    let trust = match &cfg.tls_pin {
+        Some(path) => protocol::tls::ServerTrust::pinned_from(path)?,
+        None => protocol::tls::ServerTrust::SystemRoots,
+    };
+    Ok(Some(protocol::tls::client_config(&trust)?))
 }

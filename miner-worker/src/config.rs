@@ -19,8 +19,9 @@ use crate::placement::{CpuPriority, CpuSet, Placement};
     args_override_self = true
 )]
 pub struct Config {
-    /// Pool URL (`stratum+tcp://host:port`); repeat or comma-separate for failover, in order of
-    /// preference. The first is the primary the worker returns to.
+    /// Pool URL (`stratum+tcp://host:port`, or `stratum+ssl://host:port` over TLS); repeat or
+    /// comma-separate for failover, in order of preference. The first is the primary the
+    /// worker returns to.
     #[arg(
         short = 'o',
         long = "url",
@@ -29,6 +30,11 @@ pub struct Config {
         required_unless_present = "benchmark"
     )]
     pub pools: Vec<PoolUrl>,
+
+    /// For `stratum+ssl://` pools: trust exactly the certificate in this PEM file (a pool's
+    /// self-signed one) instead of the system's root authorities.
+    #[arg(long, env = "MINER_TLS_PIN")]
+    pub tls_pin: Option<std::path::PathBuf>,
 
     /// Login, usually `payout-address.rig` (or `account.rig`).
     #[arg(short = 'u', long = "user", env = "WALLET_ADDRESS", default_value = "")]
@@ -163,25 +169,28 @@ impl Config {
     }
 }
 
-/// `stratum+tcp://host:port` (or plain `host:port`).
+/// `stratum+tcp://host:port` (or plain `host:port`), or `stratum+ssl://host:port` for
+/// Stratum over TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolUrl {
     pub host: String,
     pub port: u16,
+    pub tls: bool,
 }
 
 impl FromStr for PoolUrl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let rest = s.trim();
-        let rest = match rest.split_once("://") {
-            Some(("stratum+tcp" | "stratum" | "tcp", r)) => r,
+        let (rest, tls) = match rest.split_once("://") {
+            Some(("stratum+tcp" | "stratum" | "tcp", r)) => (r, false),
+            Some(("stratum+ssl" | "stratum+tls" | "ssl" | "tls", r)) => (r, true),
             Some((scheme, _)) => {
                 return Err(format!(
-                    "{s:?}: unsupported scheme {scheme:?} (use stratum+tcp://)"
+                    "{s:?}: unsupported scheme {scheme:?} (use stratum+tcp:// or stratum+ssl://)"
                 ))
             }
-            None => rest,
+            None => (rest, false),
         };
         let rest = rest.trim_end_matches('/');
         let (host, port) = rest
@@ -197,13 +206,19 @@ impl FromStr for PoolUrl {
         Ok(PoolUrl {
             host: host.to_owned(),
             port,
+            tls,
         })
     }
 }
 
 impl std::fmt::Display for PoolUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "stratum+tcp://{}:{}", self.host, self.port)
+        let scheme = if self.tls {
+            "stratum+ssl"
+        } else {
+            "stratum+tcp"
+        };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
     }
 }
 
@@ -265,9 +280,15 @@ mod tests {
                 .unwrap(),
             PoolUrl {
                 host: "pool.example".into(),
-                port: 3333
+                port: 3333,
+                tls: false,
             }
         );
+        let tls = "stratum+ssl://pool.example:4443"
+            .parse::<PoolUrl>()
+            .unwrap();
+        assert!(tls.tls);
+        assert_eq!(tls.to_string(), "stratum+ssl://pool.example:4443");
         assert_eq!("127.0.0.1:1".parse::<PoolUrl>().unwrap().port, 1);
         assert!("http://x:1".parse::<PoolUrl>().is_err());
         assert!("stratum+tcp://x".parse::<PoolUrl>().is_err());

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub connections: IntCounter,
     pub resumes: IntCounter,
     pub sessions_parked: IntGauge,
+    /// Sessions over TLS (a part of `sessions`).
+    pub tls_sessions: IntGauge,
     pub disconnects: IntCounterVec,
     pub height: IntGauge,
     pub network_difficulty: Gauge,
@@ -168,6 +170,14 @@ impl Metrics {
                 IntGauge::new(
                     "pool_sessions_parked",
                     "Ended sessions kept for a resume (each holds its extranonce1)"
+                )
+                .unwrap()
+            ),
+            tls_sessions: register!(
+                r,
+                IntGauge::new(
+                    "pool_tls_sessions",
+                    "Open Stratum sessions over TLS (a part of pool_sessions)"
                 )
                 .unwrap()
             ),

@@ -11,6 +11,7 @@
 //! - [`job`]: `mining.notify` + a miner's choices -> coinbase -> merkle root -> header.
 //! - [`target`]: compact nBits, targets, difficulty, work and hashrate.
 //! - [`sha256d`]: the reference hash and the compression function kernels start from.
+//! - [`tls`]: how a `stratum+ssl://` client trusts the pool (system roots or a pinned certificate).
 
 pub mod client;
 pub mod codec;
@@ -21,6 +22,7 @@ pub mod jsonrpc;
 pub mod server;
 pub mod sha256d;
 pub mod target;
+pub mod tls;
 mod u256;
 
 pub use bitcoin;

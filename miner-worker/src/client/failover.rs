@@ -109,7 +109,11 @@ pub async fn run(
                     wait_ms = wait.as_millis() as u64,
                     "pool asked us to reconnect"
                 );
-                redirect = to;
+                // A pool reached over TLS sends its miners on over TLS.
+                redirect = to.map(|to| PoolUrl {
+                    tls: pool.tls,
+                    ..to
+                });
                 wait
             }
             Outcome::Lost {

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -65,6 +66,37 @@ pub struct SessionConfig {
     pub allow_redirect: Vec<String>,
     /// Submits per second at most.
     pub max_share_rate: f64,
+    /// How `stratum+ssl://` pools are trusted (`None`: no TLS pool was named).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A connection to a pool, plain or over TLS.
+pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
+
+/// Connect to `pool` (and shake hands, for TLS) within `timeout`.
+async fn connect(pool: &PoolUrl, cfg: &SessionConfig) -> Result<Box<dyn Conn>, String> {
+    let addr = format!("{}:{}", pool.host, pool.port);
+    let stream = match tokio::time::timeout(cfg.timeout, TcpStream::connect(&addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("connect {addr}: {e}")),
+        Err(_) => return Err(format!("connect {addr}: timed out")),
+    };
+    let _ = stream.set_nodelay(true);
+    if !pool.tls {
+        return Ok(Box::new(stream));
+    }
+    let config = cfg
+        .tls
+        .clone()
+        .ok_or_else(|| format!("{pool}: no TLS configuration"))?;
+    let name = protocol::tls::server_name(&pool.host).map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(config);
+    match tokio::time::timeout(cfg.timeout, tls.connect(name, stream)).await {
+        Ok(Ok(s)) => Ok(Box::new(s)),
+        Ok(Err(e)) => Err(format!("TLS with {addr}: {e}")),
+        Err(_) => Err(format!("TLS with {addr}: timed out")),
+    }
 }
 
 impl SessionConfig {
@@ -109,16 +141,13 @@ pub async fn run(
         started.elapsed() >= STABLE_AFTER
             || status.accepted.load(Ordering::Relaxed) > accepted_before
     };
-    let addr = format!("{}:{}", pool.host, pool.port);
     let stream = tokio::select! {
         _ = shutdown.cancelled() => return Outcome::Shutdown,
-        s = tokio::time::timeout(cfg.timeout, TcpStream::connect(&addr)) => match s {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return lost(format!("connect {addr}: {e}"), false, false),
-            Err(_) => return lost(format!("connect {addr}: timed out"), false, false),
+        s = connect(pool, cfg) => match s {
+            Ok(s) => s,
+            Err(why) => return lost(why, false, false),
         },
     };
-    let _ = stream.set_nodelay(true);
     let mut framed = Framed::new(stream, StratumCodec::with_max_line(MAX_LINE));
     let mut pending: HashMap<u64, (Pending, Instant)> = HashMap::new();
     let mut next_id = 1u64;
@@ -314,7 +343,7 @@ pub async fn run(
 /// One line to the pool, within `timeout` and giving way to shutdown: a pool that stops
 /// reading ends the session, it never holds the worker.
 async fn send(
-    framed: &mut Framed<TcpStream, StratumCodec>,
+    framed: &mut Framed<Box<dyn Conn>, StratumCodec>,
     msg: Message,
     timeout: Duration,
     shutdown: &CancellationToken,

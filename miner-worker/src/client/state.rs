@@ -257,7 +257,12 @@ impl PoolState {
                 wait_secs,
             } => {
                 let to = match (host, port) {
-                    (Some(h), Some(p)) => Some(PoolUrl { host: h, port: p }),
+                    // The transport (TLS or not) is the session's: the caller keeps it.
+                    (Some(h), Some(p)) => Some(PoolUrl {
+                        host: h,
+                        port: p,
+                        tls: false,
+                    }),
                     _ => None,
                 };
                 return Heard::Reconnect {

@@ -20,3 +20,4 @@ mod monitoring_names_live_metrics;
 mod quick_benchmark_answers_in_seconds;
 mod systemd_unit_runs_the_binary;
 mod worker_mines_on_our_pool;
+mod worker_mines_over_tls;

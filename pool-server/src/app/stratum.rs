@@ -20,6 +20,7 @@ use crate::mining::extranonce::ExtranonceAllocator;
 use crate::mining::resume::ResumeTable;
 use crate::mining::vardiff::VardiffConfig;
 use crate::mining::{MiningContext, SessionDirectory};
+use crate::net::tls::TlsTerminator;
 use crate::net::{BanList, ConnectionLimits};
 use crate::stats::Stats;
 use crate::store::Store;
@@ -112,9 +113,19 @@ pub async fn listen(
     farewell: Farewell,
 ) -> anyhow::Result<Listening> {
     let s = &cfg.stratum;
+    let tls = match (&s.tls_cert, &s.tls_key) {
+        (Some(cert), Some(key)) => {
+            let t = TlsTerminator::load(cert, key)?;
+            t.reload_on_sighup()?;
+            tracing::info!(cert = %cert.display(), "Stratum ports also speak TLS");
+            Some(t)
+        }
+        _ => None,
+    };
     let ctx = Arc::new(SessionContext {
         mining,
         farewell,
+        tls,
         idle_timeout: s.idle_timeout,
         auth_timeout: s.auth_timeout,
         max_line: s.max_line,

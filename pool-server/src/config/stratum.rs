@@ -35,6 +35,16 @@ pub struct StratumArgs {
     )]
     pub account_pattern: String,
 
+    /// PEM certificate chain for Stratum over TLS (`stratum+ssl://`): with --tls-key, every
+    /// Stratum port also speaks TLS (a client opening with a TLS handshake gets it). Read
+    /// again on SIGHUP.
+    #[arg(long, env = "POOL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "POOL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Bytes of extranonce1 the pool assigns per connection.
     #[arg(long, env = "POOL_EXTRANONCE1_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=8))]
     pub extranonce1_size: u8,

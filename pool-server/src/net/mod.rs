@@ -6,6 +6,7 @@ pub mod accept;
 pub mod bans;
 pub mod limits;
 pub mod proxy;
+pub mod tls;
 
 pub use accept::accept;
 pub use bans::{ban_key, BanList};

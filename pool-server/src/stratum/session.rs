@@ -16,7 +16,7 @@ use protocol::{
     ParamsError, ServerNotification, StratumError, SubscribeResult,
 };
 use serde_json::{json, Map, Value};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -25,6 +25,7 @@ use tracing::Instrument;
 
 use crate::mining::account::key_in_password;
 use crate::mining::{Channel, MiningContext, ToMiner};
+use crate::net;
 
 /// A write that takes longer than this means the miner stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +38,8 @@ pub type Farewell = Arc<parking_lot::RwLock<Option<(String, u16)>>>;
 pub struct SessionContext {
     pub mining: Arc<MiningContext>,
     pub farewell: Farewell,
+    /// The certificate, when the Stratum ports also speak TLS.
+    pub tls: Option<Arc<net::tls::TlsTerminator>>,
     pub idle_timeout: Duration,
     pub auth_timeout: Duration,
     pub max_line: usize,
@@ -48,7 +51,9 @@ struct Session {
     out: Vec<u8>,
 }
 
-/// Run one connection to its end. Returns why it ended (a metrics label).
+/// Run one connection to its end: plain Stratum, or Stratum over TLS when the pool has a
+/// certificate and the client's first byte opens a handshake. Returns why it ended (a
+/// metrics label).
 pub async fn run(
     ctx: Arc<SessionContext>,
     stream: TcpStream,
@@ -56,20 +61,51 @@ pub async fn run(
     start_difficulty: Difficulty,
     shutdown: CancellationToken,
 ) -> &'static str {
+    let _ = stream.set_nodelay(true);
     let channel = Channel::new(ctx.mining.clone(), peer, start_difficulty);
     let span = tracing::info_span!("session", session = channel.id(), peer = %peer);
     let session = Session {
-        ctx,
+        ctx: ctx.clone(),
         channel,
         out: Vec::new(),
     };
-    session.run(stream, shutdown).instrument(span).await
+    let Some(tls) = &ctx.tls else {
+        let (reader, writer) = stream.into_split();
+        return session.run(reader, writer, shutdown).instrument(span).await;
+    };
+    match net::tls::opens_tls(&stream, ctx.auth_timeout).await {
+        None => "auth-timeout",
+        Some(false) => {
+            let (reader, writer) = stream.into_split();
+            session.run(reader, writer, shutdown).instrument(span).await
+        }
+        Some(true) => match tls.accept(stream).await {
+            Ok(tls) => {
+                ctx.mining.metrics.tls_sessions.inc();
+                let (reader, writer) = tokio::io::split(tls);
+                let cause = session.run(reader, writer, shutdown).instrument(span).await;
+                ctx.mining.metrics.tls_sessions.dec();
+                cause
+            }
+            Err(e) => {
+                tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                "tls-handshake"
+            }
+        },
+    }
 }
 
 impl Session {
-    async fn run(mut self, stream: TcpStream, shutdown: CancellationToken) -> &'static str {
-        let _ = stream.set_nodelay(true);
-        let (reader, mut writer) = stream.into_split();
+    async fn run<R, W>(
+        mut self,
+        reader: R,
+        mut writer: W,
+        shutdown: CancellationToken,
+    ) -> &'static str
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         let mut lines = FramedRead::with_capacity(
             reader,
             protocol::StratumCodec::with_max_line(self.ctx.max_line),

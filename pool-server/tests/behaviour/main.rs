@@ -46,6 +46,7 @@ mod store_keeps_every_share;
 mod store_never_stalls_stratum;
 mod store_sets_aside_rows_the_database_refuses;
 mod stratum_answers_every_share_kind;
+mod stratum_speaks_tls_on_the_same_port;
 mod survives_faults_under_load;
 mod vardiff_settles_for_every_client_kind;
 mod vardiff_steers_share_rate;

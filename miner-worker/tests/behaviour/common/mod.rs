@@ -44,7 +44,12 @@ pub async fn start_worker(
     login: &str,
     extra: &[&str],
 ) -> miner_worker::app::Running {
-    let url = format!("stratum+tcp://{pool}");
+    start_worker_at(&format!("stratum+tcp://{pool}"), login, extra).await
+}
+
+/// [`start_worker`] on the pool URL `url` (`stratum+ssl://...` for TLS).
+pub async fn start_worker_at(url: &str, login: &str, extra: &[&str]) -> miner_worker::app::Running {
+    let url = url.to_owned();
     let mut args = vec![
         "miner-worker",
         "-o",

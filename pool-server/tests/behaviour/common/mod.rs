@@ -13,6 +13,7 @@ pub mod regtest;
 pub mod scripted_miner;
 pub mod sim_miner;
 pub mod smtp;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -28,8 +29,7 @@ use protocol::{
     WorkerName,
 };
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 pub const WORKER: &str = "alice.rig1";
@@ -202,8 +202,8 @@ impl ParseArgs for Config {
 
 /// A raw Stratum V1 client, speaking lines as cpuminer does.
 pub struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<Box<dyn AsyncRead + Unpin + Send>>,
+    writer: Box<dyn AsyncWrite + Unpin + Send>,
     next_id: u64,
     pub notifications: VecDeque<ServerNotification>,
     pub extranonce1: Option<Extranonce1>,
@@ -230,6 +230,14 @@ impl Client {
     pub fn from_stream(s: TcpStream) -> Client {
         s.set_nodelay(true).unwrap();
         let (r, w) = s.into_split();
+        Self::from_halves(Box::new(r), Box::new(w))
+    }
+
+    /// A client over any transport (Stratum over TLS: `tokio::io::split` of the stream).
+    pub fn from_halves(
+        r: Box<dyn AsyncRead + Unpin + Send>,
+        w: Box<dyn AsyncWrite + Unpin + Send>,
+    ) -> Client {
         Client {
             reader: BufReader::new(r),
             writer: w,
