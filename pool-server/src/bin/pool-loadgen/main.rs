@@ -22,9 +22,10 @@ use protocol::{
     ClientRequest, Extranonce1, Extranonce2, Id, Message, Nonce, Notify, ServerNotification,
     Submit, SubscribeResult, WorkerName,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
 
 mod http_load;
 use http_load::http_load;
@@ -64,6 +65,10 @@ struct Args {
     /// 20,000, so names and searches change from one request to the next).
     #[arg(long, env = "LOADGEN_HTTP_PATHS", default_value = "/api/pool")]
     http_paths: String,
+    /// Connect over TLS, trusting exactly the certificate in this PEM file (the pool's
+    /// --tls-cert).
+    #[arg(long, env = "LOADGEN_TLS_PIN")]
+    tls_pin: Option<std::path::PathBuf>,
     /// Skip waiting for the database to hold every accepted share.
     #[arg(long, env = "LOADGEN_NO_CATCH_UP")]
     no_catch_up: bool,
@@ -119,8 +124,8 @@ fn pct(v: &mut [u32], p: f64) -> f64 {
 }
 
 struct Conn {
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
+    reader: BufReader<Box<dyn AsyncRead + Unpin + Send>>,
+    writer: Box<dyn AsyncWrite + Unpin + Send>,
     en1: Extranonce1,
     en2_size: usize,
     job: Option<Notify>,
@@ -128,10 +133,24 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(addr: &str, name: &str) -> anyhow::Result<Conn> {
+    async fn open(addr: &str, name: &str, tls: Option<&TlsConnector>) -> anyhow::Result<Conn> {
         let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
-        let (r, w) = s.into_split();
+        let (r, w): (
+            Box<dyn AsyncRead + Unpin + Send>,
+            Box<dyn AsyncWrite + Unpin + Send>,
+        ) = match tls {
+            None => {
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let name = protocol::tls::server_name(host)?;
+                let (r, w) = tokio::io::split(tls.connect(name, s).await?);
+                (Box::new(r), Box::new(w))
+            }
+        };
         let mut c = Conn {
             reader: BufReader::with_capacity(2048, r),
             writer: w,
@@ -367,15 +386,26 @@ async fn main() -> anyhow::Result<()> {
     } else {
         stored_accepted(&args.http).await.unwrap_or(0)
     };
-    println!("connecting {} miners to {}", args.connections, args.stratum);
+    let tls = match &args.tls_pin {
+        Some(pin) => {
+            let trust = protocol::tls::ServerTrust::pinned_from(pin)?;
+            Some(TlsConnector::from(protocol::tls::client_config(&trust)?))
+        }
+        None => None,
+    };
+    let over = if tls.is_some() { " over TLS" } else { "" };
+    println!(
+        "connecting {} miners to {}{over}",
+        args.connections, args.stratum
+    );
     let t = Instant::now();
     let sem = Arc::new(tokio::sync::Semaphore::new(256));
     let mut opening = Vec::new();
     for i in 0..args.connections {
-        let (addr, sem) = (args.stratum.clone(), sem.clone());
+        let (addr, sem, tls) = (args.stratum.clone(), sem.clone(), tls.clone());
         opening.push(tokio::spawn(async move {
             let _p = sem.acquire().await;
-            Conn::open(&addr, &format!("load.{i}")).await
+            Conn::open(&addr, &format!("load.{i}"), tls.as_ref()).await
         }));
     }
     let mut conns = Vec::with_capacity(args.connections);
@@ -477,7 +507,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Mine a block on the current job from a connection of our own, then time its notify.
 async fn tip(sh: &Shared) -> anyhow::Result<()> {
-    let mut c = Conn::open(&sh.args.stratum, "load.tip").await?;
+    let mut c = Conn::open(&sh.args.stratum, "load.tip", None).await?;
     let job = c.job.clone().expect("a job");
     let target = job.nbits.to_target()?;
     let en2 = Extranonce2::from_counter(u64::MAX >> 8, c.en2_size);
