@@ -79,6 +79,7 @@ pub fn mining_context(
             max: v.vardiff_max,
         },
         reissue_grace: s.reissue_grace,
+        durable_acks: cfg.store.durable_acks,
         accounts: AccountPolicy::new(cfg.rewards.network, &s.account_pattern)?,
         jobs: work.feed.clone(),
         job_ids: work.ids.clone(),

@@ -26,6 +26,12 @@ pub struct StoreArgs {
     #[arg(long, env = "POOL_STORE_FLUSH", default_value = "250ms", value_parser = parse_interval)]
     pub store_flush: Duration,
 
+    /// Answer `true` to a share only once it is stored (committed to the database, or in the
+    /// spool when the database is away): killing the process then loses no share a miner
+    /// was told was accepted. Answers wait up to --store-flush; reading and judging do not.
+    #[arg(long, env = "POOL_DURABLE_ACKS")]
+    pub durable_acks: bool,
+
     /// Store: shares queued between sessions and the writer (bounded memory).
     #[arg(long, env = "POOL_STORE_QUEUE", default_value_t = 200_000)]
     pub store_queue: usize,

@@ -33,10 +33,11 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How often expired rows are deleted and rows of dead edges parked.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// How long a claim may take before the miner gets a fresh session.
-const CLAIM_PATIENCE: Duration = Duration::from_secs(2);
-/// Tries of a claim while a live edge still holds the row (a draining edge writes its parks
-/// a moment after it tells its miners to go).
-const CLAIM_TRIES: u32 = 6;
+const CLAIM_PATIENCE: Duration = Duration::from_secs(4);
+/// Tries of a claim, 250 ms apart, while a live edge still holds the row (a draining edge
+/// writes its parks a moment after it tells its miners to go; a killed edge's lock goes when
+/// the database notices its connection closed, which takes longer on a loaded machine).
+const CLAIM_TRIES: u32 = 12;
 
 enum Note {
     Held(Extranonce1, Difficulty),

@@ -16,10 +16,12 @@ use crate::mining::EdgeId;
 /// The advisory lock class of edges ("EDGE"); the lock's second key is the edge id.
 pub const LOCK_CLASS: i32 = 0x4544_4745;
 
-/// SQL true when the edge whose id is in column `col` holds its lock (is running).
+/// SQL true when the edge whose id is in column `col` holds its lock (is running). Locks are
+/// per database: another pool's edges on the same server have locks of their own.
 pub fn alive(col: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
          AND l.classid::bigint = {LOCK_CLASS} AND l.objid::bigint = {col} \
          AND l.objsubid = 2 AND l.granted)"
     )

@@ -23,6 +23,7 @@ use super::shared::{Claim, SharedSession};
 use super::vardiff::Vardiff;
 use crate::jobs::Job;
 use crate::share::{Dedup, IssuedJob};
+use crate::store::ack::AckBox;
 
 /// Jobs a channel remembers; shares for older ones are "job not found".
 const MAX_ISSUED: usize = 8;
@@ -80,6 +81,10 @@ pub struct Channel {
     pending_suggestion: Option<Difficulty>,
     banned: bool,
     sends: Vec<ToMiner>,
+    /// With durable answers: the store raises it as this channel's accepted shares land.
+    pub(super) acks: Option<Arc<AckBox>>,
+    /// Accepted shares sent to the store so far (with durable answers).
+    pub(super) acked: u64,
 }
 
 impl Channel {
@@ -88,6 +93,7 @@ impl Channel {
         let now = Instant::now();
         let vardiff = Vardiff::new(ctx.vardiff, start_difficulty, now);
         let difficulty = vardiff.clamp(start_difficulty);
+        let acks = ctx.durable_acks.then(|| Arc::new(AckBox::default()));
         Channel {
             id: ctx.next_channel_id(),
             ctx,
@@ -112,6 +118,8 @@ impl Channel {
             pending_suggestion: None,
             banned: false,
             sends: Vec::new(),
+            acks,
+            acked: 0,
         }
     }
 
@@ -152,6 +160,13 @@ impl Channel {
 
     pub fn extranonce1(&self) -> Option<&Extranonce1> {
         self.lease.as_ref().map(Lease::extranonce1)
+    }
+
+    /// With durable answers (`--durable-acks`): the counter the store raises as this channel's
+    /// accepted shares are stored, and the number of the last one accepted. The transport
+    /// holds each `true` until the counter reaches its share.
+    pub fn durable(&self) -> Option<(&Arc<AckBox>, u64)> {
+        self.acks.as_ref().map(|a| (a, self.acked))
     }
 
     /// What to tell the miner, oldest first; the transport renders each in its own wire.

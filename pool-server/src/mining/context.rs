@@ -27,6 +27,8 @@ pub struct MiningContext {
     pub vardiff: VardiffConfig,
     /// How long shares for jobs replaced by a difficulty change are still accepted.
     pub reissue_grace: Duration,
+    /// Answer `true` only once the share is stored (`--durable-acks`).
+    pub durable_acks: bool,
     pub accounts: AccountPolicy,
     pub jobs: JobFeed,
     pub job_ids: JobIds,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::channel::Channel;
 use crate::blocks::FoundBlock;
 use crate::share::{validate, Reject, ShareContext};
+use crate::store::ack::Ack;
 use crate::store::{storable_job_id, ShareRecord, StoreEvent};
 
 fn unix_now() -> u32 {
@@ -107,7 +108,20 @@ impl Channel {
             created_at: now,
             ..self.share_row(worker, submit.job_id.to_string(), height, acc.credited)
         };
-        self.ctx.store.record(StoreEvent::Share(row)).await;
+        match &self.acks {
+            Some(to) => {
+                self.acked += 1;
+                let ack = Ack {
+                    to: to.clone(),
+                    seq: self.acked,
+                };
+                self.ctx
+                    .store
+                    .record_acked(StoreEvent::Share(row), ack)
+                    .await;
+            }
+            None => self.ctx.store.record(StoreEvent::Share(row)).await,
+        }
         if let Some(d) = self
             .vardiff
             .on_share(acc.credited, self.difficulty, Instant::now())

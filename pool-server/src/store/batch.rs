@@ -18,12 +18,16 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::ack::Acks;
 use super::{BlockRecord, ShareRecord, StoreEvent};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
     pub id: Uuid,
     pub events: Vec<StoreEvent>,
+    /// Sessions to tell once the batch is stored (never written anywhere).
+    #[serde(skip)]
+    pub acks: Acks,
 }
 
 /// A batch as a spool line writes it (blocks are upserted apart from the shares, so their
@@ -57,6 +61,7 @@ impl Batch {
         Batch {
             id: Uuid::now_v7(),
             events,
+            acks: Acks::default(),
         }
     }
 
@@ -81,6 +86,7 @@ impl Batch {
                 events: shares
                     .chain(l.blocks.into_iter().map(StoreEvent::Block))
                     .collect(),
+                acks: Acks::default(),
             });
         }
         Ok(match serde_json::from_slice(line)? {
@@ -92,6 +98,7 @@ impl Batch {
                     StoreEvent::Block(_) => Uuid::nil(),
                 },
                 events: vec![e],
+                acks: Acks::default(),
             },
         })
     }

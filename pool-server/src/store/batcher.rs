@@ -12,10 +12,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::ack::Acks;
 use super::batch::{events_in, Batch};
 use super::metrics::StoreMetrics;
 use super::spool::Spool;
-use super::StoreEvent;
+use super::{Queued, StoreEvent};
 
 /// The spool, shared by the batcher (appends) and the writer (replays, appends what fails).
 pub type SharedSpool = Arc<parking_lot::Mutex<Spool>>;
@@ -28,12 +29,16 @@ pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Append `batches` to the spool; what it cannot keep is counted as lost, loudly.
-pub(super) fn spool_batches(spool: &SharedSpool, batches: &[Batch], metrics: &StoreMetrics) {
+/// Append `batches` to the spool (their sessions are told: the spool holds them); what it
+/// cannot keep is counted as lost, loudly.
+pub(super) fn spool_batches(spool: &SharedSpool, batches: &mut [Batch], metrics: &StoreMetrics) {
     blocking(|| {
         let mut spool = spool.lock();
         match spool.append(batches) {
-            Ok(()) => metrics.spool_depth.set(spool.depth() as i64),
+            Ok(()) => {
+                metrics.spool_depth.set(spool.depth() as i64);
+                batches.iter_mut().for_each(|b| b.acks.tell());
+            }
             Err(e) => {
                 let events = events_in(batches);
                 metrics.store_events_lost.inc_by(events as u64);
@@ -44,7 +49,7 @@ pub(super) fn spool_batches(spool: &SharedSpool, batches: &[Batch], metrics: &St
 }
 
 pub struct Batcher {
-    pub rx: mpsc::Receiver<StoreEvent>,
+    pub rx: mpsc::Receiver<Queued>,
     pub writer: mpsc::Sender<Batch>,
     pub spool: SharedSpool,
     /// Wakes the writer when something was spooled.
@@ -58,7 +63,7 @@ impl Batcher {
     /// Batch until the queue closes or `stop` fires, then hand over what is left and return
     /// (dropping the writer's channel, which lets the writer finish).
     pub async fn run(mut self, stop: CancellationToken) {
-        let mut buf: Vec<StoreEvent> = Vec::with_capacity(self.batch);
+        let mut buf: Vec<Queued> = Vec::with_capacity(self.batch);
         loop {
             let deadline = tokio::time::sleep(self.flush);
             tokio::pin!(deadline);
@@ -95,12 +100,21 @@ impl Batcher {
 
     /// As a batch with an id of its own, to the writer if it has room and nothing waits in
     /// the spool, else to the spool.
-    fn dispatch(&mut self, events: Vec<StoreEvent>) {
-        if events.is_empty() {
+    fn dispatch(&mut self, queued: Vec<Queued>) {
+        if queued.is_empty() {
             return;
         }
-        let batch = Batch::new(events);
-        let batch = if self.spool.lock().pending() == 0 {
+        let mut events: Vec<StoreEvent> = Vec::with_capacity(queued.len());
+        let mut acks = Acks::default();
+        for q in queued {
+            events.push(q.event);
+            if let Some(a) = q.ack {
+                acks.push(a);
+            }
+        }
+        let mut batch = Batch::new(events);
+        batch.acks = acks;
+        let mut batch = if self.spool.lock().pending() == 0 {
             match self.writer.try_send(batch) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b)) => b,
@@ -108,7 +122,7 @@ impl Batcher {
         } else {
             batch
         };
-        spool_batches(&self.spool, std::slice::from_ref(&batch), &self.metrics);
+        spool_batches(&self.spool, std::slice::from_mut(&mut batch), &self.metrics);
         self.spooled.notify_one();
     }
 }

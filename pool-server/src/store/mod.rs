@@ -7,6 +7,7 @@
 //! rows, and a batch already recorded adds nothing, so a replayed batch can never count a
 //! share twice.
 
+pub mod ack;
 pub mod batch;
 pub mod batcher;
 mod commit;
@@ -350,7 +351,13 @@ impl Backend {
 /// What sessions and the block path hold to record events. Cloning is cheap.
 #[derive(Clone)]
 pub struct StoreHandle {
-    tx: mpsc::Sender<StoreEvent>,
+    tx: mpsc::Sender<Queued>,
+}
+
+/// An event on its way to the batcher, with whom to tell once it is stored.
+pub struct Queued {
+    pub event: StoreEvent,
+    pub ack: Option<ack::Ack>,
 }
 
 impl StoreHandle {
@@ -358,7 +365,20 @@ impl StoreHandle {
     /// what the writer cannot take), so this waits only if the spool's disk cannot keep up:
     /// memory stays bounded and a slow database never delays a session.
     pub async fn record(&self, event: StoreEvent) {
-        if self.tx.send(event).await.is_err() {
+        self.queue(Queued { event, ack: None }).await;
+    }
+
+    /// [`StoreHandle::record`], and raise `ack`'s counter once the event is stored.
+    pub async fn record_acked(&self, event: StoreEvent, ack: ack::Ack) {
+        self.queue(Queued {
+            event,
+            ack: Some(ack),
+        })
+        .await;
+    }
+
+    async fn queue(&self, q: Queued) {
+        if self.tx.send(q).await.is_err() {
             tracing::error!("share store is closed; event dropped");
         }
     }

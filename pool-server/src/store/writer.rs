@@ -145,7 +145,7 @@ impl Writer {
 
     /// Write batches to the database, or to the spool when the database fails, is not yet
     /// migrated, or something is already spooled (to keep order).
-    async fn write(&mut self, batches: Vec<Batch>) {
+    async fn write(&mut self, mut batches: Vec<Batch>) {
         let events = events_in(&batches);
         if self.pending() == 0 && self.migrated && !self.failing {
             let started = Instant::now();
@@ -156,6 +156,7 @@ impl Writer {
                         .observe(started.elapsed().as_secs_f64());
                     self.metrics.store_written.inc_by(events as u64);
                     self.metrics.store_up.set(1);
+                    batches.iter_mut().for_each(|b| b.acks.tell());
                     return;
                 }
                 Ok(Err(e)) => {
@@ -167,7 +168,7 @@ impl Writer {
             }
             self.down();
         }
-        spool_batches(&self.spool, &batches, &self.metrics);
+        spool_batches(&self.spool, &mut batches, &self.metrics);
     }
 
     fn down(&mut self) {

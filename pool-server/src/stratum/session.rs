@@ -6,6 +6,7 @@
 //! to tell the miner are written as whole batches, so there are no locks across awaits and no
 //! per-session writer task. Bad lines are answered with a V1 error and count as offences.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +50,13 @@ struct Session {
     ctx: Arc<SessionContext>,
     channel: Channel,
     out: Vec<u8>,
+    /// With durable answers: accepted shares' ids, waiting for the store to hold them.
+    held: VecDeque<(u64, Id, Instant)>,
 }
+
+/// A held answer whose share the store has not taken in this long is answered with an error
+/// (the store lost it: the miner must not count it).
+const HELD_AT_MOST: Duration = Duration::from_secs(60);
 
 /// Run one connection to its end: plain Stratum, or Stratum over TLS when the pool has a
 /// certificate and the client's first byte opens a handshake. Returns why it ended (a
@@ -68,6 +75,7 @@ pub async fn run(
         ctx: ctx.clone(),
         channel,
         out: Vec::new(),
+        held: VecDeque::new(),
     };
     let Some(tls) = &ctx.tls else {
         let (reader, writer) = stream.into_split();
@@ -119,6 +127,7 @@ impl Session {
         let mut jobs_open = true;
         let mut tick = tokio::time::interval(self.channel.tick_every());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let acks = self.channel.durable().map(|(a, _)| a.clone());
         let cause = loop {
             let started = self.channel.started();
             let deadline = if started {
@@ -154,6 +163,8 @@ impl Session {
                     }
                 }
                 _ = tick.tick(), if started => self.channel.on_tick(),
+                _ = async { acks.as_ref().expect("held answers need acks").moved().await },
+                    if !self.held.is_empty() => {}
                 _ = bans.changed() => {
                     // Someone was banned: if it is this address, this session goes too.
                     if self.channel.address_banned() {
@@ -165,6 +176,7 @@ impl Session {
                 }
             }
             self.relay();
+            self.release_held();
             if ended.is_none() && self.channel.banned() {
                 let msg =
                     ServerNotification::ShowMessage("banned: too many invalid messages".into());
@@ -185,6 +197,18 @@ impl Session {
                 break cause;
             }
         };
+        if cause == "shutdown" && !self.held.is_empty() {
+            // The store is still running: the answers it is about to confirm go out first.
+            let acks = acks.as_ref().expect("held answers need acks");
+            let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                while !self.held.is_empty() {
+                    acks.moved().await;
+                    self.release_held();
+                }
+            })
+            .await;
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&self.out)).await;
+        }
         let _ = writer.shutdown().await;
         // A dropped miner may come back for its channel, and so may the miners of an edge that
         // shuts down (to another edge, or to this one restarted); a refused one may not.
@@ -195,6 +219,31 @@ impl Session {
         self.channel.close(resumable);
         tracing::debug!(cause, "session ended");
         cause
+    }
+
+    /// Answer `true` to the held shares the store now holds (durable answers), and with an
+    /// error to any it never took.
+    fn release_held(&mut self) {
+        let Some((acks, _)) = self.channel.durable() else {
+            return;
+        };
+        let stored = acks.stored();
+        while let Some((seq, _, at)) = self.held.front() {
+            let lost = at.elapsed() > HELD_AT_MOST;
+            if *seq > stored && !lost {
+                break;
+            }
+            let (_, id, _) = self.held.pop_front().expect("a front");
+            let answer = if lost {
+                Err(StratumError::new(
+                    ErrorCode::Other,
+                    "the share could not be stored".to_owned(),
+                ))
+            } else {
+                Ok(json!(true))
+            };
+            self.reply(id, answer);
+        }
     }
 
     /// Render what the channel queued for the miner, in order, as V1 notifications.
@@ -355,7 +404,13 @@ impl Session {
             }
             ClientRequest::Submit(submit) => {
                 let verdict = self.channel.submit(&submit).await;
-                self.reply(id, verdict.map(|_| json!(true)).map_err(|r| r.to_stratum()));
+                match (verdict, self.channel.durable()) {
+                    // Held until the store holds the share.
+                    (Ok(_), Some((_, seq))) => self.held.push_back((seq, id, Instant::now())),
+                    (verdict, _) => {
+                        self.reply(id, verdict.map(|_| json!(true)).map_err(|r| r.to_stratum()))
+                    }
+                }
             }
         }
     }

@@ -45,6 +45,25 @@ async fn mining_session(
     (sid, sub.extranonce1, c)
 }
 
+/// Wait until the shared directory says edge `edge` holds `sid` at difficulty `d`.
+async fn held_by(db: &PgTestDb, sid: &SubscriptionId, edge: i16, d: Difficulty) {
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let t = Instant::now();
+    loop {
+        let row: Option<(Option<i16>, f64)> =
+            sqlx::query_as("SELECT holder, difficulty FROM edge_sessions WHERE token = $1")
+                .bind(sid.as_str())
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+        if row == Some((Some(edge), d.as_f64())) {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "never held: {row:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Resume `sid` on `addr` (retrying while the old edge's notes are on their way): the
 /// extranonce1 it was given and the client, logged in.
 async fn resume_on(addr: std::net::SocketAddr, sid: &SubscriptionId) -> (Extranonce1, Client) {
@@ -127,8 +146,8 @@ async fn the_miners_of_a_killed_edge_resume_on_another_at_once() {
     let two = start_pool(&edge_flags(&db, "2")).await;
     let raised = Difficulty::new(0.00003).unwrap();
     let (sid, en1, _a) = mining_session(one.stratum, raised).await;
-    // Its row is written within 100 ms.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Its row is written within 100 ms (later on a loaded machine): wait for it.
+    held_by(&db, &sid, 1, raised).await;
     one.kill_hard();
 
     let t = Instant::now();
