@@ -242,6 +242,7 @@ impl PgDirectory {
              RETURNING extranonce1, difficulty",
             alive("s.holder")
         );
+        let mut parked_seen = false;
         for _ in 0..CLAIM_TRIES {
             let row = sqlx::query(&sql)
                 .bind(token.as_str())
@@ -259,13 +260,22 @@ impl PgDirectory {
                     difficulty,
                 }));
             }
-            let held_elsewhere: Option<bool> =
+            // Not claimable: unknown or expired (give up), held by a live edge (wait a
+            // little: a draining edge parks it a moment later), or parked since the update
+            // looked (try again at once, once).
+            let held: Option<bool> =
                 sqlx::query_scalar("SELECT holder IS NOT NULL FROM edge_sessions WHERE token = $1")
                     .bind(token.as_str())
                     .fetch_optional(&self.pool)
                     .await?;
-            if held_elsewhere != Some(true) {
-                return Ok(None);
+            match held {
+                None => return Ok(None),
+                Some(false) if parked_seen => return Ok(None),
+                Some(false) => {
+                    parked_seen = true;
+                    continue;
+                }
+                Some(true) => {}
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -307,12 +317,21 @@ impl SessionDirectory for PgDirectory {
         Box::pin(async move {
             match tokio::time::timeout(CLAIM_PATIENCE, self.try_claim(token)).await {
                 Ok(Ok(Some(s))) => Claim::Granted(s),
-                Ok(Ok(None)) => Claim::Refused,
+                Ok(Ok(None)) => {
+                    tracing::debug!(token = token.as_str(), "session not resumable here");
+                    Claim::Refused
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "edge sessions: claim failed");
                     Claim::Unavailable
                 }
-                Err(_) => Claim::Unavailable,
+                Err(_) => {
+                    tracing::warn!(
+                        token = token.as_str(),
+                        "session claim timed out: a fresh session"
+                    );
+                    Claim::Unavailable
+                }
             }
         })
     }

@@ -6,57 +6,35 @@
 use crate::common;
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::haproxy::Haproxy;
 use common::process::{free_port, PoolProcess};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpSocket;
 
-/// A HAProxy process with a v1 and a v2 frontend in front of `pool`; killed when dropped.
+/// A HAProxy process with a v1 and a v2 frontend in front of `pool`.
 struct Balancer {
-    child: Child,
+    _haproxy: Haproxy,
     v1: SocketAddr,
     v2: SocketAddr,
-    _dir: tempfile::TempDir,
 }
 
 impl Balancer {
     fn start(pool: SocketAddr) -> Balancer {
-        let dir = tempfile::tempdir().unwrap();
         let v1: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let v2: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let cfg = format!(
-            "global\n  maxconn 100\n\
-             defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\
-             frontend fe_v1\n  bind {v1}\n  default_backend be_v1\n\
+            "frontend fe_v1\n  bind {v1}\n  default_backend be_v1\n\
              frontend fe_v2\n  bind {v2}\n  default_backend be_v2\n\
              backend be_v1\n  server pool {pool} send-proxy\n\
              backend be_v2\n  server pool {pool} send-proxy-v2\n"
         );
-        let path = dir.path().join("haproxy.cfg");
-        std::fs::write(&path, cfg).unwrap();
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy (scripts/prepare/haproxy installs it)");
         Balancer {
-            child,
+            _haproxy: Haproxy::start(&cfg, v2),
             v1,
             v2,
-            _dir: dir,
         }
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -48,6 +48,7 @@ mod store_sets_aside_rows_the_database_refuses;
 mod stratum_answers_every_share_kind;
 mod stratum_speaks_tls_on_the_same_port;
 mod survives_faults_under_load;
+mod three_edges_behind_haproxy_keep_every_miner_and_share;
 mod vardiff_settles_for_every_client_kind;
 mod vardiff_steers_share_rate;
 mod worker_numbers_survive_restarts_and_span_pools;

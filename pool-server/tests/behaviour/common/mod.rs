@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod chromium;
+pub mod haproxy;
 pub mod p2p;
 pub mod pg_cluster;
 pub mod process;
