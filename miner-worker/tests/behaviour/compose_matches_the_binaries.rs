@@ -19,6 +19,59 @@ fn yaml(path: &str) -> Value {
     serde_yaml::from_str(&std::fs::read_to_string(repo(path)).unwrap()).unwrap()
 }
 
+/// The host directories Prometheus's container mounts, by their path inside it.
+fn prom_mounts_of(compose: &Value) -> BTreeMap<String, String> {
+    compose["services"]["prometheus"]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| {
+            let v = v.as_str().unwrap();
+            let mut parts = v.split(':');
+            let (host, inside) = (parts.next()?, parts.next()?);
+            Some((inside.to_owned(), host.trim_start_matches("./").to_owned()))
+        })
+        .collect()
+}
+
+/// The targets a scrape job finds in the files its `file_sd_configs` name (each a glob in a
+/// directory the container mounts from the repository).
+fn file_sd_targets(job: &Value, mounts: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for sd in job["file_sd_configs"]
+        .as_sequence()
+        .expect("file-based discovery")
+    {
+        for glob in sd["files"].as_sequence().unwrap() {
+            let glob = glob.as_str().unwrap();
+            let (dir, pattern) = glob.rsplit_once('/').unwrap();
+            let host_dir = mounts
+                .get(dir)
+                .unwrap_or_else(|| panic!("{dir} is mounted"));
+            let (prefix, suffix) = pattern.split_once('*').unwrap();
+            let mut found = 0;
+            for entry in std::fs::read_dir(repo(host_dir)).unwrap() {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                if !(name.starts_with(prefix) && name.ends_with(suffix)) {
+                    continue;
+                }
+                found += 1;
+                let groups: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(repo(&format!("{host_dir}/{name}"))).unwrap(),
+                )
+                .unwrap();
+                for g in groups.as_array().unwrap() {
+                    for t in g["targets"].as_array().unwrap() {
+                        out.push(t.as_str().unwrap().to_owned());
+                    }
+                }
+            }
+            assert!(found > 0, "{glob} matches a file in {host_dir}");
+        }
+    }
+    out
+}
+
 fn env_of(service: &Value) -> BTreeMap<String, String> {
     service["environment"]
         .as_mapping()
@@ -156,12 +209,7 @@ fn compose_file_is_consistent_with_the_binaries_and_monitoring() {
     let prom = yaml("monitoring/prometheus.yml");
     let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for job in prom["scrape_configs"].as_sequence().unwrap() {
-        let t = job["static_configs"][0]["targets"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap().to_owned())
-            .collect();
+        let t = file_sd_targets(job, &prom_mounts_of(&c));
         targets.insert(job["job_name"].as_str().unwrap().to_owned(), t);
     }
     assert_eq!(
