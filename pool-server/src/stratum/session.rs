@@ -77,7 +77,7 @@ pub async fn run(
         out: Vec::new(),
         held: VecDeque::new(),
     };
-    let Some(tls) = &ctx.tls else {
+    let Some(tls) = ctx.tls.clone() else {
         let (reader, writer) = stream.into_split();
         return session.run(reader, writer, shutdown).instrument(span).await;
     };
@@ -87,19 +87,35 @@ pub async fn run(
             let (reader, writer) = stream.into_split();
             session.run(reader, writer, shutdown).instrument(span).await
         }
-        Some(true) => match tls.accept(stream).await {
-            Ok(tls) => {
-                ctx.mining.metrics.tls_sessions.inc();
-                let (reader, writer) = tokio::io::split(tls);
-                let cause = session.run(reader, writer, shutdown).instrument(span).await;
-                ctx.mining.metrics.tls_sessions.dec();
-                cause
-            }
-            Err(e) => {
-                tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                "tls-handshake"
-            }
-        },
+        // On the heap: a TLS session's state (rustls' buffers) is kilobytes, and inline it
+        // would make every plain session's task that much bigger too.
+        Some(true) => Box::pin(over_tls(session, tls, stream, peer, shutdown))
+            .instrument(span)
+            .await,
+    }
+}
+
+/// The TLS handshake, then the session over it.
+async fn over_tls(
+    session: Session,
+    tls: Arc<net::tls::TlsTerminator>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) -> &'static str {
+    match tls.accept(stream).await {
+        Ok(tls) => {
+            let metrics = session.ctx.mining.metrics.clone();
+            metrics.tls_sessions.inc();
+            let (reader, writer) = tokio::io::split(tls);
+            let cause = session.run(reader, writer, shutdown).await;
+            metrics.tls_sessions.dec();
+            cause
+        }
+        Err(e) => {
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            "tls-handshake"
+        }
     }
 }
 

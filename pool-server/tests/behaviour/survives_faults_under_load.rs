@@ -14,23 +14,13 @@ use std::time::{Duration, Instant};
 
 use common::pg_cluster::PgCluster;
 use common::process::PoolProcess;
-use common::sim_miner::{self, Tally};
+use common::sim_miner::{self, Tally, ANY_HASH};
 use common::Client;
 use pool_server::store::Backend;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
-
-/// Every hash is a valid share, and vardiff keeps it so.
-const ANY_HASH: [&str; 6] = [
-    "--start-difficulty",
-    "1e-12",
-    "--vardiff-min",
-    "1e-12",
-    "--vardiff-max",
-    "1e-12",
-];
 
 struct Miners {
     stop: CancellationToken,

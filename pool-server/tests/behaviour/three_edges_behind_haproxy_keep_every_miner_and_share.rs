@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::haproxy::Haproxy;
 use common::process::{free_port, PoolProcess};
-use common::sim_miner::{self, Manners, Tally};
+use common::sim_miner::{self, Manners, Tally, ANY_HASH};
 use common::{get_admin, PgTestDb};
 use pool_server::store::Backend;
 use serde_json::{json, Value};
@@ -40,15 +40,9 @@ fn edge_flags(db: &PgTestDb, id: u8) -> Vec<String> {
         "t0ken",
         "--log",
         "info",
-        // Every hash is a valid share and vardiff keeps it so: mining costs the test nothing.
-        "--start-difficulty",
-        "1e-12",
-        "--vardiff-min",
-        "1e-12",
-        "--vardiff-max",
-        "1e-12",
     ]
     .iter()
+    .chain(&ANY_HASH)
     .map(|s| s.to_string())
     .collect()
 }
