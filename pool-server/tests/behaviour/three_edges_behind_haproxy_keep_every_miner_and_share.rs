@@ -2,8 +2,9 @@
 //! protocol v2, health checks), miners spread over them. One edge is killed (-9) mid-run and
 //! another drained (SIGTERM): every miner is mining again within seconds on a remaining edge,
 //! sessions that moved keep their extranonce1, no share answered `true` is lost or stored
-//! twice (with `--durable-acks`), a worker's numbers are the same in every edge's API, and a
-//! ban made on one edge is seen on the others.
+//! twice (with `--durable-acks`), a worker's numbers are the same in every edge's API, a ban
+//! made on one edge is seen on the others, and Prometheus, on the repository's own config,
+//! finds the three edges in its targets file and sums their sessions.
 //!
 //! The miners model cgminer's documented behaviour: they present their subscription id when
 //! they reconnect and follow `client.reconnect` to the host it names.
@@ -75,6 +76,80 @@ async fn all_mining_again(tallies: &[Arc<Tally>], before: &[u64], what: &str) ->
     }
 }
 
+/// Prometheus on the repository's own `monitoring/prometheus.yml` (its target files in
+/// `dir`, scraping every second), with `edges` (HTTP address, edge id) as the pool's targets
+/// file: as an operator lists their edges. Killed when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    api: String,
+}
+
+impl Prometheus {
+    fn start(dir: &std::path::Path, edges: &[(&str, u8)]) -> Prometheus {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let targets = dir.join("targets");
+        std::fs::create_dir_all(&targets).unwrap();
+        let groups: Vec<Value> = edges
+            .iter()
+            .map(|(http, id)| {
+                json!({ "targets": [http.trim_start_matches("http://")], "labels": { "edge": id.to_string() } })
+            })
+            .collect();
+        std::fs::write(
+            targets.join("pool-edges.json"),
+            Value::from(groups).to_string(),
+        )
+        .unwrap();
+        std::fs::write(targets.join("workers.json"), "[]").unwrap();
+        let cfg = std::fs::read_to_string(root.join("monitoring/prometheus.yml"))
+            .unwrap()
+            .replace("/etc/prometheus/targets", targets.to_str().unwrap())
+            .replace("scrape_interval: 15s", "scrape_interval: 1s");
+        std::fs::write(dir.join("prometheus.yml"), cfg).unwrap();
+        std::fs::copy(root.join("monitoring/alerts.yml"), dir.join("alerts.yml")).unwrap();
+        let port = free_port();
+        let child = std::process::Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus (scripts/prepare/monitoring-tools installs it)");
+        Prometheus {
+            child,
+            api: format!("http://127.0.0.1:{port}/api/v1/query"),
+        }
+    }
+
+    /// The value of an instant query with one result (`None` until it has one).
+    async fn value(&self, query: &str) -> Option<f64> {
+        let v: Value = reqwest::Client::new()
+            .get(&self.api)
+            .query(&[("query", query)])
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn edges_seen(http: &str) -> Value {
     reqwest::get(format!("{http}/api/edges"))
         .await
@@ -104,6 +179,10 @@ async fn three_edges_behind_haproxy_keep_every_miner_and_every_share() {
         ),
         front,
     );
+
+    let prom_dir = tempfile::tempdir().unwrap();
+    let prometheus =
+        Prometheus::start(prom_dir.path(), &[(&a.http, 1), (&b.http, 2), (&c.http, 3)]);
 
     let stop = CancellationToken::new();
     let tallies: Vec<Arc<Tally>> = (0..MINERS).map(|_| Arc::new(Tally::default())).collect();
@@ -139,6 +218,25 @@ async fn three_edges_behind_haproxy_keep_every_miner_and_every_share() {
         .collect();
     assert_eq!(sessions.len(), 3, "{edges}");
     assert!(sessions.iter().all(|&n| n >= 4), "spread: {sessions:?}");
+    // Prometheus finds the three edges in the targets file and sums their sessions.
+    let t = Instant::now();
+    loop {
+        let up = prometheus
+            .value(r#"count(up{job="pool-server"} == 1)"#)
+            .await;
+        let total = prometheus.value("sum(pool_sessions)").await;
+        let by_edge = prometheus
+            .value(r#"count(count by (edge) (pool_sessions))"#)
+            .await;
+        if up == Some(3.0) && by_edge == Some(3.0) && total >= Some(MINERS as f64) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "Prometheus: {up:?} edges up, {by_edge:?} edge labels, {total:?} sessions"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // Edge 1 killed mid-run.
     let before: Vec<u64> = tallies.iter().map(|t| t.accepted()).collect();
