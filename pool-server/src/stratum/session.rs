@@ -89,9 +89,11 @@ pub async fn run(
         }
         // On the heap: a TLS session's state (rustls' buffers) is kilobytes, and inline it
         // would make every plain session's task that much bigger too.
-        Some(true) => Box::pin(over_tls(session, tls, stream, peer, shutdown))
-            .instrument(span)
-            .await,
+        Some(true) => {
+            Box::pin(over_tls(session, tls, stream, peer, shutdown))
+                .instrument(span)
+                .await
+        }
     }
 }
 
