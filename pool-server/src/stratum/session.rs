@@ -217,13 +217,14 @@ impl Session {
         };
         if cause == "shutdown" && !self.held.is_empty() {
             // The store is still running: the answers it is about to confirm go out first.
+            // On the heap: a rare end, kept out of every session's task size.
             let acks = acks.as_ref().expect("held answers need acks");
-            let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            let _ = Box::pin(tokio::time::timeout(Duration::from_secs(3), async {
                 while !self.held.is_empty() {
                     acks.moved().await;
                     self.release_held();
                 }
-            })
+            }))
             .await;
             let _ = tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&self.out)).await;
         }
