@@ -132,7 +132,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         farewell.clone(),
     )
     .await?;
-    let alerts = notify::start(&cfg, &stats, &store.backend, &metrics, key_rx, &shutdown)?;
+    let alerts = notify::start(
+        &cfg,
+        &stats,
+        &store.backend,
+        &metrics,
+        key_rx,
+        edge.as_ref().map(|e| e.directory.clone()),
+        &shutdown,
+    )?;
     let readable = http::Readable {
         store: &store,
         stats: &stats,

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::edge::directory::PgDirectory;
 use crate::metrics::Metrics;
 use crate::mining::account::KeyClaim;
 use crate::notify::channel::Target;
@@ -29,12 +30,17 @@ use crate::store::Backend;
 /// Alerts held in memory while the database cannot take them, at most.
 const HELD: usize = 10_000;
 
+/// Most names of workers on other edges read per look (past it, the rest may be reported
+/// offline here while they mine there).
+const ELSEWHERE_AT_MOST: i64 = 200_000;
+
 pub fn start(
     cfg: &Config,
     stats: &Arc<Stats>,
     store: &Backend,
     metrics: &Arc<Metrics>,
     key_claims: mpsc::Receiver<KeyClaim>,
+    edges: Option<Arc<PgDirectory>>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<SharedEngine> {
     let engine: SharedEngine = Arc::new(parking_lot::Mutex::new(Engine::new(cfg.alerts.watch())));
@@ -88,6 +94,7 @@ pub fn start(
         stats: stats.clone(),
         store: store.clone(),
         metrics: metrics.clone(),
+        edges,
         routing,
         group_wait: cfg.alerts.alert_group_wait,
         repeat: cfg.alerts.alert_repeat,
@@ -104,6 +111,8 @@ struct Looker {
     stats: Arc<Stats>,
     store: Backend,
     metrics: Arc<Metrics>,
+    /// The sessions of the pool's other edges (a worker mining there is not offline here).
+    edges: Option<Arc<PgDirectory>>,
     routing: Routing,
     group_wait: Duration,
     /// A firing alert is told again after this (zero: never).
@@ -117,6 +126,22 @@ struct Looker {
 }
 
 impl Looker {
+    /// Which workers mine on other edges now; kept as it was when the database cannot say.
+    async fn hear_other_edges(&self) {
+        let Some(edges) = &self.edges else {
+            return;
+        };
+        let read = edges.workers_elsewhere(ELSEWHERE_AT_MOST);
+        match tokio::time::timeout(Duration::from_secs(2), read).await {
+            Ok(Ok(names)) => self
+                .engine
+                .lock()
+                .set_elsewhere(names.into_iter().collect()),
+            Ok(Err(e)) => tracing::debug!(error = %e, "workers on other edges not read"),
+            Err(_) => tracing::debug!("workers on other edges not read in time"),
+        }
+    }
+
     async fn run(mut self, every: Duration, shutdown: CancellationToken) {
         let mut t = tokio::time::interval(every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -127,6 +152,7 @@ impl Looker {
                 now = t.tick() => {
                     let dt = now - last;
                     last = now;
+                    self.hear_other_edges().await;
                     let (e, stats, m) = (self.engine.clone(), self.stats.clone(), self.metrics.clone());
                     let Ok(mut alerts) = tokio::task::spawn_blocking(move || look(&e, &stats, &m, dt)).await else {
                         continue;

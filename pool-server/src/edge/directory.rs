@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use protocol::{Difficulty, Extranonce1, SubscriptionId};
+use protocol::{Difficulty, Extranonce1, SubscriptionId, WorkerName};
 use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
@@ -40,7 +40,7 @@ const CLAIM_PATIENCE: Duration = Duration::from_secs(4);
 const CLAIM_TRIES: u32 = 12;
 
 enum Note {
-    Held(Extranonce1, Difficulty),
+    Held(Extranonce1, Difficulty, Option<String>),
     Parked(Extranonce1, Difficulty, Instant),
     Gone,
 }
@@ -140,6 +140,7 @@ impl PgDirectory {
     async fn write(&self, notes: &HashMap<SubscriptionId, Note>) -> sqlx::Result<()> {
         let (mut tokens, mut values, mut homes, mut parked, mut left, mut diffs) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let mut workers: Vec<Option<String>> = vec![];
         let mut gone = vec![];
         for (token, note) in notes {
             let (e, d, at) = match note {
@@ -147,8 +148,14 @@ impl PgDirectory {
                     gone.push(token.as_str().to_owned());
                     continue;
                 }
-                Note::Held(e, d) => (e, d, None),
-                Note::Parked(e, d, at) => (e, d, Some(at)),
+                Note::Held(e, d, w) => {
+                    workers.push(w.clone());
+                    (e, d, None)
+                }
+                Note::Parked(e, d, at) => {
+                    workers.push(None);
+                    (e, d, Some(at))
+                }
             };
             tokens.push(token.as_str().to_owned());
             values.push(e.0.clone());
@@ -163,16 +170,16 @@ impl PgDirectory {
         if !tokens.is_empty() {
             sqlx::query(
                 "INSERT INTO edge_sessions AS s (token, extranonce1, home, holder, parked_by, \
-                 parked_until, difficulty, updated_at) \
+                 parked_until, difficulty, worker, updated_at) \
                  SELECT u.t, u.e, u.h, CASE WHEN u.p THEN NULL ELSE $1::smallint END, \
                  CASE WHEN u.p THEN $1::smallint END, \
-                 CASE WHEN u.p THEN now() + make_interval(secs => u.r) END, u.d, now() \
+                 CASE WHEN u.p THEN now() + make_interval(secs => u.r) END, u.d, u.w, now() \
                  FROM UNNEST($2::text[], $3::bytea[], $4::smallint[], $5::bool[], \
-                 $6::float8[], $7::float8[]) AS u(t, e, h, p, r, d) \
+                 $6::float8[], $7::float8[], $8::text[]) AS u(t, e, h, p, r, d, w) \
                  ON CONFLICT (token) DO UPDATE SET extranonce1 = EXCLUDED.extranonce1, \
                  home = EXCLUDED.home, holder = EXCLUDED.holder, parked_by = EXCLUDED.parked_by, \
                  parked_until = EXCLUDED.parked_until, difficulty = EXCLUDED.difficulty, \
-                 updated_at = now() \
+                 worker = COALESCE(EXCLUDED.worker, s.worker), updated_at = now() \
                  WHERE s.holder = $1::smallint OR (s.holder IS NULL AND s.parked_by = $1::smallint)",
             )
             .bind(self.id())
@@ -182,6 +189,7 @@ impl PgDirectory {
             .bind(&parked)
             .bind(&left)
             .bind(&diffs)
+            .bind(&workers)
             .execute(&mut *tx)
             .await?;
         }
@@ -282,6 +290,21 @@ impl PgDirectory {
         Ok(None)
     }
 
+    /// The workers mining on another live edge now (at most `limit` names): an edge whose
+    /// own statistics lost one of them must not call it offline.
+    pub async fn workers_elsewhere(&self, limit: i64) -> sqlx::Result<Vec<String>> {
+        let sql = format!(
+            "SELECT DISTINCT worker FROM edge_sessions s WHERE worker IS NOT NULL \
+             AND holder IS NOT NULL AND holder <> $1 AND {} LIMIT $2",
+            alive("s.holder")
+        );
+        sqlx::query_scalar(&sql)
+            .bind(self.id())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+    }
+
     /// Notes dropped because too many sessions had unwritten ones.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -298,8 +321,15 @@ impl PgDirectory {
 }
 
 impl SessionDirectory for PgDirectory {
-    fn held(&self, token: &SubscriptionId, extranonce1: &Extranonce1, difficulty: Difficulty) {
-        self.note(token, Note::Held(extranonce1.clone(), difficulty));
+    fn held(
+        &self,
+        token: &SubscriptionId,
+        extranonce1: &Extranonce1,
+        difficulty: Difficulty,
+        worker: Option<&WorkerName>,
+    ) {
+        let worker = worker.map(|w| w.as_str().to_owned());
+        self.note(token, Note::Held(extranonce1.clone(), difficulty, worker));
     }
 
     fn parked(&self, token: &SubscriptionId, extranonce1: &Extranonce1, difficulty: Difficulty) {

@@ -247,7 +247,12 @@ impl Channel {
         if let (Some(directory), Some(token), Some(lease)) =
             (&self.ctx.directory, &self.resume_token, &self.lease)
         {
-            directory.held(token, lease.extranonce1(), self.difficulty);
+            directory.held(
+                token,
+                lease.extranonce1(),
+                self.difficulty,
+                self.authorized.first(),
+            );
             self.shared = true;
         }
     }

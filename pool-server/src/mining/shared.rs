@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use protocol::{Difficulty, Extranonce1, SubscriptionId};
+use protocol::{Difficulty, Extranonce1, SubscriptionId, WorkerName};
 
 /// A session another edge (or this one, before a restart) ran, now handed to this edge.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,8 +34,15 @@ pub type ClaimFuture<'a> = Pin<Box<dyn Future<Output = Claim> + Send + 'a>>;
 /// Where the edges of one pool keep their sessions. The three notes are cheap and never
 /// block (they are written behind the share path); a claim waits for the answer.
 pub trait SessionDirectory: Send + Sync {
-    /// The session runs here, at this difficulty (at open and at every difficulty change).
-    fn held(&self, token: &SubscriptionId, extranonce1: &Extranonce1, difficulty: Difficulty);
+    /// The session runs here for `worker` (its first authorized), at this difficulty (when
+    /// mining begins and at every difficulty change).
+    fn held(
+        &self,
+        token: &SubscriptionId,
+        extranonce1: &Extranonce1,
+        difficulty: Difficulty,
+        worker: Option<&WorkerName>,
+    );
     /// The session's connection dropped: any edge may resume it within the resume window.
     fn parked(&self, token: &SubscriptionId, extranonce1: &Extranonce1, difficulty: Difficulty);
     /// The session ended for good (refused, banned, never started).

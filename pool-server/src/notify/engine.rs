@@ -9,7 +9,7 @@
 //! evidence piles up forty times faster than any one of theirs. Only the drop is told of
 //! an account: a rig offline or rejecting is told by the rig's own rules.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -198,6 +198,9 @@ pub struct Engine {
     /// Workers forgotten after a week away, with their sessions opened by then (no more
     /// than the statistics hold).
     forgotten: HashMap<String, u64>,
+    /// Workers mining on another edge of the pool now: that edge watches them; here they
+    /// are forgotten (not offline), and watched again from a new session here.
+    elsewhere: HashSet<String>,
 }
 
 fn hashrate(h: f64) -> String {
@@ -214,7 +217,13 @@ impl Engine {
             pool: PoolWatch::new(cfg.pool_hold),
             accounts: HashMap::new(),
             forgotten: HashMap::new(),
+            elsewhere: HashSet::new(),
         }
+    }
+
+    /// The workers mining on other edges now (several pool-servers on one database).
+    pub fn set_elsewhere(&mut self, workers: HashSet<String>) {
+        self.elsewhere = workers;
     }
 
     /// One look at the pool as a whole, `dt` after the last; the alerts that changed.
@@ -283,6 +292,23 @@ impl Engine {
         // A worker is watched from its first session in this run, even one that came and
         // went between two looks: one that was already gone before the pool started was
         // reported by the run that saw it go.
+        // A worker that moved to another edge is that edge's to watch: forgotten here,
+        // quietly, at the sessions it had opened here.
+        let moved: Vec<String> = self
+            .workers
+            .keys()
+            .filter(|n| self.elsewhere.contains(*n) && current.get(*n).is_none_or(|c| c.2 == 0))
+            .cloned()
+            .collect();
+        for name in moved {
+            self.workers.remove(&name);
+            self.firing.retain(|(w, _), _| *w != name);
+            let count = opened
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0, |(_, c)| *c);
+            self.forgotten.insert(name, count);
+        }
         for (name, count) in &opened {
             // One forgotten after a week away comes back only with a new session.
             let new_session = self.forgotten.get(name).is_none_or(|at| count > at);

@@ -267,3 +267,58 @@ async fn two_processes_cannot_run_as_one_edge() {
     one.stop().await;
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_moved_to_another_edge_is_not_called_offline() {
+    let db = PgTestDb::create().await;
+    let fast = ["--alert-look", "100ms", "--alert-offline-grace", "1s"];
+    let mut flags = edge_flags(&db, "1");
+    flags.extend(fast);
+    let one = start_pool(&flags).await;
+    let mut flags = edge_flags(&db, "2");
+    flags.extend(fast);
+    let two = start_pool(&flags).await;
+    let d = Difficulty::new(0.00002).unwrap();
+    let (sid, _, a) = mining_session(one.stratum(), d).await;
+    // Edge 1 has watched the worker for a few looks.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(a);
+    one.wait_sessions_closed().await;
+    let (_, mut b) = resume_on(two.stratum(), &sid).await;
+    assert_eq!(b.share(3).await.0, Ok(Value::Bool(true)));
+
+    // Well past edge 1's offline grace: the worker mines on edge 2, so edge 1 says nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let said = one.get(&format!("/api/alerts?worker={WORKER}")).await;
+    let offline = |v: &Value| {
+        ["firing", "recent"].iter().any(|k| {
+            v[k].as_array()
+                .is_some_and(|a| a.iter().any(|x| x["rule"] == "worker_offline"))
+        })
+    };
+    assert!(
+        !offline(&said),
+        "edge 1 called a moved worker offline: {said}"
+    );
+
+    // It stops for good on edge 2: edge 2 says it is offline.
+    drop(b);
+    let t = Instant::now();
+    loop {
+        let v = two.get(&format!("/api/alerts?worker={WORKER}")).await;
+        if v["firing"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["rule"] == "worker_offline"))
+        {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "edge 2 never said it: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    one.stop().await;
+    two.stop().await;
+    db.drop_db().await;
+}
