@@ -345,6 +345,12 @@ impl SessionDirectory for PgDirectory {
 
     fn claim<'a>(&'a self, token: &'a SubscriptionId) -> ClaimFuture<'a> {
         Box::pin(async move {
+            // Tokens are 16 hex digits (see the channel): anything else was never issued, and
+            // costs the database nothing.
+            let t = token.as_str();
+            if t.len() != 16 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Claim::Refused;
+            }
             match tokio::time::timeout(CLAIM_PATIENCE, self.try_claim(token)).await {
                 Ok(Ok(Some(s))) => Claim::Granted(s),
                 Ok(Ok(None)) => {
