@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration as Span, Utc};
 
 use super::outbox::{self, Outgoing};
 use super::routes::Routing;
-use super::{silences, Alert, AlertState, Rule};
+use super::{silences, Alert, AlertState, Rule, POOL};
 use crate::rewards::payout::coins;
 use crate::store::{Backend, Dialect};
 use crate::with_pool;
@@ -22,8 +22,6 @@ use protocol::account_of;
 const LOOKBACK_HOURS: i64 = 24;
 /// Rows read per kind and pass at most.
 const LIMIT: i64 = 1000;
-/// The operator's notices are about the pool as a whole, not an account.
-pub const POOL: &str = "(pool)";
 
 /// One thing to tell, once: `key` names it in `notify_events`.
 #[derive(Debug, Clone)]

@@ -31,7 +31,7 @@ pub mod subscriptions;
 pub mod watch;
 pub mod webhook;
 
-pub use engine::{Alert, AlertState, Engine, Rule};
+pub use engine::{Alert, AlertState, Engine, Rule, POOL};
 pub use watch::WatchConfig;
 
 /// The engine as the look task and the API share it.

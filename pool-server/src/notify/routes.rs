@@ -6,9 +6,8 @@
 
 use super::channel::Target;
 use super::destination::Destination;
-use super::events::POOL;
 use super::matcher::Matchers;
-use super::{subscriptions, Alert, AlertState};
+use super::{subscriptions, Alert, AlertState, POOL};
 use crate::store::Backend;
 
 /// One route: what it selects, and where that goes.

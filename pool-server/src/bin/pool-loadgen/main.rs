@@ -28,7 +28,9 @@ use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
 mod http_load;
+mod process;
 use http_load::http_load;
+use process::{proc_stat, raise_fd_limit};
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "pool-loadgen", about = "Load generator for pool-server")]
@@ -83,38 +85,6 @@ struct Totals {
     tip_us: Mutex<Vec<u64>>,
 }
 
-/// (RSS KiB, CPU seconds) of a process.
-fn proc_stat(pid: u32) -> Option<(u64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Some((rss_kb, ticks as f64 / hz))
-}
-
-fn raise_fd_limit() {
-    // SAFETY: plain syscalls on a local struct.
-    unsafe {
-        let mut r = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-    }
-}
-
 fn pct(v: &mut [u32], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -123,9 +93,12 @@ fn pct(v: &mut [u32], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p) as usize] as f64 / 1000.0
 }
 
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
 struct Conn {
-    reader: BufReader<Box<dyn AsyncRead + Unpin + Send>>,
-    writer: Box<dyn AsyncWrite + Unpin + Send>,
+    reader: BufReader<Reader>,
+    writer: Writer,
     en1: Extranonce1,
     en2_size: usize,
     job: Option<Notify>,
@@ -136,18 +109,15 @@ impl Conn {
     async fn open(addr: &str, name: &str, tls: Option<&TlsConnector>) -> anyhow::Result<Conn> {
         let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
-        let (r, w): (
-            Box<dyn AsyncRead + Unpin + Send>,
-            Box<dyn AsyncWrite + Unpin + Send>,
-        ) = match tls {
+        let (r, w): (Reader, Writer) = match tls {
             None => {
                 let (r, w) = s.into_split();
                 (Box::new(r), Box::new(w))
             }
             Some(tls) => {
                 let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-                let name = protocol::tls::server_name(host)?;
-                let (r, w) = tokio::io::split(tls.connect(name, s).await?);
+                let (r, w) =
+                    tokio::io::split(tls.connect(protocol::tls::server_name(host)?, s).await?);
                 (Box::new(r), Box::new(w))
             }
         };
