@@ -843,17 +843,12 @@ async fn the_operator_hears_the_share_database_go_away_and_come_back() {
     let dir = tempfile::tempdir().unwrap();
     let url = pg.url();
     let mut args = ALERTS.to_vec();
+    args.extend(crate::common::sim_miner::ANY_HASH);
     args.extend([
         "--database-url",
         &url,
         "--store-flush",
         "100ms",
-        "--start-difficulty",
-        "1e-12",
-        "--vardiff-min",
-        "1e-12",
-        "--vardiff-max",
-        "1e-12",
         "--alert-pool-hold",
         "1s",
         "--alert-webhook",
