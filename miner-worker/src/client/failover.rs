@@ -67,6 +67,7 @@ pub async fn run(
     let mut backoff = Backoff::new(cfg.retry_max);
     let mut redirect: Option<PoolUrl> = None;
     let mut connection = 0u64;
+    let memory = Arc::new(super::state::Memory::default());
     loop {
         let pool = redirect.clone().unwrap_or_else(|| cfg.pools[index].clone());
         connection += 1;
@@ -78,6 +79,7 @@ pub async fn run(
             connection,
             failback,
             session::Plumbing {
+                memory: &memory,
                 board: &board,
                 status: &status,
                 shares: &mut shares,

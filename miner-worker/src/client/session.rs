@@ -116,6 +116,8 @@ const MAX_LINE: usize = 256 * 1024;
 /// What a session is plugged into: the work board it publishes jobs on, the status it
 /// counts into, the shares it submits, and the shutdown signal.
 pub struct Plumbing<'a> {
+    /// What one session leaves the next (subscription id, search counters).
+    pub memory: &'a Arc<super::state::Memory>,
     pub board: &'a WorkBoard,
     pub status: &'a Status,
     pub shares: &'a mut Receiver<FoundShare>,
@@ -130,6 +132,7 @@ pub async fn run(
     io: Plumbing<'_>,
 ) -> Outcome {
     let Plumbing {
+        memory,
         board,
         status,
         shares,
@@ -152,7 +155,8 @@ pub async fn run(
     let mut pending: HashMap<u64, (Pending, Instant)> = HashMap::new();
     let mut next_id = 1u64;
     let asked_mask = cfg.version_rolling.then_some(VersionMask::BIP320);
-    let mut state = PoolState::new(connection, asked_mask, cfg.max_share_rate);
+    let mut state =
+        PoolState::new(connection, asked_mask, cfg.max_share_rate).remembering(memory.clone());
 
     let mut opening = Vec::new();
     if let Some(mask) = asked_mask {
@@ -165,7 +169,8 @@ pub async fn run(
         Pending::Subscribe,
         ClientRequest::Subscribe {
             user_agent: Some(concat!("miner-worker/", env!("CARGO_PKG_VERSION")).into()),
-            resume: None,
+            // As cgminer does: a pool that still has the session resumes it.
+            resume: memory.subscription(),
         },
     ));
     opening.push((

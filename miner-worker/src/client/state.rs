@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use protocol::{
     ConfigureResult, Difficulty, Extranonce1, Notify, ServerNotification, StratumError,
-    SubscribeResult, VersionMask,
+    SubscribeResult, SubscriptionId, VersionMask,
 };
 use serde_json::Value;
 
@@ -72,6 +72,44 @@ impl<T> Default for Kept<T> {
     }
 }
 
+/// What the worker remembers from one session to the next: the subscription id to present
+/// when it reconnects (a pool that resumes the session gives back the same extranonce1, and
+/// one of several edges hands the session over), and the search counters per job and
+/// extranonce1, so a resumed session carries on where it stopped instead of sending shares
+/// it already sent (a fresh extranonce1 keys fresh counters).
+#[derive(Default)]
+pub struct Memory {
+    inner: parking_lot::Mutex<Remembered>,
+}
+
+#[derive(Default)]
+struct Remembered {
+    subscription: Option<SubscriptionId>,
+    extranonce2s: Kept<AtomicU64>,
+    cursors: Kept<parking_lot::Mutex<Option<(u64, u64)>>>,
+}
+
+impl Memory {
+    /// The subscription id of the last session, to present at the next subscribe.
+    pub fn subscription(&self) -> Option<SubscriptionId> {
+        self.inner.lock().subscription.clone()
+    }
+}
+
+/// The entry under `key` of one of the bounded maps, made when new.
+fn kept<T: Default>(m: &mut Kept<T>, key: u64) -> Arc<T> {
+    if let Some(v) = m.values.get(&key) {
+        return v.clone();
+    }
+    if m.order.len() >= COUNTERS {
+        if let Some(old) = m.order.pop_front() {
+            m.values.remove(&old);
+        }
+    }
+    m.order.push_back(key);
+    m.values.entry(key).or_default().clone()
+}
+
 /// The pool's terms and the current job, as far as this session knows them.
 pub struct PoolState {
     pub connection: u64,
@@ -84,8 +122,7 @@ pub struct PoolState {
     floor: Option<Difficulty>,
     version_mask: Option<VersionMask>,
     job: Option<Notify>,
-    extranonce2s: Kept<AtomicU64>,
-    cursors: Kept<parking_lot::Mutex<Option<(u64, u64)>>>,
+    memory: Arc<Memory>,
     cap: SubmitCap,
     /// Room for block candidates beyond the cap (a few per second: on a real network blocks
     /// are far rarer; on an easy test network the cap is still bounded).
@@ -107,13 +144,18 @@ impl PoolState {
             floor: None,
             version_mask: None,
             job: None,
-            extranonce2s: Kept::default(),
-            cursors: Kept::default(),
+            memory: Arc::default(),
             cap: SubmitCap::new(max_share_rate),
             block_cap: SubmitCap::new(BLOCK_RATE),
             mined: false,
             logs: LogLimit::default(),
         }
+    }
+
+    /// Remember into `memory` (kept by the caller from one session to the next).
+    pub fn remembering(mut self, memory: Arc<Memory>) -> Self {
+        self.memory = memory;
+        self
     }
 
     pub fn job(&self) -> Option<&Notify> {
@@ -147,6 +189,13 @@ impl PoolState {
             }
             Pending::Subscribe => match outcome.map(|v| SubscribeResult::from_value(&v)) {
                 Ok(Ok(s)) => {
+                    let id = s
+                        .subscriptions
+                        .iter()
+                        .find(|(method, _)| method == "mining.notify")
+                        .or(s.subscriptions.first())
+                        .and_then(|(_, id)| SubscriptionId::parse(id));
+                    self.memory.inner.lock().subscription = id;
                     self.extranonce1 = Some(s.extranonce1);
                     self.extranonce2_size = s.extranonce2_size;
                     self.publish(board, status, true);
@@ -318,27 +367,13 @@ impl PoolState {
         let job_key = h.finish();
         terms.version_mask.map(|m| m.0).hash(&mut h);
         let mask_key = h.finish();
-        let extranonce2 = self.kept(job_key, |s| &mut s.extranonce2s);
-        let cursor = self.kept(mask_key, |s| &mut s.cursors);
+        let mut memory = self.memory.inner.lock();
+        let extranonce2 = kept(&mut memory.extranonce2s, job_key);
+        let cursor = kept(&mut memory.cursors, mask_key);
         UnitSource {
             extranonce2,
             cursor,
         }
-    }
-
-    /// The entry under `key` of one of the bounded maps, made when new.
-    fn kept<T: Default>(&mut self, key: u64, map: impl Fn(&mut Self) -> &mut Kept<T>) -> Arc<T> {
-        let m = map(self);
-        if let Some(v) = m.values.get(&key) {
-            return v.clone();
-        }
-        if m.order.len() >= COUNTERS {
-            if let Some(old) = m.order.pop_front() {
-                m.values.remove(&old);
-            }
-        }
-        m.order.push_back(key);
-        m.values.entry(key).or_default().clone()
     }
 
     fn publish(&mut self, board: &WorkBoard, status: &Status, clean: bool) {

@@ -21,3 +21,4 @@ mod quick_benchmark_answers_in_seconds;
 mod systemd_unit_runs_the_binary;
 mod worker_mines_on_our_pool;
 mod worker_mines_over_tls;
+mod worker_resumes_its_session;
