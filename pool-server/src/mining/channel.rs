@@ -236,6 +236,11 @@ impl Channel {
             self.ctx.metrics.resumes.inc();
         }
         let d = self.vardiff.clamp(shared.difficulty);
+        if d != self.difficulty {
+            // The directory's difficulty is the newer (another edge may have changed it):
+            // the estimate goes on at it.
+            self.vardiff.changed(d, Instant::now());
+        }
         self.difficulty = d;
         self.target = d.to_target();
         self.resume_token = Some(token);

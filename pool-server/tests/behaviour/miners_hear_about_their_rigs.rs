@@ -1168,15 +1168,8 @@ async fn the_account_page_lists_its_destinations_with_a_test_button_and_what_was
 async fn a_hashrate_that_falls_to_a_third_reaches_the_webhook_once_and_its_return_resolves_it() {
     let rx = Receiver::start(0).await;
     let mut args = hooked(&rx.url);
-    args.extend([
-        // A fixed difficulty: the share rate is the hashrate.
-        "--start-difficulty",
-        "1e-12",
-        "--vardiff-min",
-        "1e-12",
-        "--vardiff-max",
-        "1e-12",
-    ]);
+    // A fixed difficulty: the share rate is the hashrate.
+    args.extend(crate::common::sim_miner::ANY_HASH);
     let pool = start_pool(&args).await;
     let mut c = miner(&pool, WORKER).await;
     let mut counter = 0u64;
