@@ -10,8 +10,7 @@
 //! `--pool-pid` is given). With `--http-clients`, that many HTTP clients read the public API
 //! meanwhile, and each path's answer latency is reported beside the miners'.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +27,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
 mod http_load;
+mod miners;
 mod process;
 use http_load::http_load;
 use process::{proc_stat, raise_fd_limit};
@@ -71,6 +71,14 @@ struct Args {
     /// --tls-cert).
     #[arg(long, env = "LOADGEN_TLS_PIN")]
     tls_pin: Option<std::path::PathBuf>,
+    /// Submit lines per write: a burst, as a miner that found several shares (or a proxy in
+    /// front of many) sends them back to back. The pool answers a burst in one write.
+    #[arg(long, env = "LOADGEN_PIPELINE", default_value_t = 1)]
+    pipeline: usize,
+    /// Connections whose submitting one task and one timer drive (their reading is a task
+    /// each): fewer wake-ups, so the generator leaves the cores to the pool it measures.
+    #[arg(long, env = "LOADGEN_PER_TASK", default_value_t = 100)]
+    per_task: usize,
     /// Skip waiting for the database to hold every accepted share.
     #[arg(long, env = "LOADGEN_NO_CATCH_UP")]
     no_catch_up: bool,
@@ -183,27 +191,6 @@ impl Conn {
     }
 }
 
-/// A submit line exactly as `Message::Call(ClientRequest::Submit(s).to_call(id)).to_json()`
-/// writes it (a test pins that), formatted into a reused buffer with its newline: the
-/// generator has to cost far less per share than the pool it measures.
-fn submit_line(out: &mut String, id: u64, s: &Submit) {
-    use std::fmt::Write;
-    let text = |v: &str| serde_json::Value::from(v);
-    let _ = write!(
-        out,
-        "{{\"id\":{id},\"method\":\"mining.submit\",\"params\":[{},{},\"{}\",\"{}\",\"{}\"",
-        text(s.worker.as_str()),
-        text(s.job_id.as_str()),
-        s.extranonce2.to_hex(),
-        s.ntime.to_hex(),
-        s.nonce.to_hex(),
-    );
-    if let Some(bits) = s.version_bits {
-        let _ = write!(out, ",\"{}\"", bits.to_hex());
-    }
-    out.push_str("]}\n");
-}
-
 /// `(id, accepted)` of a plain answer to a submit, as the pool writes it
 /// (`{"error":null,"id":N,"result":true}`); `None` for anything else, which is then parsed
 /// as JSON (rejections carry an error object and are read that way).
@@ -218,101 +205,8 @@ struct Shared {
     args: Args,
     totals: Totals,
     tip_from: Mutex<Option<Instant>>,
-}
-
-async fn run_conn(mut c: Conn, i: usize, sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let per_conn = sh.args.rate / sh.args.connections as f64;
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_conn.max(0.001)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sent_at: HashMap<u64, Instant> = HashMap::new();
-    let mut next_id = 10u64;
-    let mut counter = 0u64;
-    let mut last: Option<Submit> = None;
-    let mut lat = Vec::new();
-    let mut submitting = true;
-    let mut line = String::with_capacity(192);
-    let worker = WorkerName::new(format!("load.{i}"));
-    loop {
-        tokio::select! {
-            _ = stop.changed(), if submitting => {
-                submitting = false;
-                if sent_at.is_empty() { break; }
-            }
-            _ = tick.tick(), if submitting => {
-                let Some(job) = c.job.clone() else { continue };
-                let dup = last.is_some() && rand::random::<f64>() < sh.args.invalid;
-                let s = match (&last, dup) {
-                    (Some(l), true) => l.clone(),
-                    _ => {
-                        counter += 1;
-                        Submit {
-                            worker: worker.clone(),
-                            job_id: job.job_id.clone(),
-                            extranonce2: Extranonce2::from_counter(counter >> 32, c.en2_size),
-                            ntime: job.ntime,
-                            nonce: Nonce(counter as u32),
-                            version_bits: None,
-                        }
-                    }
-                };
-                last = Some(s.clone());
-                let id = next_id;
-                next_id += 1;
-                line.clear();
-                submit_line(&mut line, id, &s);
-                if c.writer.write_all(line.as_bytes()).await.is_err() {
-                    break;
-                }
-                sent_at.insert(id, Instant::now());
-                sh.totals.sent.fetch_add(1, Ordering::Relaxed);
-            }
-            m = c.next_line() => {
-                let Ok(text) = m else { break };
-                // Answers to submits are nearly every line: read them without a JSON parse.
-                let (answer, call) = match quick_answer(text) {
-                    Some(a) => (Some(a), None),
-                    None => match Message::from_json(text) {
-                        Ok(Message::Response(r)) => (
-                            r.id.as_u64().map(|id| (id, r.outcome == Ok(serde_json::Value::Bool(true)))),
-                            None,
-                        ),
-                        Ok(Message::Call(call)) => (None, Some(call)),
-                        Err(_) => break,
-                    },
-                };
-                if let Some((id, accepted)) = answer {
-                    if let Some(t) = sent_at.remove(&id) {
-                        lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                        if accepted {
-                            sh.totals.accepted.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            sh.totals.rejected.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    if !submitting && sent_at.is_empty() {
-                        break;
-                    }
-                }
-                if let Some(call) = call {
-                    if let Ok(ServerNotification::Notify(n)) = ServerNotification::from_call(&call) {
-                        c.record_tip(&n, &sh.tip_from, &sh.totals);
-                        c.job = Some(n);
-                    }
-                }
-            }
-        }
-    }
-    sh.totals.latencies_us.lock().extend(lat);
-    // Stay connected, idle, for the new-tip measurement.
-    if sh.args.tip {
-        while let Ok(m) = c.next().await {
-            if let Message::Call(call) = m {
-                if let Ok(ServerNotification::Notify(n)) = ServerNotification::from_call(&call) {
-                    c.record_tip(&n, &sh.tip_from, &sh.totals);
-                }
-            }
-        }
-    }
+    /// Request ids carry their send time from here (see `miners`).
+    started: Instant,
 }
 
 /// Accepted shares the store holds for the load's workers, page by page.
@@ -349,6 +243,7 @@ async fn main() -> anyhow::Result<()> {
         args: args.clone(),
         totals: Totals::default(),
         tip_from: Mutex::new(None),
+        started: Instant::now(),
     });
     let before = args.pool_pid.and_then(proc_stat);
     let stored_before = if args.no_catch_up {
@@ -387,13 +282,30 @@ async fn main() -> anyhow::Result<()> {
     let connected = args.pool_pid.and_then(proc_stat);
     let own_before = proc_stat(std::process::id());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stopping = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for (i, c) in conns.into_iter().enumerate() {
-        tasks.push(tokio::spawn(run_conn(c, i, sh.clone(), stop_rx.clone())));
+    let mut links: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| miners::link(c, i, sh.clone(), stop_rx.clone()))
+        .collect();
+    let per_task = args.per_task.max(1);
+    while !links.is_empty() {
+        let group: Vec<_> = links.drain(..per_task.min(links.len())).collect();
+        let rate = args.rate * group.len() as f64 / args.connections as f64;
+        let (sh, stopping) = (sh.clone(), stopping.clone());
+        tasks.push(tokio::spawn(miners::drive(
+            group,
+            rate,
+            args.pipeline.max(1),
+            sh,
+            stopping,
+        )));
     }
     let readers = http_load(&args, stop_rx.clone());
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+    stopping.store(true, Ordering::Relaxed);
     stop_tx.send_replace(true);
     let submit_secs = started.elapsed().as_secs_f64();
     let read = readers.await?;
@@ -528,30 +440,6 @@ async fn tip(sh: &Shared) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn submit_lines_are_the_protocols_own() {
-        let s = Submit {
-            worker: WorkerName::new("load.7"),
-            job_id: protocol::JobId::new("1f"),
-            extranonce2: Extranonce2::from_counter(5, 4),
-            ntime: protocol::Ntime(0x6650_0000),
-            nonce: Nonce(0xdead_beef),
-            version_bits: None,
-        };
-        for s in [
-            s.clone(),
-            Submit {
-                version_bits: Some(protocol::Version(0x2000)),
-                ..s
-            },
-        ] {
-            let mut line = String::new();
-            submit_line(&mut line, 42, &s);
-            let want = Message::Call(ClientRequest::Submit(s).to_call(Id::number(42))).to_json();
-            assert_eq!(line, want + "\n");
-        }
-    }
 
     #[test]
     fn quick_answers_read_accepts_and_leave_the_rest_to_json() {
