@@ -21,6 +21,8 @@ use prometheus::{
 pub struct Metrics {
     pub registry: Registry,
     pub shares: IntCounterVec,
+    /// `shares{result="accepted"}`, resolved once: it counts every accepted share.
+    pub shares_accepted: IntCounter,
     pub worker_shares: IntCounterVec,
     pub worker_hashrate: GaugeVec,
     pub worker_difficulty: GaugeVec,
@@ -66,6 +68,14 @@ macro_rules! register {
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
+        let shares = register!(
+            r,
+            IntCounterVec::new(
+                Opts::new("pool_shares_total", "Shares by result and reject reason"),
+                &["result", "reason"]
+            )
+            .unwrap()
+        );
         let m = Metrics {
             view_builds: register!(
                 r,
@@ -78,14 +88,8 @@ impl Metrics {
                 )
                 .unwrap()
             ),
-            shares: register!(
-                r,
-                IntCounterVec::new(
-                    Opts::new("pool_shares_total", "Shares by result and reject reason"),
-                    &["result", "reason"]
-                )
-                .unwrap()
-            ),
+            shares_accepted: shares.with_label_values(&["accepted", ""]),
+            shares,
             worker_shares: register!(
                 r,
                 IntCounterVec::new(

@@ -141,15 +141,35 @@ impl Submit {
     pub fn from_params(p: &[Value]) -> Result<Submit, ParamsError> {
         let version_bits = match p.get(5) {
             None | Some(Value::Null) => None,
-            Some(v) => Some(Version::from_hex(value_str("version_bits", v)?)?),
+            Some(v) => Some(value_str("version_bits", v)?),
         };
-        Ok(Submit {
-            worker: WorkerName::new(str_param(p, 0, "worker")?),
-            job_id: JobId::new(string_like(p, 1, "job_id")?),
-            extranonce2: Extranonce2::from_hex(str_param(p, 2, "extranonce2")?)?,
-            ntime: Ntime::from_hex(str_param(p, 3, "ntime")?)?,
-            nonce: Nonce::from_hex(str_param(p, 4, "nonce")?)?,
+        Submit::from_fields(
+            str_param(p, 0, "worker")?,
+            &string_like(p, 1, "job_id")?,
+            str_param(p, 2, "extranonce2")?,
+            str_param(p, 3, "ntime")?,
+            str_param(p, 4, "nonce")?,
             version_bits,
+        )
+    }
+
+    /// A submit from its fields as text (`job_id` already a string), checked as
+    /// [`Submit::from_params`] checks them.
+    pub fn from_fields(
+        worker: &str,
+        job_id: &str,
+        extranonce2: &str,
+        ntime: &str,
+        nonce: &str,
+        version_bits: Option<&str>,
+    ) -> Result<Submit, ParamsError> {
+        Ok(Submit {
+            worker: WorkerName::new(worker),
+            job_id: JobId::new(job_id),
+            extranonce2: Extranonce2::from_hex(extranonce2)?,
+            ntime: Ntime::from_hex(ntime)?,
+            nonce: Nonce::from_hex(nonce)?,
+            version_bits: version_bits.map(Version::from_hex).transpose()?,
         })
     }
 

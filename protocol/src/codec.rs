@@ -15,25 +15,44 @@ use crate::jsonrpc::Message;
 /// The default maximum line length: far above any real Stratum line, far below a memory risk.
 pub const DEFAULT_MAX_LINE: usize = 16 * 1024;
 
+/// What a line decodes to.
+pub trait FromLine: Sized {
+    /// Read one line of text (without its line ending).
+    fn from_line(line: &str) -> Result<Self, FrameError>;
+}
+
+impl FromLine for Message {
+    fn from_line(line: &str) -> Result<Self, FrameError> {
+        Message::from_json(line)
+    }
+}
+
+/// Stratum's framing, decoding each line to a `T`: a [`Message`] for [`StratumCodec`], an
+/// [`crate::Inbound`] on a pool's side.
 #[derive(Debug, Clone)]
-pub struct StratumCodec {
+pub struct LineCodec<T> {
     max_line: usize,
     /// Bytes already scanned for a newline in the current buffer.
     scanned: usize,
     /// Dropping the rest of an oversize line until its newline.
     discarding: bool,
+    item: std::marker::PhantomData<fn() -> T>,
 }
 
-impl StratumCodec {
+/// Lines as [`Message`]s.
+pub type StratumCodec = LineCodec<Message>;
+
+impl<T: FromLine> LineCodec<T> {
     pub fn new() -> Self {
         Self::with_max_line(DEFAULT_MAX_LINE)
     }
 
     pub fn with_max_line(max_line: usize) -> Self {
-        StratumCodec {
+        LineCodec {
             max_line,
             scanned: 0,
             discarding: false,
+            item: std::marker::PhantomData,
         }
     }
 
@@ -43,7 +62,7 @@ impl StratumCodec {
 
     /// One whole line (without its `\n`): `None` for a blank keep-alive line, else the
     /// message or why it is not one. The same rules hold mid-stream and at EOF.
-    fn finish_line(&self, line: &[u8]) -> Option<Result<Message, FrameError>> {
+    fn finish_line(&self, line: &[u8]) -> Option<Result<T, FrameError>> {
         let body = line.strip_suffix(b"\r").unwrap_or(line);
         if body.len() > self.max_line {
             return Some(Err(FrameError::LineTooLong { max: self.max_line }));
@@ -52,20 +71,20 @@ impl StratumCodec {
             return None;
         }
         Some(match std::str::from_utf8(body) {
-            Ok(text) => Message::from_json(text),
+            Ok(text) => T::from_line(text),
             Err(_) => Err(FrameError::InvalidUtf8),
         })
     }
 }
 
-impl Default for StratumCodec {
+impl<T: FromLine> Default for LineCodec<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Decoder for StratumCodec {
-    type Item = Result<Message, FrameError>;
+impl<T: FromLine> Decoder for LineCodec<T> {
+    type Item = Result<T, FrameError>;
     type Error = std::io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {

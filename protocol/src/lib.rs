@@ -17,6 +17,7 @@ pub mod client;
 pub mod codec;
 pub mod error;
 pub mod fields;
+pub mod inbound;
 pub mod job;
 pub mod jsonrpc;
 pub mod server;
@@ -27,12 +28,13 @@ mod u256;
 
 pub use bitcoin;
 pub use client::{ClientRequest, Configure, Submit, VersionRollingRequest};
-pub use codec::StratumCodec;
+pub use codec::{FromLine, LineCodec, StratumCodec};
 pub use error::{ErrorCode, FrameError, ParamsError, StratumError};
 pub use fields::{
     account_of, Extranonce1, Extranonce2, HexBytes, JobId, Nonce, Ntime, PrevHash, SubscriptionId,
     Version, VersionMask, WorkerName,
 };
+pub use inbound::Inbound;
 pub use job::{
     assemble_coinbase, header_bytes, header_hash, merkle_branch_for_coinbase,
     merkle_root_from_branch, Notify,

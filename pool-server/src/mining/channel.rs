@@ -62,6 +62,8 @@ pub struct Channel {
     /// The edges' shared directory knows this channel (it must hear how it ends).
     shared: bool,
     pub(super) authorized: Vec<WorkerName>,
+    /// Where the first authorized worker's accepted shares are counted, resolved at its first.
+    pub(super) tally: Option<Box<super::submit::ShareTally>>,
     started: bool,
     pub(super) version_mask: Option<VersionMask>,
     pub(super) difficulty: Difficulty,
@@ -103,6 +105,7 @@ impl Channel {
             resumed: false,
             shared: false,
             authorized: Vec::new(),
+            tally: None,
             started: false,
             version_mask: None,
             difficulty,

@@ -5,12 +5,15 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
-use protocol::{Difficulty, Submit};
+use prometheus::{Gauge, IntCounter};
+use protocol::{Difficulty, Submit, WorkerName};
 use uuid::Uuid;
 
 use super::channel::Channel;
+use super::context::MiningContext;
 use crate::blocks::FoundBlock;
 use crate::share::{validate, Reject, ShareContext};
+use crate::stats::WorkerTally;
 use crate::store::ack::Ack;
 use crate::store::{storable_job_id, ShareRecord, StoreEvent};
 
@@ -19,6 +22,32 @@ fn unix_now() -> u32 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as u32)
         .unwrap_or(0)
+}
+
+/// Where the accepted shares of a channel's first worker are counted: its stats entries and
+/// its metric series, resolved once at its first accepted share. Neither goes away while the
+/// channel holds the worker's session (stats prune, and metrics drop the series of, only
+/// workers without one).
+pub(super) struct ShareTally {
+    pub worker: WorkerName,
+    pub stats: WorkerTally,
+    pub accepted: IntCounter,
+    pub last_share: Gauge,
+}
+
+impl ShareTally {
+    pub fn new(ctx: &MiningContext, worker: &WorkerName) -> Self {
+        let name = worker.as_str();
+        ShareTally {
+            worker: worker.clone(),
+            stats: ctx.stats.tally(name),
+            accepted: ctx
+                .metrics
+                .worker_shares
+                .with_label_values(&[name, "accepted", ""]),
+            last_share: ctx.metrics.worker_last_share.with_label_values(&[name]),
+        }
+    }
 }
 
 impl Channel {
@@ -77,15 +106,30 @@ impl Channel {
             self.offenses -= 1;
             self.ctx.bans.forgive(self.peer().ip(), 1);
         }
-        self.ctx.stats.accepted(worker, acc.credited.as_f64(), now);
         let m = &self.ctx.metrics;
-        m.shares.with_label_values(&["accepted", ""]).inc();
-        m.worker_shares
-            .with_label_values(&[worker, "accepted", ""])
-            .inc();
-        m.worker_last_share
-            .with_label_values(&[worker])
-            .set(now.timestamp() as f64);
+        m.shares_accepted.inc();
+        if self.tally.is_none() && self.authorized.first() == Some(&submit.worker) {
+            self.tally = Some(Box::new(ShareTally::new(&self.ctx, &submit.worker)));
+        }
+        match self.tally.as_deref().filter(|t| t.worker == submit.worker) {
+            Some(t) => {
+                self.ctx
+                    .stats
+                    .accepted_on(&t.stats, acc.credited.as_f64(), now);
+                t.accepted.inc();
+                t.last_share.set(now.timestamp() as f64);
+            }
+            // The channel's other workers: found by name.
+            None => {
+                self.ctx.stats.accepted(worker, acc.credited.as_f64(), now);
+                m.worker_shares
+                    .with_label_values(&[worker, "accepted", ""])
+                    .inc();
+                m.worker_last_share
+                    .with_label_values(&[worker])
+                    .set(now.timestamp() as f64);
+            }
+        }
         tracing::debug!(worker, job = %submit.job_id, result = "accepted", difficulty = acc.credited.as_f64(), "share");
         if acc.is_block {
             let job = issued_job.expect("accepted shares name an issued job");
@@ -97,7 +141,8 @@ impl Channel {
                 header: acc.header,
                 worker: submit.worker.clone(),
             };
-            if self.ctx.blocks.send(found).await.is_err() {
+            // On the heap: rare, and inline it would make every session's task bigger.
+            if Box::pin(self.ctx.blocks.send(found)).await.is_err() {
                 tracing::error!("block path is closed; block not submitted");
             }
         }

@@ -118,6 +118,14 @@ pub struct Stats {
     online: std::sync::atomic::AtomicUsize,
 }
 
+/// A worker's entry and its account's. Held by the session that keeps the worker online,
+/// which [`Stats::prune`] never removes (it takes workers without a session and accounts
+/// without a worker online), so a share costs no lookup by name.
+pub struct WorkerTally {
+    worker: std::sync::Arc<Mutex<WorkerStats>>,
+    account: std::sync::Arc<Mutex<AccountStats>>,
+}
+
 /// One minute of accepted work from the rollups, to warm the windows at start.
 #[derive(Debug, Clone)]
 pub struct WarmMinute {
@@ -133,18 +141,30 @@ impl Stats {
     }
 
     pub fn accepted(&self, worker: &str, difficulty: f64, at: DateTime<Utc>) {
+        self.accepted_on(&self.tally(worker), difficulty, at);
+    }
+
+    /// The entries a share of `worker` lands in, to hold while a session keeps the worker
+    /// online.
+    pub fn tally(&self, worker: &str) -> WorkerTally {
+        WorkerTally {
+            worker: self.workers.entry(worker),
+            account: self.accounts.entry(account_of(worker)),
+        }
+    }
+
+    /// [`Stats::accepted`] through a held tally: no lookup by name.
+    pub fn accepted_on(&self, tally: &WorkerTally, difficulty: f64, at: DateTime<Utc>) {
         let now = at.timestamp();
         {
-            let w = self.workers.entry(worker);
-            let mut w = w.lock();
+            let mut w = tally.worker.lock();
             w.series.add(now, 1, difficulty);
             w.accepted += 1;
             w.accepted_difficulty += difficulty;
             w.last_share = Some(at);
         }
         {
-            let a = self.accounts.entry(account_of(worker));
-            let mut a = a.lock();
+            let mut a = tally.account.lock();
             a.series.add(now, 1, difficulty);
             a.accepted += 1;
             a.last_share = Some(at);

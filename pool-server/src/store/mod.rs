@@ -364,27 +364,58 @@ impl StoreHandle {
     /// Queue an event. The batcher behind the queue never waits for the database (it spools
     /// what the writer cannot take), so this waits only if the spool's disk cannot keep up:
     /// memory stays bounded and a slow database never delays a session.
-    pub async fn record(&self, event: StoreEvent) {
-        self.queue(Queued { event, ack: None }).await;
+    pub fn record(&self, event: StoreEvent) -> Queueing<'_> {
+        self.queue(Queued { event, ack: None })
     }
 
     /// [`StoreHandle::record`], and raise `ack`'s counter once the event is stored.
-    pub async fn record_acked(&self, event: StoreEvent, ack: ack::Ack) {
+    pub fn record_acked(&self, event: StoreEvent, ack: ack::Ack) -> Queueing<'_> {
         self.queue(Queued {
             event,
             ack: Some(ack),
         })
-        .await;
     }
 
-    async fn queue(&self, q: Queued) {
-        if self.tx.send(q).await.is_err() {
-            tracing::error!("share store is closed; event dropped");
+    /// Nearly always there is room and the event is queued at once, without a wait; only a
+    /// full queue makes the caller wait, with the wait on the heap (the event inline in every
+    /// caller's future would make every session's task that much bigger).
+    fn queue(&self, q: Queued) -> Queueing<'_> {
+        match self.tx.try_send(q) {
+            Ok(()) => Queueing(None),
+            Err(mpsc::error::TrySendError::Full(q)) => Queueing(Some(Box::pin(async move {
+                if self.tx.send(q).await.is_err() {
+                    tracing::error!("share store is closed; event dropped");
+                }
+            }))),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("share store is closed; event dropped");
+                Queueing(None)
+            }
         }
     }
 
     pub fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+/// An event being queued: ready at once unless the queue was full.
+#[must_use = "an event is queued only once this is awaited"]
+pub struct Queueing<'a>(
+    Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>>,
+);
+
+impl std::future::Future for Queueing<'_> {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        match &mut self.0 {
+            None => std::task::Poll::Ready(()),
+            Some(wait) => wait.as_mut().poll(cx),
+        }
     }
 }
 

@@ -11,14 +11,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use protocol::{
-    Call, ClientRequest, ConfigureResult, Difficulty, ErrorCode, FrameError, Id, Message,
+    Call, ClientRequest, ConfigureResult, Difficulty, ErrorCode, FrameError, Id, Inbound, Message,
     ParamsError, ServerNotification, StratumError, SubscribeResult,
 };
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,10 @@ use tracing::Instrument;
 use crate::mining::account::key_in_password;
 use crate::mining::{Channel, MiningContext, ToMiner};
 use crate::net;
+
+/// Lines read from one buffer before their answers are written (then the loop's other
+/// waits get their turn).
+const MAX_LINES_PER_WRITE: usize = 64;
 
 /// A write that takes longer than this means the miner stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -134,28 +139,31 @@ impl Session {
     {
         let mut lines = FramedRead::with_capacity(
             reader,
-            protocol::StratumCodec::with_max_line(self.ctx.max_line),
+            protocol::LineCodec::<Inbound>::with_max_line(self.ctx.max_line),
             512,
         );
         let mining = self.ctx.mining.clone();
-        let mut jobs = mining.jobs.subscribe();
-        let mut bans = mining.bans.changes();
         let opened = Instant::now();
         let mut last_rx = opened;
         let mut jobs_open = true;
         let mut tick = tokio::time::interval(self.channel.tick_every());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let acks = self.channel.durable().map(|(a, _)| a.clone());
+        // Waits that outlive a round of the loop stay registered across rounds (each of them
+        // made anew per round would take a lock to register and another to deregister, on
+        // every line): the shutdown, the job and ban feeds, and the deadline, which is moved
+        // only when it fires early (a line came since it was set).
+        let stopped = shutdown.cancelled();
+        let jobs = changes(mining.jobs.subscribe());
+        let bans = changes(mining.bans.changes());
+        let deadline =
+            tokio::time::sleep_until(opened + self.ctx.auth_timeout.min(self.ctx.idle_timeout));
+        tokio::pin!(stopped, jobs, bans, deadline);
         let cause = loop {
             let started = self.channel.started();
-            let deadline = if started {
-                last_rx + self.ctx.idle_timeout
-            } else {
-                (opened + self.ctx.auth_timeout).min(last_rx + self.ctx.idle_timeout)
-            };
             let mut ended = None;
             tokio::select! {
-                _ = shutdown.cancelled() => {
+                _ = &mut stopped => {
                     self.say_reconnect();
                     ended = Some("shutdown");
                 }
@@ -164,33 +172,62 @@ impl Session {
                     Some(Err(_)) => break "io-error",
                     Some(Ok(frame)) => {
                         last_rx = Instant::now();
-                        match frame {
-                            Ok(msg) => self.on_message(msg).await,
-                            Err(e) => self.on_bad_line(e),
+                        self.on_frame(frame).await;
+                        // Lines already here (in the buffer, or in the socket: a read that
+                        // filled the buffer leaves the socket readable, one that did not makes
+                        // this poll return at once) are answered in the same write.
+                        for _ in 1..MAX_LINES_PER_WRITE {
+                            if self.channel.banned() {
+                                break;
+                            }
+                            match lines.next().now_or_never() {
+                                Some(Some(Ok(frame))) => self.on_frame(frame).await,
+                                // The answers so far still go out (to a half-closed miner).
+                                Some(None) => {
+                                    ended = Some("closed");
+                                    break;
+                                }
+                                Some(Some(Err(_))) => {
+                                    ended = Some("io-error");
+                                    break;
+                                }
+                                None => break,
+                            }
                         }
                     }
                 },
-                changed = jobs.changed(), if started && jobs_open => {
-                    if changed.is_err() {
+                (rx, open) = &mut jobs, if started && jobs_open => {
+                    if open {
+                        let job = rx.borrow().clone();
+                        self.channel.on_job(job);
+                        jobs.set(changes(rx));
+                    } else {
                         // The job feed ends only at shutdown: the session ends when told to
                         // (the drain first learns where to send its miner).
                         jobs_open = false;
-                    } else {
-                        let job = jobs.borrow_and_update().clone();
-                        self.channel.on_job(job);
                     }
                 }
                 _ = tick.tick(), if started => self.channel.on_tick(),
                 _ = async { acks.as_ref().expect("held answers need acks").moved().await },
                     if !self.held.is_empty() => {}
-                _ = bans.changed() => {
+                (rx, _) = &mut bans => {
+                    bans.set(changes(rx));
                     // Someone was banned: if it is this address, this session goes too.
                     if self.channel.address_banned() {
                         ended = Some("banned");
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => {
-                    ended = Some(if started { "idle-timeout" } else { "auth-timeout" });
+                () = &mut deadline => {
+                    let due = if started {
+                        last_rx + self.ctx.idle_timeout
+                    } else {
+                        (opened + self.ctx.auth_timeout).min(last_rx + self.ctx.idle_timeout)
+                    };
+                    if Instant::now() >= due {
+                        ended = Some(if started { "idle-timeout" } else { "auth-timeout" });
+                    } else {
+                        deadline.as_mut().reset(due);
+                    }
                 }
             }
             self.relay();
@@ -302,10 +339,23 @@ impl Session {
     }
 
     fn reply(&mut self, id: Id, result: Result<Value, StratumError>) {
+        if result == Ok(Value::Bool(true)) {
+            return quick_true(&mut self.out, &id);
+        }
         self.push(&Message::Response(protocol::Response {
             id,
             outcome: result,
         }));
+    }
+
+    async fn on_frame(&mut self, frame: Result<Inbound, FrameError>) {
+        match frame {
+            Ok(Inbound::Submit { id, submit }) => self.on_submit(id, submit).await,
+            // On the heap: the other requests are few (a handful per connection), and their
+            // futures, inline, would make every session's task kilobytes bigger.
+            Ok(Inbound::Message(msg)) => Box::pin(self.on_message(msg)).await,
+            Err(e) => self.on_bad_line(e),
+        }
     }
 
     fn on_bad_line(&mut self, e: FrameError) {
@@ -421,15 +471,17 @@ impl Session {
                 // Our extranonce1 never changes mid-session; the subscription is harmless.
                 self.reply(id, Ok(json!(true)));
             }
-            ClientRequest::Submit(submit) => {
-                let verdict = self.channel.submit(&submit).await;
-                match (verdict, self.channel.durable()) {
-                    // Held until the store holds the share.
-                    (Ok(_), Some((_, seq))) => self.held.push_back((seq, id, Instant::now())),
-                    (verdict, _) => {
-                        self.reply(id, verdict.map(|_| json!(true)).map_err(|r| r.to_stratum()))
-                    }
-                }
+            ClientRequest::Submit(submit) => self.on_submit(id, submit).await,
+        }
+    }
+
+    async fn on_submit(&mut self, id: Id, submit: protocol::Submit) {
+        let verdict = self.channel.submit(&submit).await;
+        match (verdict, self.channel.durable()) {
+            // Held until the store holds the share.
+            (Ok(_), Some((_, seq))) => self.held.push_back((seq, id, Instant::now())),
+            (verdict, _) => {
+                self.reply(id, verdict.map(|_| json!(true)).map_err(|r| r.to_stratum()))
             }
         }
     }
@@ -456,6 +508,21 @@ fn write_line(out: &mut Vec<u8>, msg: &Message) {
     out.push(b'\n');
 }
 
+/// `true` to `id`, nearly every answer: byte for byte what [`write_line`] writes, without
+/// building a JSON tree.
+fn quick_true(out: &mut Vec<u8>, id: &Id) {
+    out.extend_from_slice(b"{\"error\":null,\"id\":");
+    serde_json::to_writer(&mut *out, id).expect("JSON to a Vec cannot fail");
+    out.extend_from_slice(b",\"result\":true}\n");
+}
+
+/// The next change of a watched value, owning its receiver so that the wait can stay
+/// pinned across rounds of a `select!` loop; `false` once the sender is gone.
+async fn changes<T>(mut rx: watch::Receiver<T>) -> (watch::Receiver<T>, bool) {
+    let open = rx.changed().await.is_ok();
+    (rx, open)
+}
+
 /// `d=NUM` in a password (`x,d=512` or `d=0.5`) is a requested difficulty.
 fn password_difficulty(password: &str) -> Option<Difficulty> {
     password
@@ -467,6 +534,17 @@ fn password_difficulty(password: &str) -> Option<Difficulty> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quick_true_answers_are_the_general_ones() {
+        for id in [Id::number(7), Id::String("a\"b".into()), Id::Null] {
+            let mut quick = Vec::new();
+            quick_true(&mut quick, &id);
+            let mut general = Vec::new();
+            write_line(&mut general, &Message::ok(id, json!(true)));
+            assert_eq!(String::from_utf8(quick), String::from_utf8(general));
+        }
+    }
 
     #[test]
     fn password_can_carry_a_difficulty() {
