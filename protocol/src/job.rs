@@ -16,7 +16,7 @@ use crate::fields::{
     decode_hex_exact, value_str, Extranonce1, Extranonce2, HexBytes, JobId, Nonce, Ntime, PrevHash,
     Version,
 };
-use crate::sha256d::sha256d;
+use crate::sha256d::{sha256d, sha256d_parts};
 use crate::target::CompactTarget;
 
 /// The parameters of `mining.notify`.
@@ -100,13 +100,12 @@ impl Notify {
         nonce: Nonce,
         version: Version,
     ) -> Header {
-        let coinbase = assemble_coinbase(
+        let txid = Txid::from_byte_array(sha256d_parts(&[
             self.coinb1.as_bytes(),
-            extranonce1,
-            extranonce2,
+            extranonce1.as_bytes(),
+            extranonce2.as_bytes(),
             self.coinb2.as_bytes(),
-        );
-        let txid = Txid::from_byte_array(sha256d(&coinbase));
+        ]));
         Header {
             version: BlockVersion::from_consensus(version.0 as i32),
             prev_blockhash: self.prevhash.block_hash(),
@@ -178,8 +177,14 @@ impl Notify {
 
 /// A header's 80 bytes, as hashed.
 pub fn header_bytes(header: &Header) -> [u8; 80] {
-    let v = bitcoin::consensus::serialize(header);
-    v.try_into().expect("a block header is 80 bytes")
+    use bitcoin::consensus::Encodable;
+    // Straight into the array: this runs for every share.
+    let mut bytes = [0u8; 80];
+    let written = header
+        .consensus_encode(&mut &mut bytes[..])
+        .expect("a block header fits its 80 bytes");
+    debug_assert_eq!(written, 80);
+    bytes
 }
 
 /// The block hash of a header (SHA-256d of its 80 bytes).

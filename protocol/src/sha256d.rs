@@ -16,6 +16,16 @@ pub fn sha256d(data: &[u8]) -> [u8; 32] {
     Sha256::digest(Sha256::digest(data)).into()
 }
 
+/// SHA-256d of the concatenation of `parts`, without making it (a coinbase from its four
+/// pieces, for every share).
+pub fn sha256d_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut first = Sha256::new();
+    for part in parts {
+        first.update(part);
+    }
+    Sha256::digest(first.finalize()).into()
+}
+
 /// Run the SHA-256 compression function on one 64-byte block.
 pub fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
     sha2::compress256(state, &[*GenericArray::from_slice(block)]);
@@ -32,6 +42,20 @@ pub fn midstate(header: &[u8; 80]) -> [u32; 8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashing_in_parts_is_hashing_the_whole() {
+        let whole: Vec<u8> = (0..=255u8).cycle().take(300).collect();
+        for cuts in [[0, 0, 0], [1, 64, 65], [63, 64, 200], [100, 150, 300]] {
+            let parts = [
+                &whole[..cuts[0]],
+                &whole[cuts[0]..cuts[1]],
+                &whole[cuts[1]..cuts[2]],
+                &whole[cuts[2]..],
+            ];
+            assert_eq!(sha256d_parts(&parts), sha256d(&whole));
+        }
+    }
 
     #[test]
     fn empty_string_vector() {

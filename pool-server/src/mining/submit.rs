@@ -2,9 +2,9 @@
 //! record it (stats, metrics, the store, and a block on the block path), and let vardiff see
 //! it. Rejects are recorded too, and count as offences past the stale allowance.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use prometheus::{Gauge, IntCounter};
 use protocol::{Difficulty, Submit, WorkerName};
 use uuid::Uuid;
@@ -16,13 +16,6 @@ use crate::share::{validate, Reject, ShareContext};
 use crate::stats::WorkerTally;
 use crate::store::ack::Ack;
 use crate::store::{storable_job_id, ShareRecord, StoreEvent};
-
-fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
-}
 
 /// Where the accepted shares of a channel's first worker are counted: its stats entries and
 /// its metric series, resolved once at its first accepted share. Neither goes away while the
@@ -54,6 +47,8 @@ impl Channel {
     /// Judge and record one share. Accepted: the difficulty it is credited at. A difficulty
     /// change it leads to is queued for the miner (after the transport's answer).
     pub async fn submit(&mut self, submit: &Submit) -> Result<Difficulty, Reject> {
+        // The clocks, read once for the whole share.
+        let (at, now) = (Instant::now(), Utc::now());
         // One lookup of the job the share names, for validation and for the record.
         let issued = self.issued.iter().find(|j| j.job.id == submit.job_id);
         let issued_job = issued.map(|j| j.job.clone());
@@ -69,8 +64,8 @@ impl Channel {
                     extranonce1: lease.extranonce1(),
                     extranonce2_size: self.ctx.extranonce2_size,
                     version_mask: self.version_mask,
-                    now: unix_now(),
-                    at: Instant::now(),
+                    now: now.timestamp().clamp(0, u32::MAX as i64) as u32,
+                    at,
                 };
                 validate(&ctx, submit, &mut self.dedup)
             }
@@ -82,18 +77,17 @@ impl Channel {
             |j| j.template.height,
         );
         let worker = submit.worker.as_str();
-        let now = Utc::now();
         let acc = match verdict {
             Ok(acc) => acc,
             Err(reject) => {
                 // Stale shares happen to honest miners at every new block; a flood of them
                 // (or of unknown job ids) past the allowance counts like any invalid share.
                 let excused = matches!(reject, Reject::StaleJob | Reject::UnknownJob)
-                    && self.free_rejects.take(Instant::now());
+                    && self.free_rejects.take(at);
                 if !excused {
                     self.offend("invalid shares");
                 }
-                self.record_reject(worker, submit.job_id.as_str(), height, &reject)
+                self.record_reject(worker, submit.job_id.as_str(), height, &reject, now)
                     .await;
                 return Err(reject);
             }
@@ -150,8 +144,7 @@ impl Channel {
             achieved_difficulty: acc.achieved.as_f64(),
             accepted: true,
             block_hash: acc.is_block.then(|| acc.hash.to_string()),
-            created_at: now,
-            ..self.share_row(worker, submit.job_id.to_string(), height, acc.credited)
+            ..self.share_row(worker, submit.job_id.to_string(), height, acc.credited, now)
         };
         match &self.acks {
             Some(to) => {
@@ -167,10 +160,7 @@ impl Channel {
             }
             None => self.ctx.store.record(StoreEvent::Share(row)).await,
         }
-        if let Some(d) = self
-            .vardiff
-            .on_share(acc.credited, self.difficulty, Instant::now())
-        {
+        if let Some(d) = self.vardiff.on_share(acc.credited, self.difficulty, at) {
             self.change_difficulty(d);
         }
         Ok(acc.credited)
@@ -183,11 +173,18 @@ impl Channel {
             return;
         }
         let height = self.ctx.jobs.current().template.height;
-        self.record_reject(worker, job, height, &Reject::Malformed(why))
+        self.record_reject(worker, job, height, &Reject::Malformed(why), Utc::now())
             .await;
     }
 
-    async fn record_reject(&mut self, worker: &str, job_id: &str, height: u64, reject: &Reject) {
+    async fn record_reject(
+        &mut self,
+        worker: &str,
+        job_id: &str,
+        height: u64,
+        reject: &Reject,
+        at: DateTime<Utc>,
+    ) {
         let label = reject.label();
         tracing::debug!(
             worker,
@@ -204,25 +201,32 @@ impl Channel {
             .inc();
         let row = ShareRecord {
             reason: Some(label.to_owned()),
-            ..self.share_row(worker, storable_job_id(job_id), height, self.difficulty)
+            ..self.share_row(worker, storable_job_id(job_id), height, self.difficulty, at)
         };
         self.ctx.store.record(StoreEvent::Share(row)).await;
     }
 
-    /// A share's row, rejected until the caller says otherwise, stamped now.
-    fn share_row(&self, worker: &str, job_id: String, height: u64, at: Difficulty) -> ShareRecord {
+    /// A share's row, rejected until the caller says otherwise, stamped `at`.
+    fn share_row(
+        &self,
+        worker: &str,
+        job_id: String,
+        height: u64,
+        difficulty: Difficulty,
+        at: DateTime<Utc>,
+    ) -> ShareRecord {
         ShareRecord {
             id: Uuid::now_v7(),
             worker: worker.to_owned(),
             session_id: self.id() as i64,
             job_id,
             height: height as i64,
-            assigned_difficulty: at.as_f64(),
+            assigned_difficulty: difficulty.as_f64(),
             achieved_difficulty: 0.0,
             accepted: false,
             reason: None,
             block_hash: None,
-            created_at: Utc::now(),
+            created_at: at,
         }
     }
 }

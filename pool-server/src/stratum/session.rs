@@ -33,6 +33,9 @@ use crate::net;
 /// waits get their turn).
 const MAX_LINES_PER_WRITE: usize = 64;
 
+/// Bytes of the write buffer a session keeps between writes.
+const KEEP_OUT: usize = 512;
+
 /// A write that takes longer than this means the miner stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -244,7 +247,9 @@ impl Session {
                     Ok(Err(_)) => break "io-error",
                     Err(_) => break "write-timeout",
                 }
-                if self.out.capacity() > 64 * 1024 {
+                // Answers fit in a small buffer, kept; a job's notify does not, and is rare
+                // (its buffer, kept, would be most of an idle connection's memory).
+                if self.out.capacity() > KEEP_OUT {
                     self.out = Vec::new();
                 }
             }

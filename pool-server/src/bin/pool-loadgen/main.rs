@@ -370,6 +370,10 @@ async fn main() -> anyhow::Result<()> {
             cpu1 - cpu0,
             (cpu1 - cpu0) / (accepted as f64 / 1000.0)
         );
+        println!(
+            "pool CPU per share: {:.2} µs",
+            (cpu1 - cpu0) * 1e6 / accepted.max(1) as f64
+        );
     }
     if let (Some((_, cpu0)), Some((_, cpu1))) = (own_before, own_after) {
         // On a shared machine the generator's own share of the cores bounds what the pool
