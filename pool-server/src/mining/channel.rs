@@ -63,7 +63,7 @@ pub struct Channel {
     shared: bool,
     pub(super) authorized: Vec<WorkerName>,
     /// Where the first authorized worker's accepted shares are counted, resolved at its first.
-    pub(super) tally: Option<Box<super::submit::ShareTally>>,
+    pub(super) tally: Option<Box<super::tally::ShareTally>>,
     started: bool,
     pub(super) version_mask: Option<VersionMask>,
     pub(super) difficulty: Difficulty,

@@ -14,6 +14,7 @@ pub mod extranonce;
 pub mod resume;
 pub mod shared;
 pub mod submit;
+pub mod tally;
 pub mod vardiff;
 
 pub use channel::{Channel, NoExtranonce, Refused, ToMiner, MAX_WORKERS};

@@ -5,43 +5,15 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use prometheus::{Gauge, IntCounter};
-use protocol::{Difficulty, Submit, WorkerName};
+use protocol::{Difficulty, Submit};
 use uuid::Uuid;
 
 use super::channel::Channel;
-use super::context::MiningContext;
+use super::tally::ShareTally;
 use crate::blocks::FoundBlock;
 use crate::share::{validate, Reject, ShareContext};
-use crate::stats::WorkerTally;
 use crate::store::ack::Ack;
 use crate::store::{storable_job_id, ShareRecord, StoreEvent};
-
-/// Where the accepted shares of a channel's first worker are counted: its stats entries and
-/// its metric series, resolved once at its first accepted share. Neither goes away while the
-/// channel holds the worker's session (stats prune, and metrics drop the series of, only
-/// workers without one).
-pub(super) struct ShareTally {
-    pub worker: WorkerName,
-    pub stats: WorkerTally,
-    pub accepted: IntCounter,
-    pub last_share: Gauge,
-}
-
-impl ShareTally {
-    pub fn new(ctx: &MiningContext, worker: &WorkerName) -> Self {
-        let name = worker.as_str();
-        ShareTally {
-            worker: worker.clone(),
-            stats: ctx.stats.tally(name),
-            accepted: ctx
-                .metrics
-                .worker_shares
-                .with_label_values(&[name, "accepted", ""]),
-            last_share: ctx.metrics.worker_last_share.with_label_values(&[name]),
-        }
-    }
-}
 
 impl Channel {
     /// Judge and record one share. Accepted: the difficulty it is credited at. A difficulty
