@@ -149,6 +149,7 @@ impl Session {
         let opened = Instant::now();
         let mut last_rx = opened;
         let mut jobs_open = true;
+        let mut bans_open = true;
         let mut tick = tokio::time::interval(self.channel.tick_every());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let acks = self.channel.durable().map(|(a, _)| a.clone());
@@ -213,7 +214,9 @@ impl Session {
                 _ = tick.tick(), if started => self.channel.on_tick(),
                 _ = async { acks.as_ref().expect("held answers need acks").moved().await },
                     if !self.held.is_empty() => {}
-                (rx, _) = &mut bans => {
+                (rx, open) = &mut bans, if bans_open => {
+                    // A feed that ended (the pool is stopping) is not waited on again.
+                    bans_open = open;
                     bans.set(changes(rx));
                     // Someone was banned: if it is this address, this session goes too.
                     if self.channel.address_banned() {
