@@ -399,8 +399,9 @@ impl StoreHandle {
     }
 }
 
-/// An event being queued: ready at once unless the queue was full.
-#[must_use = "an event is queued only once this is awaited"]
+/// An event being queued: already in the queue and ready at once, unless the queue was full;
+/// then the wait for room runs when this is awaited, and the event is lost if it is dropped.
+#[must_use = "a full queue takes the event only once this is awaited"]
 pub struct Queueing<'a>(
     Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>>,
 );

@@ -5,10 +5,11 @@ use crate::common;
 
 use common::*;
 use protocol::{
-    ClientRequest, Configure, ErrorCode, Extranonce2, JobId, Ntime, Submit, Target, Version,
-    VersionMask, WorkerName,
+    ClientRequest, Configure, ErrorCode, Extranonce2, Id, JobId, Message, Ntime, Submit, Target,
+    Version, VersionMask, WorkerName,
 };
 use serde_json::Value;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_shares_are_accepted_and_each_invalid_kind_gets_its_code() {
@@ -162,4 +163,41 @@ async fn version_rolling_within_the_negotiated_mask_is_accepted() {
     assert_eq!(code(&c.submit(bad).await), Some(ErrorCode::Other));
     let _ = Target::MAX;
     pool.stop().await;
+}
+
+/// A miner that pipelines (cgminer writes its queued shares back to back) gets every answer,
+/// in order, even when its lines arrive in one read and are answered in one write; and one
+/// that half-closes right after its last line still gets them all before the pool closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_submits_are_answered_in_order_even_after_a_half_close() {
+    let pool = start_pool(&[]).await;
+    let mut c = Client::login(pool.stratum()).await;
+    let job = c.job.clone().unwrap();
+    let en1 = c.extranonce1.clone().unwrap();
+    let target = c.difficulty_of(&job).to_target();
+    let mut burst = String::new();
+    let mut want = Vec::new();
+    let mut last = None;
+    // More than one read buffer's worth (512 bytes) and a duplicate at the end.
+    for i in 0..12u64 {
+        let en2 = Extranonce2::from_counter(i + 1, c.extranonce2_size);
+        let found = mine(&job, &en1, &en2, target, 0);
+        last = Some(found.submit.clone());
+        let call = ClientRequest::Submit(found.submit).to_call(Id::number(100 + i));
+        burst.push_str(&Message::Call(call).to_json());
+        burst.push('\n');
+        want.push((100 + i, true));
+    }
+    let dup = ClientRequest::Submit(last.unwrap()).to_call(Id::number(200));
+    burst.push_str(&Message::Call(dup).to_json());
+    want.push((200, false));
+    c.send_raw(&burst).await;
+    c.close_write().await;
+    let mut got = Vec::new();
+    while let Some(m) = c.read(Duration::from_secs(10)).await {
+        if let Message::Response(r) = m {
+            got.push((r.id.as_u64().unwrap(), r.outcome == Ok(Value::Bool(true))));
+        }
+    }
+    assert_eq!(got, want, "every answer, in order, before the pool closed");
 }

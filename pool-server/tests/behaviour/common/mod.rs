@@ -266,6 +266,11 @@ impl Client {
         self.writer.write_all(&buf).await
     }
 
+    /// Close the sending side (a FIN), as a miner that is done but still reads.
+    pub async fn close_write(&mut self) {
+        self.writer.shutdown().await.unwrap();
+    }
+
     /// Read one message; `None` on EOF or after `wait`.
     pub async fn read(&mut self, wait: Duration) -> Option<Message> {
         let mut line = String::new();
